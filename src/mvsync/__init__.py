@@ -1,0 +1,5 @@
+"""mvsync: GitOps for MiniVoice voice applications."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""The command line: parse flags, call the core, render, return an exit code.
+
+One boundary (``main``) turns every ``MvsyncError`` and every usage error into
+one line on stderr and exit status 1. Exit status 2 is reserved for
+``plan --detailed-exitcode`` ("there are changes"); 130 for an interrupted apply.
+A traceback is printed only with ``--debug``.
+
+Each command lives in its own module and imports the core lazily, so that
+``mvsync --help`` and ``mvsync validate`` never import httpx or deepdiff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from mvsync import __version__
+from mvsync.cli import apply as apply_cmd
+from mvsync.cli import emulator as emulator_cmd
+from mvsync.cli import envs as envs_cmd
+from mvsync.cli import import_ as import_cmd
+from mvsync.cli import plan as plan_cmd
+from mvsync.cli import schema as schema_cmd
+from mvsync.cli import validate as validate_cmd
+from mvsync.cli.options import Settings, manifest_option
+from mvsync.errors import AbortedError, MvsyncError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mvsync")
+@manifest_option
+@click.option("--debug", is_flag=True, help="Show debug logs and tracebacks (secrets masked).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """GitOps for MiniVoice applications: keep every environment equal to a YAML manifest.
+
+    \b
+    Exit status: 0 done; 1 error (including usage errors);
+    2 changes pending (plan --detailed-exitcode only); 130 interrupted.
+    """
+    settings = ctx.ensure_object(Settings)
+    settings.debug = settings.debug or debug
+    if settings.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
+
+
+for _command in (
+    validate_cmd.validate,
+    schema_cmd.schema,
+    plan_cmd.plan,
+    apply_cmd.apply,
+    import_cmd.import_,
+    envs_cmd.envs,
+    emulator_cmd.emulator,
+):
+    cli.add_command(_command)
+
+
+def _error(message: str) -> None:
+    for line in message.splitlines() or [""]:
+        click.echo(f"mvsync: error: {line}" if line else "mvsync: error", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: run the CLI and exit with its status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("MVSYNC_DEBUG", "") not in ("", "0")
+    try:
+        status = cli.main(args=args, prog_name="mvsync", standalone_mode=False, obj=Settings(debug=debug))
+    except click.exceptions.Exit as exit_:
+        status = exit_.exit_code
+    except click.exceptions.Abort:
+        _error("aborted")
+        status = EXIT_ERROR
+    except click.ClickException as usage:
+        # Usage errors exit 1: exit 2 means "changes pending" and nothing else.
+        if debug:
+            traceback.print_exc()
+        usage.show()
+        status = EXIT_ERROR
+    except AbortedError as aborted:
+        if debug:
+            traceback.print_exc()
+        _error(str(aborted))
+        status = aborted.exit_code
+    except MvsyncError as error:
+        if debug:
+            traceback.print_exc()
+        _error(str(error))
+        status = EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        status = EXIT_INTERRUPTED
+    except Exception as unexpected:  # the one boundary: no traceback without --debug
+        if debug:
+            traceback.print_exc()
+        _error(f"unexpected {type(unexpected).__name__} (run with --debug for details)")
+        status = EXIT_ERROR
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,0 +1,50 @@
+"""Options shared by several commands, each defined once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_MANIFEST = "mvsync.yaml"
+
+
+@dataclass
+class Settings:
+    """What the group's options leave for the commands."""
+
+    debug: bool = False
+    manifest: str | None = None
+
+
+def _remember_manifest(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # -f/--file is accepted before or after the command name: the group and
+    # every command share this callback, and the value given last wins.
+    if value is not None:
+        ctx.ensure_object(Settings).manifest = value
+    return value
+
+
+def manifest_option(func: F) -> F:
+    """``-f/--file PATH`` (or ``MVSYNC_FILE``): the manifest to read."""
+    return click.option(
+        "-f",
+        "--file",
+        "manifest_file",
+        envvar="MVSYNC_FILE",
+        default=None,
+        expose_value=False,
+        callback=_remember_manifest,
+        help=f"Manifest file (default {DEFAULT_MANIFEST}; env MVSYNC_FILE).",
+    )(func)
+
+
+def manifest_path(ctx: click.Context) -> Path:
+    """The manifest chosen on the command line, the environment or by default."""
+    chosen = ctx.ensure_object(Settings).manifest
+    return Path(chosen if chosen else DEFAULT_MANIFEST)

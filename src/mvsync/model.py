@@ -1,0 +1,106 @@
+"""The values that flow between mvsync's steps.
+
+manifest file → ``DesiredEnvironment`` (mvsync.manifest) → ``RemoteApp`` list
+(mvsync.client) → ``Plan`` (mvsync.planner) → apply (mvsync.applier).
+
+These are plain, frozen values with no I/O. ``RemoteApp`` is a pydantic model
+because it is parsed from API answers; the desired side is already validated by
+the manifest loader and is kept as frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+DEFAULT_API_URL = "https://api.minivoice.eu"
+DEFAULT_API_KEY_ENV = "MINIVOICE_API_KEY"
+
+# The application fields mvsync compares with the remote list. webhook_secret is
+# write-only in the API, so it can never be compared (SPEC section 1).
+COMPARED_FIELDS: tuple[str, ...] = ("answer_url", "webhook_url")
+
+
+@dataclass(frozen=True)
+class DesiredApp:
+    """One application as the manifest wants it in one environment.
+
+    Every ``${}`` of ``name``, ``answer_url`` and ``webhook_url`` is already
+    expanded. ``webhook_secret_ref`` is the *unexpanded* template (for example
+    ``${MV_WEBHOOK_SECRET}``): literal secrets are refused by the loader, so the
+    template is never itself a secret, and it is only expanded by apply, right
+    before the create that sends it (``mvsync.manifest.expand_secret``).
+    """
+
+    name: str
+    answer_url: str
+    webhook_url: str | None = None
+    webhook_secret_ref: str | None = None
+
+    def compared(self) -> dict[str, str | None]:
+        """The fields compared with the remote list, ``None`` for unset."""
+        return {"answer_url": self.answer_url, "webhook_url": self.webhook_url or None}
+
+
+@dataclass(frozen=True)
+class DesiredEnvironment:
+    """One environment of the manifest, resolved."""
+
+    name: str
+    api_url: str
+    api_key_env: str
+    secrets_path: Path
+    apps: tuple[DesiredApp, ...]
+
+
+class RemoteApp(BaseModel):
+    """One application as ``GET /v1/applications`` lists it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    customer_id: str
+    name: str
+    answer_url: str
+    webhook_url: str | None = None
+    created_at: str
+
+    def compared(self) -> dict[str, str | None]:
+        """The fields compared with the manifest, ``None`` for unset or empty."""
+        return {"answer_url": self.answer_url, "webhook_url": self.webhook_url or None}
+
+
+class CreateRequest(BaseModel):
+    """The body of ``POST /v1/applications``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    answer_url: str
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    def body(self) -> dict[str, str]:
+        """The JSON body to send, secret included, unset fields left out."""
+        body = {"name": self.name, "answer_url": self.answer_url}
+        if self.webhook_url:
+            body["webhook_url"] = self.webhook_url
+        if self.webhook_secret is not None:
+            body["webhook_secret"] = self.webhook_secret.get_secret_value()
+        return body
+
+
+class CreatedApp(BaseModel):
+    """The answer to a create: the only time the application's key is shown."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    customer_id: str
+    name: str
+    answer_url: str
+    webhook_url: str | None = None
+    api_key: SecretStr
+    created_at: str
