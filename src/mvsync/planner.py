@@ -1,0 +1,253 @@
+"""The pure planner: what differs between one environment's manifest and its live list.
+
+``build_plan(desired, remote)`` compares the desired applications of one environment
+with ``GET /v1/applications`` (SPEC section 3) and returns an ``EnvironmentPlan``:
+
+    create      no remote application has the desired name
+    unchanged   exactly one has it, with equal answer_url and webhook_url
+    drift       exactly one has it, with a different answer_url or webhook_url
+    ambiguous   two or more have it: apply refuses to touch the name
+    unmanaged   a remote application no manifest entry names
+
+Names are matched **exactly** (case, spaces and Unicode form included). The API does
+not document how it compares names, so a looser match could adopt an application the
+manifest never meant; "Support IVR" and "support ivr" are two different applications,
+and a near-miss shows up as a ``create`` next to an ``unmanaged``.
+
+The planner does no I/O and reads no clock, so it can be called thousands of times
+in a test. It is linear in the number of applications: remote applications are
+grouped by name in one pass, and the field-level diff (deepdiff) runs only for an
+application whose compared fields are already known to differ.
+
+``webhook_secret`` is write-only in the API: it is never compared, never put in a
+change's JSON and never enters a fingerprint (a hash of a secret can leak it too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mvsync.model import COMPARED_FIELDS, DesiredApp, DesiredEnvironment, RemoteApp
+
+RESOLVE_DRIFT = (
+    "the MiniVoice API cannot update an application: change the manifest to match, "
+    "or fix it in the MiniVoice console"
+)
+
+
+class Action(StrEnum):
+    """What a plan says about one name (or one unmanaged application)."""
+
+    CREATE = "create"
+    DRIFT = "drift"
+    AMBIGUOUS = "ambiguous"
+    UNCHANGED = "unchanged"
+    UNMANAGED = "unmanaged"
+
+
+# The order changes are listed in: what needs the reader's attention first.
+ACTION_ORDER: tuple[Action, ...] = (
+    Action.CREATE,
+    Action.DRIFT,
+    Action.AMBIGUOUS,
+    Action.UNCHANGED,
+    Action.UNMANAGED,
+)
+_RANK = {action: rank for rank, action in enumerate(ACTION_ORDER)}
+
+# The summary's keys, in the order SPEC section 4 gives them.
+SUMMARY_KEYS: tuple[str, ...] = ("create", "drift", "unchanged", "unmanaged", "ambiguous")
+
+# The actions that mean "the environment is not equal to the manifest".
+CHANGING_ACTIONS = frozenset({Action.CREATE, Action.DRIFT, Action.AMBIGUOUS})
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    """One compared field whose remote value differs from the desired one."""
+
+    field: str
+    remote: str | None
+    desired: str | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of a plan.
+
+    ``id`` is set for unchanged, drift and unmanaged; ``ids`` (sorted) for ambiguous;
+    ``desired`` for create (what apply sends), drift and unchanged; ``rename_of`` on a
+    create lists the unmanaged applications with the same ``answer_url``.
+    """
+
+    action: Action
+    name: str
+    id: str | None = None
+    ids: tuple[str, ...] = ()
+    desired: DesiredApp | None = None
+    drift: tuple[FieldDrift, ...] = ()
+    rename_of: tuple[str, ...] = ()
+
+    def sort_key(self) -> tuple[int, str, str]:
+        return (_RANK[self.action], self.name, self.id or ",".join(self.ids))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-ready form (SPEC section 4); never holds a webhook secret or its ref."""
+        data: dict[str, Any] = {"action": self.action.value, "name": self.name}
+        if self.id is not None:
+            data["id"] = self.id
+        if self.ids:
+            data["ids"] = list(self.ids)
+        if self.action is Action.CREATE and self.desired is not None:
+            data["desired"] = {
+                "answer_url": self.desired.answer_url,
+                "webhook_url": self.desired.webhook_url or None,
+                "webhook_secret_set": self.desired.webhook_secret_ref is not None,
+            }
+        if self.drift:
+            data["fields"] = {
+                d.field: {"remote": d.remote, "desired": d.desired} for d in self.drift
+            }
+        if self.rename_of:
+            data["rename_of"] = list(self.rename_of)
+        return data
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    """The plan of one environment, with the fingerprints of what it was made from."""
+
+    name: str
+    api_url: str
+    changes: tuple[Change, ...]
+    manifest_fingerprint: str
+    remote_fingerprint: str
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(SUMMARY_KEYS, 0)
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return counts
+
+    @property
+    def creates(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action is Action.CREATE)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action in CHANGING_ACTIONS for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plans of the chosen environments, in the order they were chosen."""
+
+    environments: tuple[EnvironmentPlan, ...]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(env.has_changes for env in self.environments)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        totals = dict.fromkeys(SUMMARY_KEYS, 0)
+        for env in self.environments:
+            for key, count in env.summary.items():
+                totals[key] += count
+        return totals
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def manifest_fingerprint(desired: DesiredEnvironment) -> str:
+    """sha256 of the resolved environment: api_url and each app's compared fields.
+
+    The order of applications in the manifest does not matter; the webhook secret and
+    its reference never enter it.
+    """
+    apps = sorted(
+        ([app.name, app.answer_url, app.webhook_url or None] for app in desired.apps),
+        key=lambda row: _canonical(row),
+    )
+    return hashlib.sha256(_canonical({"api_url": desired.api_url, "apps": apps})).hexdigest()
+
+
+def remote_fingerprint(remote: Sequence[RemoteApp]) -> str:
+    """sha256 of the remote list, sorted by id, so that the list's order does not matter."""
+    rows = [
+        {
+            "id": app.id,
+            "customer_id": app.customer_id,
+            "name": app.name,
+            "answer_url": app.answer_url,
+            "webhook_url": app.webhook_url or None,
+            "created_at": app.created_at,
+        }
+        for app in remote
+    ]
+    rows.sort(key=lambda row: (row["id"], _canonical(row)))
+    return hashlib.sha256(_canonical(rows)).hexdigest()
+
+
+def field_drift(
+    remote: dict[str, str | None], desired: dict[str, str | None]
+) -> tuple[FieldDrift, ...]:
+    """The compared fields that differ, in ``COMPARED_FIELDS`` order (deepdiff per app)."""
+    from deepdiff import DeepDiff  # imported only when some application has drifted
+
+    affected = set(DeepDiff(remote, desired).affected_root_keys)
+    return tuple(
+        FieldDrift(name, remote.get(name), desired.get(name))
+        for name in COMPARED_FIELDS
+        if name in affected
+    )
+
+
+def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> EnvironmentPlan:
+    """Compare one environment's desired applications with its remote list (pure)."""
+    remote_by_name: dict[str, list[RemoteApp]] = {}
+    for app in remote:
+        remote_by_name.setdefault(app.name, []).append(app)
+    desired_names = {app.name for app in desired.apps}
+
+    unmanaged = [app for app in remote if app.name not in desired_names]
+    unmanaged_by_answer_url: dict[str, list[str]] = {}
+    for app in unmanaged:
+        unmanaged_by_answer_url.setdefault(app.answer_url, []).append(app.id)
+
+    changes: list[Change] = []
+    for want in desired.apps:
+        matches = remote_by_name.get(want.name, [])
+        if not matches:
+            hints = tuple(sorted(unmanaged_by_answer_url.get(want.answer_url, ())))
+            changes.append(Change(Action.CREATE, want.name, desired=want, rename_of=hints))
+        elif len(matches) > 1:
+            ids = tuple(sorted(app.id for app in matches))
+            changes.append(Change(Action.AMBIGUOUS, want.name, ids=ids))
+        else:
+            (have,) = matches
+            have_fields, want_fields = have.compared(), want.compared()
+            if have_fields == want_fields:
+                changes.append(Change(Action.UNCHANGED, want.name, id=have.id, desired=want))
+            else:
+                drift = field_drift(have_fields, want_fields)
+                changes.append(
+                    Change(Action.DRIFT, want.name, id=have.id, desired=want, drift=drift)
+                )
+    changes.extend(Change(Action.UNMANAGED, app.name, id=app.id) for app in unmanaged)
+    changes.sort(key=Change.sort_key)
+    return EnvironmentPlan(
+        name=desired.name,
+        api_url=desired.api_url,
+        changes=tuple(changes),
+        manifest_fingerprint=manifest_fingerprint(desired),
+        remote_fingerprint=remote_fingerprint(remote),
+    )
