@@ -1,0 +1,188 @@
+"""Saved plans: ``mvsync plan -o plan.json`` writes one, ``apply --plan`` reads it.
+
+A saved plan is JSON (docs/plan-format.md)::
+
+    {"format_version": 1, "kind": "mvsync-plan", "created_at": "2026-05-29T12:00:00Z",
+     "manifest": "mvsync.yaml",
+     "environments": [{"name": "prod", "api_url": "https://api.minivoice.eu",
+                       "manifest_fingerprint": "<sha256>", "remote_fingerprint": "<sha256>",
+                       "summary": {...}, "changes": [...]}]}
+
+It holds no secret: changes are written with ``Change.to_json`` (no webhook secret,
+no reference to one) and the fingerprints never cover a secret. ``read_plan`` refuses
+anything malformed with one ``PlanFileError``; ``check_fresh`` refuses a plan whose
+manifest or remote list has changed since it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mvsync.errors import PlanFileError
+from mvsync.planner import SUMMARY_KEYS, Action, EnvironmentPlan, Plan
+
+FORMAT_VERSION = 1
+KIND = "mvsync-plan"
+
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class SavedChange(BaseModel):
+    """One change as saved; the same shape as in ``plan --format json``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action
+    name: str
+    id: str | None = None
+    ids: list[str] = Field(default_factory=list)
+    desired: dict[str, str | bool | None] | None = None
+    fields: dict[str, dict[str, str | None]] | None = None
+    rename_of: list[str] = Field(default_factory=list)
+
+
+class SavedEnvironment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    api_url: str = Field(min_length=1)
+    manifest_fingerprint: str = Field(pattern=_SHA256)
+    remote_fingerprint: str = Field(pattern=_SHA256)
+    summary: dict[str, int]
+    changes: list[SavedChange]
+
+
+class SavedPlan(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: Literal[1]
+    kind: Literal["mvsync-plan"]
+    created_at: datetime
+    manifest: str
+    environments: list[SavedEnvironment]
+
+    def environment(self, name: str) -> SavedEnvironment:
+        """The saved plan of one environment; PlanFileError when the plan lacks it."""
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments) or "none"
+        raise PlanFileError(f"the saved plan has no environment '{name}' (it has: {known})")
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan_document(plan: Plan, manifest_path: Path, created_at: datetime) -> dict[str, Any]:
+    """The saved plan as a JSON-ready dict."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "created_at": _timestamp(created_at),
+        "manifest": str(manifest_path),
+        "environments": [
+            {
+                "name": env.name,
+                "api_url": env.api_url,
+                "manifest_fingerprint": env.manifest_fingerprint,
+                "remote_fingerprint": env.remote_fingerprint,
+                "summary": env.summary,
+                "changes": [change.to_json() for change in env.changes],
+            }
+            for env in plan.environments
+        ],
+    }
+
+
+def write_plan(
+    plan: Plan, path: Path, manifest_path: Path, *, created_at: datetime | None = None
+) -> None:
+    """Write the saved plan atomically: a temporary file beside ``path``, then a rename."""
+    moment = created_at if created_at is not None else datetime.now(UTC)
+    text = json.dumps(plan_document(plan, manifest_path, moment), indent=2, ensure_ascii=False)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "the document"
+    return f"{where}: {problem['msg']}"
+
+
+def read_plan(path: Path) -> SavedPlan:
+    """Read and check a saved plan; one PlanFileError for anything malformed."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise PlanFileError(f"{path}: cannot read the saved plan: {error.strerror}") from error
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PlanFileError(f"{path}: not a saved plan: invalid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise PlanFileError(f"{path}: not a saved plan: the document is not a JSON object")
+    if data.get("kind") != KIND:
+        raise PlanFileError(f"{path}: not a saved plan: 'kind' is not \"{KIND}\"")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise PlanFileError(
+            f"{path}: unsupported saved-plan format_version {data.get('format_version')!r} "
+            f"(this mvsync reads {FORMAT_VERSION})"
+        )
+    try:
+        saved = SavedPlan.model_validate(data)
+    except ValidationError as error:
+        raise PlanFileError(f"{path}: malformed saved plan: {_first_problem(error)}") from error
+    for env in saved.environments:
+        counts = dict.fromkeys(SUMMARY_KEYS, 0)
+        for change in env.changes:
+            counts[change.action.value] += 1
+        if env.summary != counts:
+            raise PlanFileError(
+                f"{path}: malformed saved plan: the summary of environment '{env.name}' "
+                "does not match its changes"
+            )
+    names = [env.name for env in saved.environments]
+    if len(set(names)) != len(names):
+        raise PlanFileError(f"{path}: malformed saved plan: an environment appears twice")
+    return saved
+
+
+def check_fresh(saved_env: SavedEnvironment, env_plan: EnvironmentPlan) -> None:
+    """Refuse a saved plan made from another manifest or another remote list."""
+    if saved_env.name != env_plan.name or saved_env.api_url != env_plan.api_url:
+        raise PlanFileError(
+            f"the saved plan is for environment '{saved_env.name}' at {saved_env.api_url}, "
+            f"not '{env_plan.name}' at {env_plan.api_url}"
+        )
+    if saved_env.manifest_fingerprint != env_plan.manifest_fingerprint:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the manifest changed since the plan was made; "
+            "run mvsync plan again"
+        )
+    if saved_env.remote_fingerprint != env_plan.remote_fingerprint:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the remote applications changed since the plan "
+            "was made; run mvsync plan again"
+        )
