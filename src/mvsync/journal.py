@@ -1,0 +1,166 @@
+"""The intent journal: ``<secrets_file>.journal``, JSON lines, fsynced, 0600.
+
+apply appends, and fsyncs, one line per step of a create (SPEC guarantee 3)::
+
+    {"event": "intent", "name": N, "ts": T}                        before the POST
+    {"event": "created", "name": N, "id": I, "api_key": K, "created_at": C}
+                                                                    as soon as the key arrives
+    {"event": "not_captured", "name": N, "id": I}                  outcome unknown, app exists
+
+A create counts as done when its ``created`` line is on disk: two fsynced
+appends per create, whatever the number of keys already stored. The journal is
+folded into the secrets file once per apply (``mvsync.secrets``), then removed.
+
+A kill -9 in the middle of an append can leave a torn last line (no final
+newline): it is ignored, since whatever it was about is found again by the
+next run's reconciliation. Any other malformed line is refused: mvsync does not
+guess about a file that holds keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretStr
+
+from mvsync.durable import DurableAppender, check_private
+from mvsync.errors import SecretsError
+
+JOURNAL_SUFFIX = ".journal"
+
+EventKind = Literal["intent", "created", "not_captured"]
+
+
+def journal_path(secrets_path: Path) -> Path:
+    """Where the journal of a secrets file lives: beside it."""
+    return secrets_path.with_name(secrets_path.name + JOURNAL_SUFFIX)
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One line of the journal."""
+
+    event: EventKind
+    name: str
+    app_id: str | None = None
+    api_key: SecretStr | None = None
+    created_at: str | None = None
+    ts: str | None = None
+
+    def to_line(self) -> bytes:
+        """The line as written: one JSON object and a newline (holds the key)."""
+        data: dict[str, Any] = {"event": self.event, "name": self.name}
+        if self.event == "intent":
+            data["ts"] = self.ts
+        else:
+            data["id"] = self.app_id
+        if self.event == "created":
+            assert self.api_key is not None
+            data["api_key"] = self.api_key.get_secret_value()
+            data["created_at"] = self.created_at
+        return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def intent(name: str) -> JournalRecord:
+    """The record written before the POST of ``name``."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return JournalRecord(event="intent", name=name, ts=now)
+
+
+def created(name: str, app_id: str, api_key: SecretStr, created_at: str) -> JournalRecord:
+    """The record written as soon as the key of ``name`` is received."""
+    return JournalRecord(
+        event="created", name=name, app_id=app_id, api_key=api_key, created_at=created_at
+    )
+
+
+def not_captured(name: str, app_id: str) -> JournalRecord:
+    """The record of an application created whose key never arrived."""
+    return JournalRecord(event="not_captured", name=name, app_id=app_id)
+
+
+def _text(data: dict[str, Any], field: str, where: str) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not value:
+        raise SecretsError(f"{where}: '{field}' is missing or not a string")
+    return value
+
+
+def _parse_line(raw: bytes, where: str) -> JournalRecord:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise SecretsError(f"{where}: not a JSON object") from None
+    if not isinstance(data, dict):
+        raise SecretsError(f"{where}: not a JSON object")
+    event = data.get("event")
+    name = _text(data, "name", where)
+    if event == "intent":
+        return JournalRecord(event="intent", name=name, ts=_text(data, "ts", where))
+    if event == "not_captured":
+        return JournalRecord(event="not_captured", name=name, app_id=_text(data, "id", where))
+    if event == "created":
+        return JournalRecord(
+            event="created",
+            name=name,
+            app_id=_text(data, "id", where),
+            api_key=SecretStr(_text(data, "api_key", where)),
+            created_at=_text(data, "created_at", where),
+        )
+    raise SecretsError(f"{where}: unknown event (expected intent, created or not_captured)")
+
+
+def read_journal(path: Path) -> list[JournalRecord]:
+    """Every record of the journal at ``path`` (empty when there is none).
+
+    Refuses (SecretsError) a journal readable by others or with a malformed
+    line other than a torn last one. Error messages never quote a line: it may
+    hold a key.
+    """
+    check_private(path)
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+    lines = content.split(b"\n")
+    # The text after the last newline is either empty or a torn append.
+    complete, _torn = lines[:-1], lines[-1]
+    records = []
+    for number, raw in enumerate(complete, start=1):
+        if not raw.strip():
+            continue
+        records.append(_parse_line(raw, f"{path}:{number}"))
+    return records
+
+
+def iter_records(records: list[JournalRecord], event: EventKind) -> Iterator[JournalRecord]:
+    """The records of one kind, in journal order."""
+    return (record for record in records if record.event == event)
+
+
+class JournalWriter:
+    """The open journal of one apply; thread-safe (one ``write`` per line, O_APPEND)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._appender = DurableAppender(path)
+
+    def append(self, record: JournalRecord) -> None:
+        """Append ``record`` and fsync: on disk when this returns."""
+        self._appender.append(record.to_line())
+
+    def close(self) -> None:
+        self._appender.close()
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,122 @@
+"""The per-environment lock: ``<secrets_file>.lock``, ``fcntl.flock`` exclusive.
+
+The kernel drops a flock when its holder's descriptor closes, and a process
+that dies (kill -9 included) closes them all: a killed apply never leaves a
+lock that deadlocks the next one, and there is no stale-lock heuristic to get
+wrong. The holder writes who it is (pid, host, start time, command) into the
+file so that a refused apply can name it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from mvsync.durable import PRIVATE_FILE_MODE
+from mvsync.errors import LockError
+
+LOCK_SUFFIX = ".lock"
+POLL_INTERVAL = 0.1
+
+
+def lock_path(secrets_path: Path) -> Path:
+    """Where the lock of a secrets file lives: beside it."""
+    return secrets_path.with_name(secrets_path.name + LOCK_SUFFIX)
+
+
+def _describe_holder(raw: bytes) -> str:
+    try:
+        info = json.loads(raw)
+        return (
+            f"pid {int(info['pid'])} on {info['host']}, started {info['started']}"
+            f" ({info['command']})"
+        )
+    except (ValueError, KeyError, TypeError):
+        return "a process that has not yet said who it is"
+
+
+class EnvironmentLock:
+    """An exclusive lock held until ``release`` (or the process ends)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = 0.0,
+        command: str = "mvsync apply",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.command = command
+        self._sleep = sleep
+        self._fd = -1
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; LockError naming the holder."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        except OSError as error:
+            raise LockError(f"{self.path}: cannot open the lock file: {error.strerror}") from None
+        deadline = time.monotonic() + self.timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise LockError(f"{self.path}: cannot lock: {error.strerror}") from None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    holder = _describe_holder(os.pread(fd, 4096, 0))
+                    waited = f" after waiting {self.timeout:g}s" if self.timeout else ""
+                    raise LockError(
+                        f"another apply holds the lock of this environment{waited}: {holder}; "
+                        f"lock file {self.path} (use --lock-timeout SECONDS to wait for it)"
+                    )
+                self._sleep(min(POLL_INTERVAL, remaining))
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self._write_holder()
+
+    def _write_holder(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "command": self.command,
+        }
+        data = json.dumps(info).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def release(self) -> None:
+        """Release the lock (the file stays: removing it would race with a waiter)."""
+        if self._fd >= 0:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> EnvironmentLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.release()
