@@ -1,0 +1,262 @@
+"""Renderers: golden files for text, JSON and Markdown; colour rules; Markdown size bound.
+
+Regenerate the golden files with ``MVSYNC_UPDATE_GOLDEN=1 pytest tests/test_render.py``
+and review them as a diff.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
+from mvsync.planner import Plan, build_plan
+from mvsync.render import MARKDOWN_LIMIT, RENDERERS, render_markdown, render_text
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("MVSYNC_UPDATE_GOLDEN", "") not in ("", "0")
+
+# The canaries of tests/conftest.py, repeated so this module stands on its own.
+WEBHOOK_SECRET_CANARY = "whsec_CANARY_2b8e41"
+ANSI = re.compile(r"\x1b\[")
+
+
+def _env(name: str, apps: list[DesiredApp], api_url: str) -> DesiredEnvironment:
+    return DesiredEnvironment(
+        name, api_url, "MINIVOICE_API_KEY", Path(f"/s/{name}.yaml"), tuple(apps)
+    )
+
+
+def _remote(app_id: str, name: str, answer_url: str, webhook_url: str | None = None) -> RemoteApp:
+    return RemoteApp(
+        id=app_id,
+        customer_id="cust_1",
+        name=name,
+        answer_url=answer_url,
+        webhook_url=webhook_url,
+        created_at="2026-05-29T12:00:00Z",
+    )
+
+
+def sample_plan() -> Plan:
+    """Two environments holding every kind of change, and names that try to break out."""
+    hooks = "https://crm.example.com/minivoice/webhooks"
+    # A literal secret where the reference belongs: the worst case must not leak either.
+    secret = WEBHOOK_SECRET_CANARY
+    staging = build_plan(
+        _env(
+            "staging",
+            [
+                DesiredApp(
+                    "Support IVR (staging)", "https://staging.example.com/answer", hooks, secret
+                ),
+                DesiredApp("Sales IVR", "https://example.com/sales", hooks, secret),
+                DesiredApp("Billing", "https://example.com/billing", hooks),
+                DesiredApp("Reception", "https://example.com/reception", hooks),
+                DesiredApp("Night line v2", "https://example.com/night"),
+            ],
+            "https://api.minivoice.eu",
+        ),
+        [
+            _remote(
+                "app_20260529T120000.000000001", "Sales IVR", "https://old.example.com/sales", hooks
+            ),
+            _remote(
+                "app_20260529T120000.000000002", "Billing", "https://example.com/billing", hooks
+            ),
+            _remote(
+                "app_20260529T120000.000000003", "Reception", "https://example.com/reception", hooks
+            ),
+            _remote(
+                "app_20260529T120000.000000004", "Reception", "https://example.com/reception", hooks
+            ),
+            _remote("app_20260529T120000.000000005", "Night line", "https://example.com/night"),
+            _remote(
+                "app_20260529T120000.000000006",
+                "evil\x1b[2J ```</details><b>",
+                "https://x.example.com/",
+            ),
+        ],
+    )
+    prod = build_plan(
+        _env(
+            "prod",
+            [DesiredApp("Billing", "https://example.com/billing", hooks)],
+            "https://api.minivoice.eu",
+        ),
+        [_remote("app_20260529T120000.000000010", "Billing", "https://example.com/billing", hooks)],
+    )
+    return Plan((staging, prod))
+
+
+def _rendered(fmt: str) -> str:
+    out = io.StringIO()
+    RENDERERS[fmt](sample_plan(), out)
+    return out.getvalue()
+
+
+def _check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs (MVSYNC_UPDATE_GOLDEN=1)"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "golden"), [("text", "plan.txt"), ("json", "plan.json"), ("markdown", "plan.md")]
+)
+def test_render_matches_golden_file(fmt: str, golden: str) -> None:
+    _check_golden(golden, _rendered(fmt))
+
+
+def test_colored_text_matches_golden_file() -> None:
+    out = io.StringIO()
+    render_text(sample_plan(), out, color=True)
+    _check_golden("plan.color.txt", out.getvalue())
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_no_format_shows_the_webhook_secret(fmt: str) -> None:
+    assert WEBHOOK_SECRET_CANARY not in _rendered(fmt)
+
+
+def test_text_uses_the_spec_markers() -> None:
+    heads = [line.strip()[:2] for line in _rendered("text").splitlines() if line.startswith("  ")]
+    assert {"+ ", "~ ", "! ", "? "} <= set(heads)
+
+
+def test_text_counts_unchanged_without_listing_them() -> None:
+    text = _rendered("text")
+    assert "unchanged" not in text.split("staging:")[0]
+    assert "1 unchanged" in text
+
+
+def test_text_ends_with_a_summary_line() -> None:
+    last = _rendered("text").splitlines()[-1]
+    assert (
+        last
+        == "Plan for 2 environments: 2 to create, 1 drifted, 1 ambiguous, 2 unchanged, 2 unmanaged."
+    )
+
+
+def test_drift_says_how_to_resolve_it() -> None:
+    assert "change the manifest to match, or fix it in the MiniVoice console" in _rendered("text")
+
+
+def test_text_escapes_terminal_control_characters_from_remote_names() -> None:
+    text = _rendered("text")
+    assert "\x1b" not in text
+    assert "evil\\x1b[2J" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_text_is_coloured_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    out = _Terminal()
+    RENDERERS["text"](sample_plan(), out)
+    assert ANSI.search(out.getvalue())
+
+
+def test_text_is_not_coloured_with_no_color_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = _Terminal()
+    RENDERERS["text"](sample_plan(), out)
+    assert not ANSI.search(out.getvalue())
+
+
+def test_text_is_not_coloured_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert not ANSI.search(_rendered("text"))
+
+
+def test_json_has_the_spec_shape() -> None:
+    document = json.loads(_rendered("json"))
+    assert document["format_version"] == 1
+    assert [env["name"] for env in document["environments"]] == ["staging", "prod"]
+    staging = document["environments"][0]
+    assert set(staging) == {"name", "summary", "changes"}
+    assert staging["summary"] == {
+        "create": 2,
+        "drift": 1,
+        "unchanged": 1,
+        "unmanaged": 2,
+        "ambiguous": 1,
+    }
+    drift = next(c for c in staging["changes"] if c["action"] == "drift")
+    assert drift["fields"] == {
+        "answer_url": {
+            "remote": "https://old.example.com/sales",
+            "desired": "https://example.com/sales",
+        }
+    }
+
+
+def test_json_marks_a_likely_rename() -> None:
+    staging = json.loads(_rendered("json"))["environments"][0]
+    create = next(c for c in staging["changes"] if c["name"] == "Night line v2")
+    assert create["rename_of"] == ["app_20260529T120000.000000005"]
+
+
+def test_markdown_has_one_details_block_per_environment() -> None:
+    markdown = _rendered("markdown")
+    assert len(re.findall(r"^<details>", markdown, flags=re.MULTILINE)) == 2
+    assert len(re.findall(r"^</details>$", markdown, flags=re.MULTILINE)) == 2
+
+
+def test_markdown_keeps_a_hostile_name_inside_its_code_fence() -> None:
+    markdown = _rendered("markdown")
+    # The name holds ``` and </details>: the fence is longer, so neither closes anything.
+    fenced = re.search(r"^````diff\n(.*?)^````$", markdown, flags=re.MULTILINE | re.DOTALL)
+    assert fenced is not None
+    assert "```</details><b>" in fenced.group(1)
+
+
+def _big_plan(creates: int, unchanged: int, environments: int = 1) -> Plan:
+    envs = []
+    for e in range(environments):
+        apps = [
+            DesiredApp(
+                f"Customer {i:05d} inbound IVR with a long descriptive name", f"https://e.com/{i}"
+            )
+            for i in range(creates + unchanged)
+        ]
+        remote = [
+            _remote(f"app_{i:05d}", apps[i].name, apps[i].answer_url)
+            for i in range(creates, creates + unchanged)
+        ]
+        envs.append(build_plan(_env(f"env{e}", apps, "https://api.minivoice.eu"), remote))
+    return Plan(tuple(envs))
+
+
+def test_markdown_of_20000_creates_stays_under_githubs_limit_and_says_how_many_more() -> None:
+    out = io.StringIO()
+    render_markdown(_big_plan(creates=20_000, unchanged=0), out)
+    markdown = out.getvalue()
+    assert len(markdown) < MARKDOWN_LIMIT
+    listed = markdown.count("\n+ create ")
+    assert listed > 100
+    assert f"… and {20_000 - listed} more create not listed" in markdown
+
+
+def test_markdown_of_20000_unchanged_counts_them_and_lists_every_create() -> None:
+    out = io.StringIO()
+    render_markdown(_big_plan(creates=5, unchanged=20_000, environments=3), out)
+    markdown = out.getvalue()
+    assert len(markdown) < MARKDOWN_LIMIT
+    assert markdown.count("\n+ create ") == 15
+    assert markdown.count("20000 unchanged (counted, not listed)") == 3
+
+
+def test_markdown_lists_unchanged_when_everything_fits() -> None:
+    out = io.StringIO()
+    render_markdown(_big_plan(creates=1, unchanged=3), out)
+    assert out.getvalue().count("  unchanged ") == 3
