@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_WEBHOOK_SECRET
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
 from mvsync.render import MARKDOWN_LIMIT, RENDERERS, render_markdown, render_text
@@ -21,8 +22,6 @@ from mvsync.render import MARKDOWN_LIMIT, RENDERERS, render_markdown, render_tex
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MVSYNC_UPDATE_GOLDEN", "") not in ("", "0")
 
-# The canaries of tests/conftest.py, repeated so this module stands on its own.
-WEBHOOK_SECRET_CANARY = "whsec_CANARY_2b8e41"
 ANSI = re.compile(r"\x1b\[")
 
 
@@ -47,7 +46,7 @@ def sample_plan() -> Plan:
     """Two environments holding every kind of change, and names that try to break out."""
     hooks = "https://crm.example.com/minivoice/webhooks"
     # A literal secret where the reference belongs: the worst case must not leak either.
-    secret = WEBHOOK_SECRET_CANARY
+    secret = TEST_WEBHOOK_SECRET
     staging = build_plan(
         _env(
             "staging",
@@ -122,7 +121,7 @@ def test_colored_text_matches_golden_file() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_no_format_shows_the_webhook_secret(fmt: str) -> None:
-    assert WEBHOOK_SECRET_CANARY not in _rendered(fmt)
+    assert TEST_WEBHOOK_SECRET not in _rendered(fmt)
 
 
 def test_text_uses_the_spec_markers() -> None:
