@@ -1,0 +1,220 @@
+"""The main job in one command (``make demo``): plan, apply, plan again, with no account.
+
+What it does, as a user would at a terminal:
+
+1. starts the built-in MiniVoice emulator (``mvsync emulator``) on a free loopback
+   port with a random bearer key, and waits until it answers;
+2. copies ``examples/minivoice.yaml`` into a scratch folder ``./.mvsync-demo/``
+   (wiped first) and points its ``dev`` environment at the emulator through the
+   variables the manifest reads (``MVSYNC_DEV_API_URL``, ``MINIVOICE_API_KEY_DEV``,
+   ``MV_WEBHOOK_SECRET``);
+3. runs ``mvsync plan --env dev`` (the creates), ``mvsync apply --env dev --yes``
+   (keys stored), ``mvsync plan --env dev --detailed-exitcode`` (nothing to do);
+4. says where the secrets file is, and stops the emulator.
+
+It exits 1 as soon as a step does not do what it should. ``--dir`` picks another
+scratch folder (the tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+EXAMPLES = Path(__file__).resolve().parent
+MANIFEST = EXAMPLES / "minivoice.yaml"
+ENV = "dev"
+STARTUP_DEADLINE = 20.0
+STOP_DEADLINE = 10.0
+# A create in the text plan: a line whose first mark is "+".
+CREATE_LINE = re.compile(r"^\s*\+\s+\S", re.MULTILINE)
+
+
+class DemoFailed(Exception):
+    """A step did not do what the demo says it does."""
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def answers(url: str, api_key: str) -> bool:
+    request = urllib.request.Request(
+        f"{url}/v1/applications", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class EmulatorProcess:
+    """``mvsync emulator`` in a subprocess on a free loopback port, as a user runs it."""
+
+    def __init__(self, workdir: Path, api_key: str) -> None:
+        self.api_key = api_key
+        self.log_path = workdir / "emulator.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        say(f"$ mvsync emulator --port {self.port} --api-key <random demo key> > {self.log_path}")
+        command = [sys.executable, "-m", "mvsync", "emulator", "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "--api-key", self.api_key], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while not answers(self.url, self.api_key):
+            if self.process.poll() is not None:
+                raise DemoFailed(f"the emulator exited with status {self.process.returncode}")
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the emulator did not answer within {STARTUP_DEADLINE:.0f}s")
+            time.sleep(0.1)
+        say(f"  the emulator answers at {self.url}")
+
+    def stop(self) -> int | None:
+        """Ctrl-C it (a clean shutdown exits 0); kill it only if it does not stop."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def running_emulator(workdir: Path, api_key: str) -> Iterator[str]:
+    """The URL of a started emulator; stops it after, failing if it did not stop cleanly."""
+    emulator = EmulatorProcess(workdir, api_key)
+    try:
+        emulator.start()
+        yield emulator.url
+    except BaseException:
+        emulator.stop()
+        raise
+    status = emulator.stop()
+    say()
+    say(f"emulator stopped (exit {status})")
+    expect(status == 0, f"the emulator did not shut down cleanly (exit {status})")
+
+
+def mvsync(args: Sequence[str], workdir: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``mvsync ARGS`` in the scratch folder, show its output, return (status, output)."""
+    say()
+    say(f"$ mvsync {' '.join(args)}")
+    done = subprocess.run(
+        [sys.executable, "-m", "mvsync", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    output = done.stdout
+    sys.stdout.write(output if output.endswith("\n") or not output else output + "\n")
+    say(f"  (exit {done.returncode})")
+    return done.returncode, output
+
+
+def expect(condition: bool, failure: str) -> None:
+    if not condition:
+        raise DemoFailed(failure)
+
+
+def stored_keys(secrets_file: Path) -> int:
+    """How many applications of the secrets file have a key (the keys are not shown)."""
+    data = YAML(typ="safe").load(secrets_file.read_text(encoding="utf-8"))
+    applications = (data.get("applications") or {}) if isinstance(data, dict) else {}
+    return sum(1 for entry in applications.values() if entry.get("api_key"))
+
+
+def run_demo(workdir: Path) -> Path:
+    """The whole story; returns the secrets file. Raises DemoFailed."""
+    expect(MANIFEST.is_file(), f"{MANIFEST} is missing")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    shutil.copyfile(MANIFEST, workdir / "mvsync.yaml")
+    api_key = f"demo_{secrets.token_hex(16)}"
+
+    with running_emulator(workdir, api_key) as url:
+        env = {
+            **os.environ,
+            "MVSYNC_DEV_API_URL": url,
+            "MINIVOICE_API_KEY_DEV": api_key,
+            "MV_WEBHOOK_SECRET": f"whsec_demo_{secrets.token_hex(8)}",
+        }
+        env.pop("MVSYNC_FILE", None)  # the demo's own manifest: ./mvsync.yaml in the folder
+
+        status, output = mvsync(["plan", "--env", ENV], workdir, env)
+        creates = len(CREATE_LINE.findall(output))
+        expect(status == 0, f"plan exited {status}, expected 0")
+        expect(creates > 0, "the first plan shows no create")
+
+        status, _ = mvsync(["apply", "--env", ENV, "--yes"], workdir, env)
+        expect(status == 0, f"apply exited {status}, expected 0")
+
+        status, output = mvsync(["plan", "--env", ENV, "--detailed-exitcode"], workdir, env)
+        expect(status == 0, f"the second plan exited {status}: expected 0, nothing to do")
+        expect(not CREATE_LINE.search(output), "the second plan still shows creates")
+
+    secrets_file = workdir / ".mvsync" / f"{ENV}.secrets.yaml"
+    expect(secrets_file.is_file(), f"no secrets file at {secrets_file}")
+    mode = stat.S_IMODE(secrets_file.stat().st_mode)
+    expect(mode == 0o600, f"{secrets_file} has mode {mode:04o}, expected 0600")
+    stored = stored_keys(secrets_file)
+    expect(stored == creates, f"{stored} keys stored for {creates} creates")
+    return secrets_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--dir", type=Path, default=Path(".mvsync-demo"), help="scratch folder")
+    workdir = parser.parse_args(argv).dir.resolve()
+    say(f"mvsync demo: {MANIFEST.name}, environment {ENV!r}, built-in emulator, in {workdir}/")
+    try:
+        secrets_file = run_demo(workdir)
+    except DemoFailed as failure:
+        say()
+        say(f"demo FAILED: {failure}")
+        return 1
+    say()
+    say(f"Done. The new applications' API keys are in {secrets_file}")
+    say("(mode 0600, readable by you only). Keep that folder: it is also the journal")
+    say("that lets the next apply report a create whose key was not captured.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
