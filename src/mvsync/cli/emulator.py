@@ -2,16 +2,100 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
 import click
 
-from mvsync.errors import UsageError
+FAULT_HELP = (
+    "Inject a fault, repeatable: KIND[:METHOD[:TIMES[:ARG]]]. KIND is 429, 500, 503, "
+    "drop_before_commit, drop_after_commit or slow; METHOD is GET, POST or * (default both); "
+    "TIMES is how many matching requests it hits (default 1); ARG is the Retry-After value "
+    "for 429/503 (seconds or an HTTP date) or the delay in seconds for slow. "
+    "Example: --fault 429:POST:2:1 --fault slow:GET:1:30."
+)
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option("--state", "state_file", type=click.Path(dir_okay=False), help="Keep the data in this file across restarts.")
-@click.option("--api-key", "api_keys", multiple=True, help="Accept this bearer key (one customer per key; repeatable).")
-def emulator(host: str, port: int, state_file: str | None, api_keys: tuple[str, ...]) -> int:
-    """Run a local MiniVoice API on loopback (no account needed)."""
-    raise UsageError("emulator is not built yet")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False),
+    help="Keep the data in this file across restarts (JSON lines, mode 0600: it holds keys).",
+)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="Accept this bearer key (one customer per key; repeatable).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Wait this long before every API answer.",
+)
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC", help=FAULT_HELP)
+def emulator(
+    host: str,
+    port: int,
+    state_file: str | None,
+    api_keys: tuple[str, ...],
+    latency_ms: float,
+    fault_specs: tuple[str, ...],
+) -> int:
+    """Run a local MiniVoice API on loopback (no account needed).
+
+    \b
+    Serves GET and POST /v1/applications as the MiniVoice API does. Every key given
+    with --api-key is one customer; keys issued by a create authenticate as that
+    customer too. Stop it with Ctrl-C (exit 0).
+
+    \b
+    Test controls over HTTP (no auth, loopback clients only):
+      POST   /_emulator/faults    add faults: {"kind": "429", "method": "POST",
+                                  "times": 1, "retry_after": "2", "delay": 0}, or a list
+      GET    /_emulator/faults    the faults not yet spent
+      DELETE /_emulator/faults    clear them
+      PUT    /_emulator/latency   {"seconds": 0.02}
+      GET    /_emulator/requests  {"counts": {"GET /v1/applications": n, ...}}
+      DELETE /_emulator/requests  reset the counts
+    """
+    from mvsync.emulator import Emulator, Fault
+
+    faults = [Fault.parse(spec) for spec in fault_specs]
+    server = Emulator(
+        api_keys,
+        host=host,
+        port=port,
+        state_file=Path(state_file) if state_file else None,
+        latency=latency_ms / 1000.0,
+    )
+    for fault in faults:
+        server.add_fault(fault)
+
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        keys = f"{len(api_keys)} key{'s' if len(api_keys) != 1 else ''}"
+        where = f"; state in {state_file}" if state_file else ""
+        click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
+        click.echo("mvsync emulator: press Ctrl-C to stop", err=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("mvsync emulator: stopped", err=True)
+    return 0

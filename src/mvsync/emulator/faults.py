@@ -21,13 +21,6 @@ STATUS_FAULTS: dict[str, tuple[int, str, str]] = {
     "503": (503, "unavailable", "service temporarily unavailable"),
 }
 
-FAULT_SPEC_HELP = (
-    "KIND[:METHOD[:TIMES[:ARG]]]. KIND is 429, 500, 503, drop_before_commit, "
-    "drop_after_commit or slow; METHOD is GET, POST or * (default: both); TIMES how many "
-    "matching requests it hits (default 1); ARG is the Retry-After value for 429/503 "
-    "(seconds or an HTTP date) or the delay in seconds for slow."
-)
-
 
 @dataclass
 class Fault:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import selectors
 import socket
 import socketserver
 import threading
@@ -32,7 +33,6 @@ from mvsync.emulator.state import Store
 CONTROL_PREFIX = "/_emulator/"
 MAX_BODY_BYTES = 1 << 20
 IDLE_CONNECTION_SECONDS = 60.0
-_POLL_SECONDS = 0.05  # how quickly stop() is noticed by the accept loop
 
 
 class Emulator:
@@ -81,8 +81,7 @@ class Emulator:
         self._port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": _POLL_SECONDS},
+            target=httpd.serve_until_stopped,
             name=f"mvsync-emulator:{self._port}",
             daemon=True,
         )
@@ -94,10 +93,10 @@ class Emulator:
         if httpd is None or thread is None:
             return
         self._stopping.set()  # wakes injected latency and slow answers
-        httpd.shutdown()
+        httpd.stop_serving()
+        thread.join()
         httpd.close_connections()
         httpd.server_close()  # joins the request threads
-        thread.join()
         self._store.close()
         self._httpd = None
         self._thread = None
@@ -256,6 +255,8 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._stopped = False
+        self._wake_reader, self._wake_writer = socket.socketpair()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -266,6 +267,26 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until ``stop_serving``; woken at once, no polling interval."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._stopped:
+                for key, _events in selector.select():
+                    if key.fileobj is self and not self._stopped:
+                        self.handle_request()  # ready: accepts one and starts its thread
+
+    def stop_serving(self) -> None:
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:

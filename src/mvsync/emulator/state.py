@@ -20,6 +20,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,7 +203,14 @@ class StateLog:
 class Store:
     """Customers and applications, safe to use from many request threads."""
 
-    def __init__(self, api_keys: tuple[str, ...] = (), state_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        api_keys: tuple[str, ...] = (),
+        state_file: Path | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._customer_of_key: dict[str, str] = {}
         self._apps_of_customer: dict[str, list[StoredApp]] = {}
@@ -240,7 +248,7 @@ class Store:
     ) -> StoredApp:
         with self._lock:
             # Unique and increasing even when two creates share a nanosecond.
-            ns = max(time.time_ns(), self._last_ns + 1)
+            ns = max(self._clock(), self._last_ns + 1)
             app = StoredApp(
                 id=app_id_for(ns),
                 customer_id=customer_id,
