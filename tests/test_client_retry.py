@@ -270,6 +270,18 @@ def test_slow_answers_on_get_are_retried_until_the_deadline(
     assert sum(waits.waits) < 0.5
 
 
+def test_an_attempt_never_waits_past_the_deadline_for_its_answer(
+    emulator: Emulator, make_client: Any
+) -> None:
+    # The answer would come after 1s; the 10s timeout alone would wait for it, but the
+    # 0.3s deadline of the call cuts the attempt short.
+    emulator.add_fault(Fault("slow", method="GET", delay=1.0))
+    client = make_client(emulator.url, timeout=10.0, deadline=0.3)
+    with pytest.raises(TransportError, match="ReadTimeout"):
+        client.list_applications()
+    assert emulator.request_count("GET", APPS) == 1
+
+
 def test_connection_refused_is_a_transport_error_after_retries(
     make_client: Any, waits: Recorder
 ) -> None:
