@@ -1,20 +1,155 @@
-"""``mvsync plan`` (owner: issue 4)."""
+"""``mvsync plan`` (owner: issue 4).
+
+Loads the manifest, resolves the chosen environments, reads each API key, lists every
+environment's applications concurrently (one GET each, a small thread pool), builds the
+plan (``mvsync.planner``), optionally saves it (``mvsync.planfile``) and renders it
+(``mvsync.render``). In GitHub Actions (``GITHUB_STEP_SUMMARY`` set) the Markdown form is
+also appended to the step summary.
+
+``MVSYNC_API_DEADLINE`` (seconds, default 60) bounds each API call including its
+retries, so that CI can fail fast when the API is unreachable.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from mvsync.cli.options import manifest_option
-from mvsync.errors import UsageError
+from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.errors import MvsyncError, UsageError
+
+if TYPE_CHECKING:
+    from mvsync.model import DesiredEnvironment, RemoteApp
+
+EXIT_CHANGES = 2
+DEADLINE_VARIABLE = "MVSYNC_API_DEADLINE"
 
 
 @click.command()
 @manifest_option
-@click.option("--env", "envs", multiple=True, help="Plan this environment (repeatable; default all).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text")
-@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when any create, drift or ambiguous is present.")
+@click.option(
+    "--env", "envs", multiple=True, help="Plan this environment (repeatable; default all)."
+)
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan (JSON) here.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when any create, drift or ambiguous is present.",
+)
 @click.pass_context
-def plan(ctx: click.Context, envs: tuple[str, ...], output_format: str, out_file: str | None, detailed_exitcode: bool) -> int:
+def plan(
+    ctx: click.Context,
+    envs: tuple[str, ...],
+    output_format: str,
+    out_file: str | None,
+    detailed_exitcode: bool,
+) -> int:
     """Show what differs between the manifest and the live applications."""
-    raise UsageError("plan is not built yet")
+    from datetime import UTC, datetime
+
+    from mvsync.manifest import environment_names, load_manifest, read_api_key, resolve_environment
+    from mvsync.planfile import write_plan
+    from mvsync.planner import Plan, build_plan
+    from mvsync.render import RENDERERS, render_markdown
+
+    lookup = os.environ.get
+    path = manifest_path(ctx)
+    manifest = load_manifest(path)
+    known = environment_names(manifest)
+    chosen = list(dict.fromkeys(envs)) or list(known)
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown environment {', '.join(repr(n) for n in unknown)} "
+            f"(the manifest has: {', '.join(known) or 'none'})"
+        )
+    desired_envs = [resolve_environment(manifest, name, lookup) for name in chosen]
+    api_keys = [read_api_key(desired, lookup) for desired in desired_envs]
+
+    remote_lists = list_environments(desired_envs, api_keys, deadline=_deadline(lookup))
+    the_plan = Plan(
+        tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
+    )
+
+    if out_file is not None:
+        write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
+    RENDERERS[output_format](the_plan, sys.stdout)
+    sys.stdout.flush()
+
+    step_summary = lookup("GITHUB_STEP_SUMMARY", "")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as summary:
+                render_markdown(the_plan, summary)
+        except OSError as error:
+            raise MvsyncError(
+                f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}"
+            ) from error
+
+    return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _deadline(lookup: Callable[[str], str | None]) -> float:
+    text = lookup(DEADLINE_VARIABLE) or ""
+    if not text:
+        return 60.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"{DEADLINE_VARIABLE} must be a positive number of seconds")
+    return seconds
+
+
+def list_environments(
+    desired_envs: Sequence[DesiredEnvironment], api_keys: Sequence[str], *, deadline: float
+) -> list[list[RemoteApp]]:
+    """One GET per environment, all at once; every failure reported, one line each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mvsync.client import MiniVoiceClient, RetryPolicy
+    from mvsync.errors import ApiError
+
+    retry = RetryPolicy(deadline=deadline)
+
+    def list_one(desired: DesiredEnvironment, api_key: str) -> list[RemoteApp]:
+        with MiniVoiceClient(desired.api_url, api_key, retry=retry) as client:
+            return client.list_applications()
+
+    if not desired_envs:
+        return []
+    with ThreadPoolExecutor(max_workers=len(desired_envs), thread_name_prefix="plan") as pool:
+        futures = [pool.submit(list_one, d, k) for d, k in zip(desired_envs, api_keys, strict=True)]
+    results: list[list[RemoteApp]] = []
+    problems: list[str] = []
+    for desired, future in zip(desired_envs, futures, strict=True):
+        error = future.exception()
+        if error is None:
+            results.append(future.result())
+        elif isinstance(error, ApiError) and error.status == 401:
+            problems.append(
+                f"environment '{desired.name}': the API key in {desired.api_key_env} "
+                f"was refused by {error.url} (401 unauthorized)"
+            )
+        elif isinstance(error, MvsyncError):
+            problems.append(f"environment '{desired.name}': {error}")
+        else:
+            raise error
+    if problems:
+        raise MvsyncError("\n".join(problems))
+    return results

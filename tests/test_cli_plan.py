@@ -1,0 +1,333 @@
+"""``mvsync plan`` end to end against the real emulator on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from mvsync.cli import main
+from mvsync.client import MiniVoiceClient
+from mvsync.emulator import Emulator
+from mvsync.model import CreateRequest
+from mvsync.planfile import read_plan
+
+MANIFEST = Path(__file__).parent / "fixtures" / "plan" / "two_envs.yaml"
+# The second account (prod) of the emulator: a key that must not leak either.
+PROD_KEY = "mvtest_PROD_CANARY_51d0e2"
+SECRETS = (PROD_KEY,)
+
+STAGING_APPS = [
+    ("Support IVR (staging)", "https://staging.example.com/minivoice/answer"),
+    ("Sales IVR", "https://example.com/minivoice/sales"),
+]
+PROD_APPS = [
+    ("Support IVR", "https://example.com/minivoice/answer"),
+    ("Sales IVR", "https://example.com/minivoice/sales"),
+]
+HOOKS = "https://crm.example.com/minivoice/webhooks"
+
+
+@pytest.fixture
+def accounts(make_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """An emulator with two accounts, and the variables the fixture manifest reads."""
+    server = make_emulator(api_keys=[TEST_API_KEY, PROD_KEY])
+    _point_at(monkeypatch, server.url)
+    return server
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("MV_API_URL", url)
+    monkeypatch.setenv("MV_KEY_STAGING", TEST_API_KEY)
+    monkeypatch.setenv("MV_KEY_PROD", PROD_KEY)
+    monkeypatch.setenv("MV_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET)
+    for name in ("GITHUB_STEP_SUMMARY", "NO_COLOR", "MVSYNC_FILE", "MVSYNC_API_DEADLINE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "-f", str(MANIFEST), *args])
+    out, err = capsys.readouterr()
+    assert_no_secrets(out + err, extra=SECRETS)
+    code = exit_.value.code
+    assert isinstance(code, int)
+    return code, out, err
+
+
+def _create(
+    server: Emulator, api_key: str, apps: list[tuple[str, str]], hooks: str = HOOKS
+) -> None:
+    with MiniVoiceClient(server.url, api_key) as client:
+        for name, answer_url in apps:
+            client.create_application(
+                CreateRequest(name=name, answer_url=answer_url, webhook_url=hooks)
+            )
+
+
+def test_plan_shows_the_creates_of_every_environment(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert '+ create "Support IVR (staging)"' in out
+    assert '+ create "Support IVR"' in out
+    assert out.count('+ create "Sales IVR"') == 2
+    assert out.splitlines()[-1].startswith("Plan for 2 environments: 4 to create")
+
+
+def test_detailed_exitcode_is_2_with_creates_then_0_once_they_exist(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "--detailed-exitcode")[0] == 2
+    _create(accounts, TEST_API_KEY, STAGING_APPS)
+    _create(accounts, PROD_KEY, PROD_APPS)
+    code, out, _ = run(capsys, "--detailed-exitcode")
+    assert code == 0
+    assert out.splitlines()[-1].startswith("No changes in 2 environments")
+
+
+def test_detailed_exitcode_is_2_for_drift(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _create(accounts, TEST_API_KEY, STAGING_APPS, hooks="https://old.example.com/hooks")
+    code, out, _ = run(capsys, "--env", "staging", "--detailed-exitcode")
+    assert code == 2
+    assert '~ drift "Sales IVR"' in out
+
+
+def test_unmanaged_applications_alone_exit_0_with_detailed_exitcode(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _create(accounts, TEST_API_KEY, [*STAGING_APPS, ("Old IVR", "https://old.example.com/")])
+    code, out, _ = run(capsys, "--env", "staging", "--detailed-exitcode")
+    assert code == 0
+    assert '? unmanaged "Old IVR"' in out
+
+
+def test_plan_sends_one_get_per_environment(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys)
+    assert accounts.request_count("GET", "/v1/applications") == 2
+    assert accounts.request_count("POST") == 0
+
+
+def test_plan_of_one_environment_sends_one_get(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--env", "prod", "--env", "prod")
+    assert code == 0
+    assert accounts.request_count("GET", "/v1/applications") == 1
+    assert 'Environment "staging"' not in out
+
+
+class _Api(BaseHTTPRequestHandler):
+    """A stand-in API on loopback for what the emulator cannot do on purpose."""
+
+    answer: Callable[[], tuple[int, bytes]]
+
+    def do_GET(self) -> None:
+        status, body = type(self).answer()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep the test output quiet
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[[Callable[[], tuple[int, bytes]]], str]]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(answer: Callable[[], tuple[int, bytes]]) -> str:
+        handler = type("Handler", (_Api,), {"answer": staticmethod(answer)})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_plan_lists_the_environments_concurrently(
+    stand_in: Callable[[Callable[[], tuple[int, bytes]]], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each GET is answered only once both have arrived: listing one environment after
+    # the other would wait out the barrier, fail, and exit 1.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def answer() -> tuple[int, bytes]:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return 500, b'{"error": {"code": "internal_error", "message": "alone"}}'
+        return 200, b'{"data": [], "count": 0}'
+
+    _point_at(monkeypatch, stand_in(answer))
+    monkeypatch.setenv("MVSYNC_API_DEADLINE", "5")
+    code, out, err = run(capsys)
+    assert (code, err) == (0, "")
+    assert "4 to create" in out
+
+
+def test_o_writes_a_saved_plan_with_no_secret(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    saved_path = tmp_path / "plan.json"
+    assert run(capsys, "-o", str(saved_path))[0] == 0
+    text = saved_path.read_text()
+    assert_no_secrets(text, extra=SECRETS)
+    assert "MV_WEBHOOK_SECRET" not in text
+    saved = read_plan(saved_path)
+    assert [env.name for env in saved.environments] == ["staging", "prod"]
+    assert saved.environments[0].summary["create"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_no_format_prints_a_secret(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    code, out, _ = run(capsys, "--format", fmt)  # run() checks the canaries
+    assert code == 0
+    assert out
+
+
+def test_json_format_prints_one_spec_document(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(capsys, "--format", "json")
+    document = json.loads(out)
+    assert document["format_version"] == 1
+    assert [e["summary"]["create"] for e in document["environments"]] == [2, 2]
+
+
+def test_github_step_summary_gets_the_markdown_appended(
+    accounts: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    _, out, _ = run(capsys)
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n")
+    assert text.count("<details>") == 2
+    assert "<details>" not in out
+    assert_no_secrets(text, extra=SECRETS)
+
+
+def test_an_unknown_environment_is_an_error_listing_the_known_ones(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--env", "qa")
+    assert code == 1
+    assert "unknown environment 'qa' (the manifest has: staging, prod)" in err
+    assert accounts.request_count() == 0
+
+
+def _error_lines(err: str) -> list[str]:
+    assert "Traceback" not in err
+    return err.splitlines()
+
+
+def test_a_missing_api_key_variable_is_named(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MV_KEY_PROD")
+    code, out, err = run(capsys)
+    assert (code, out) == (1, "")
+    (line,) = _error_lines(err)
+    assert "MV_KEY_PROD" in line
+    assert accounts.request_count() == 0
+
+
+def test_a_refused_key_names_its_variable_and_the_url(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MV_KEY_PROD", "mvtest_not_a_known_key")
+    code, out, err = run(capsys)
+    assert (code, out) == (1, "")
+    (line,) = _error_lines(err)
+    assert line == (
+        f"mvsync: error: environment 'prod': the API key in MV_KEY_PROD was refused by "
+        f"{accounts.url}/v1/applications (401 unauthorized)"
+    )
+    assert "mvtest_not_a_known_key" not in err
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_network_failure_is_one_line_per_environment(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MV_API_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("MVSYNC_API_DEADLINE", "0.5")
+    code, out, err = run(capsys)
+    assert (code, out) == (1, "")
+    lines = _error_lines(err)
+    assert [line.split("'")[1] for line in lines] == ["staging", "prod"]
+
+
+def test_a_malformed_list_answer_is_one_line(
+    stand_in: Callable[[Callable[[], tuple[int, bytes]]], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _point_at(monkeypatch, stand_in(lambda: (200, b'{"data": "not a list"}')))
+    code, out, err = run(capsys, "--env", "staging")
+    assert (code, out) == (1, "")
+    (line,) = _error_lines(err)
+    assert line.startswith("mvsync: error: environment 'staging': ")
+
+
+def test_a_failing_plan_writes_no_saved_plan(
+    accounts: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("MV_KEY_PROD", "mvtest_not_a_known_key")
+    assert run(capsys, "-o", str(tmp_path / "plan.json"))[0] == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_installed_command_prints_no_traceback_on_error(accounts: Emulator) -> None:
+    env = {"PATH": "/usr/bin:/bin", "MV_API_URL": accounts.url, "MV_KEY_STAGING": TEST_API_KEY}
+    result = subprocess.run(
+        [sys.executable, "-m", "mvsync", "plan", "-f", str(MANIFEST)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "MV_KEY_PROD" in result.stderr
+    assert_no_secrets(result.stderr, extra=SECRETS)
