@@ -1,0 +1,487 @@
+"""Apply one environment: create what the manifest wants, exactly once, and keep every key.
+
+The order of the steps is the design (SPEC sections 4-6)::
+
+    check the secrets file and its journal (refuse malformed / readable by others)
+    take the environment's lock (mvsync.lock)
+    reconcile what a previous run left in the journal, and fold it
+    list → plan (or check a saved plan is still fresh) → --max-creates
+    refuse a create whose name already has a secrets entry (it could not be stored)
+    ask (callback) → read every webhook secret the creates send
+    re-list, drop the creates that now exist
+    create, bounded concurrency: journal "intent" → POST → journal "created"
+        outcome unknown → wait, re-list → there: "not captured"; absent: POST again
+    fold the journal into the secrets file (one atomic rewrite), remove the journal
+    list until every new application is visible (deadline)
+
+A create counts as done when its key is fsynced in the journal: two appends per
+create, whatever the number of keys already stored. The applier never prints and
+never touches signals: it reports through ``Reporter`` and stops starting creates
+when the ``stop`` event is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from mvsync import journal, secrets
+from mvsync.client import MiniVoiceClient
+from mvsync.durable import ensure_private_dir
+from mvsync.errors import (
+    AbortedError,
+    ApiError,
+    ApiResponseError,
+    MvsyncError,
+    OutcomeUnknownError,
+    UnsafePlanError,
+)
+from mvsync.journal import JournalRecord, JournalWriter
+from mvsync.lock import EnvironmentLock, lock_path
+from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
+from mvsync.planfile import SavedEnvironment, check_fresh
+from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
+
+NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How one apply behaves; the CLI fills it from flags and MVSYNC_* variables."""
+
+    concurrency: int = 4
+    max_creates: int | None = None
+    lock_timeout: float = 0.0
+    command: str = "mvsync apply"
+    # After a POST whose outcome is unknown: wait, then list, before deciding.
+    unknown_wait: float = 0.5
+    # POSTs of one name whose outcome was unknown and whose name was then absent.
+    max_post_attempts: int = 3
+    # Listing until every new application is visible (the seed's test procedure).
+    confirm_deadline: float = 30.0
+    confirm_backoff: float = 0.2
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+
+class Reporter(Protocol):
+    """What the applier tells its caller while it runs (the CLI renders it)."""
+
+    def plan_ready(self, plan: EnvironmentPlan) -> None: ...
+    def not_captured(self, name: str, app_id: str) -> None: ...
+    def creating(self, total: int) -> None: ...
+    def created(self, name: str, app_id: str) -> None: ...
+    def failed(self, name: str, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class NullReporter:
+    """A reporter that says nothing."""
+
+    def plan_ready(self, plan: EnvironmentPlan) -> None:
+        return None
+
+    def not_captured(self, name: str, app_id: str) -> None:
+        return None
+
+    def creating(self, total: int) -> None:
+        return None
+
+    def created(self, name: str, app_id: str) -> None:
+        return None
+
+    def failed(self, name: str, message: str) -> None:
+        return None
+
+    def note(self, message: str) -> None:
+        return None
+
+
+Confirm = Callable[[EnvironmentPlan], bool]
+SecretOf = Callable[[str], str]  # a webhook_secret reference → its value
+
+
+def _always(_plan: EnvironmentPlan) -> bool:
+    return True
+
+
+def _no_secret(ref: str) -> str:
+    raise MvsyncError(f"no way to read the webhook secret {ref}")
+
+
+@dataclass
+class ApplyResult:
+    """What one apply did and left; ``ok`` is the SPEC's exit-0 condition."""
+
+    environment: str
+    secrets_path: Path
+    plan: EnvironmentPlan | None = None
+    created: list[tuple[str, str]] = field(default_factory=list)
+    already_existed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    drift: list[Change] = field(default_factory=list)
+    ambiguous: list[Change] = field(default_factory=list)
+    not_created: list[str] = field(default_factory=list)
+    not_captured: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unconfirmed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The environment equals the manifest and every new key is stored."""
+        return not (
+            self.drift
+            or self.ambiguous
+            or self.not_created
+            or self.not_captured
+            or self.failed
+            or self.unconfirmed
+            or self.skipped
+            or self.interrupted
+        )
+
+
+class _Outcome(Enum):
+    CREATED = "created"
+    NOT_CAPTURED = "not_captured"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class _Done:
+    name: str
+    outcome: _Outcome
+    app_id: str | None = None
+    message: str | None = None
+
+
+def apply_environment(
+    desired: DesiredEnvironment,
+    client: MiniVoiceClient,
+    *,
+    settings: ApplySettings = ApplySettings(),  # frozen: sharing the default is safe
+    saved: SavedEnvironment | None = None,
+    confirm: Confirm = _always,
+    secret_of: SecretOf = _no_secret,
+    reporter: Reporter | None = None,
+    stop: threading.Event | None = None,
+) -> ApplyResult:
+    """Make environment ``desired.name`` equal to the manifest; see the module docstring."""
+    run = _Run(
+        desired,
+        client,
+        settings,
+        saved,
+        confirm,
+        secret_of,
+        reporter or NullReporter(),
+        stop or threading.Event(),
+    )
+    return run.apply()
+
+
+class _Run:
+    def __init__(
+        self,
+        desired: DesiredEnvironment,
+        client: MiniVoiceClient,
+        settings: ApplySettings,
+        saved: SavedEnvironment | None,
+        confirm: Confirm,
+        secret_of: SecretOf,
+        reporter: Reporter,
+        stop: threading.Event,
+    ) -> None:
+        self.desired = desired
+        self.client = client
+        self.settings = settings
+        self.saved = saved
+        self.confirm = confirm
+        self.secret_of = secret_of
+        self.reporter = reporter
+        self.stop = stop
+        self.secrets_path = desired.secrets_path
+        self.journal_path = journal.journal_path(self.secrets_path)
+        self.result = ApplyResult(environment=desired.name, secrets_path=self.secrets_path)
+        # Records of this run, kept in memory too: the fold writes them even if an
+        # append failed, so a key is never only in a failed journal write.
+        self._records: list[JournalRecord] = []
+        self._records_lock = threading.Lock()
+        # Set on an error that every further create would meet (401, no connection...).
+        self._halt = threading.Event()
+
+    # --- the steps -------------------------------------------------------------------
+
+    def _read_stored(self) -> tuple[secrets.SecretsFile, list[JournalRecord]]:
+        stored = secrets.read_secrets(self.secrets_path)
+        if stored is None:
+            stored = secrets.empty(self.desired.name, self.desired.api_url)
+        else:
+            secrets.check_matches(
+                stored, self.secrets_path, self.desired.name, self.desired.api_url
+            )
+        return stored, journal.read_journal(self.journal_path)
+
+    def apply(self) -> ApplyResult:
+        # Refuse a bad secrets file or journal before taking the lock or listing.
+        self._read_stored()
+        ensure_private_dir(self.secrets_path.parent)
+        lock = EnvironmentLock(
+            lock_path(self.secrets_path),
+            timeout=self.settings.lock_timeout,
+            command=self.settings.command,
+        )
+        with lock:
+            # Another apply may have changed both while this one waited for the lock.
+            stored, leftover = self._read_stored()
+            secrets.remove_stale_temps(self.secrets_path)
+            remote = self.client.list_applications()
+            if leftover or self.journal_path.exists():
+                self._reconcile(stored, leftover, remote)
+            return self._apply_locked(stored, remote)
+
+    def _reconcile(
+        self, stored: secrets.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
+    ) -> None:
+        """Fold a previous run's journal; its unanswered intents become "not captured"."""
+        answered = {r.name for r in leftover if r.event != "intent"}
+        pending = [r.name for r in leftover if r.event == "intent" and r.name not in answered]
+        records = [r for r in leftover if r.event != "intent"]
+        stored_ids = {entry.id for entry in stored.applications.values()}
+        for name in dict.fromkeys(pending):
+            for app in remote:
+                if app.name == name and app.id not in stored_ids:
+                    records.append(journal.not_captured(name, app.id))
+        folded = secrets.add_records(stored, records)
+        # One atomic rewrite, then the journal goes: a crash in between folds again (a no-op).
+        secrets.write_secrets(self.secrets_path, stored)
+        secrets.remove_journal(self.journal_path)
+        self.result.renamed.extend(folded.renamed)
+        for name, app_id in folded.not_captured:
+            self.result.not_captured.append((name, app_id))
+            self.reporter.not_captured(name, app_id)
+        if folded.stored:
+            self.reporter.note(
+                f"stored {len(folded.stored)} key(s) a previous run received in {self.secrets_path}"
+            )
+
+    def _apply_locked(self, stored: secrets.SecretsFile, remote: list[RemoteApp]) -> ApplyResult:
+        plan = build_plan(self.desired, remote)
+        if self.saved is not None:
+            check_fresh(self.saved, plan)
+        self.result.plan = plan
+        self.reporter.plan_ready(plan)
+        creates = plan.creates
+        self._refuse_unstorable(creates, stored)
+        limit = self.settings.max_creates
+        if limit is not None and len(creates) > limit:
+            raise UnsafePlanError(
+                f"environment '{self.desired.name}': the plan has {len(creates)} creates, "
+                f"more than --max-creates {limit}; nothing was created"
+            )
+        if self.stop.is_set():
+            self.result.interrupted = True
+            return self._finish(plan, remote)
+        if creates and not self.confirm(plan):
+            raise AbortedError("apply cancelled: nothing was created")
+        requests = self._requests(creates)
+        if creates:
+            # The plan's list may be minutes old (the question): list again right before.
+            remote = self.client.list_applications()
+            present = {app.name for app in remote}
+            for change in creates:
+                if change.name in present:
+                    self.result.already_existed.append(change.name)
+            creates = tuple(c for c in creates if c.name not in present)
+        if creates:
+            self._create_all(creates, requests, {app.id for app in remote}, stored)
+        return self._finish(plan, remote)
+
+    def _refuse_unstorable(self, creates: Sequence[Change], stored: secrets.SecretsFile) -> None:
+        taken = [c.name for c in creates if c.name in stored.applications]
+        if not taken:
+            return
+        first = taken[0]
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise UnsafePlanError(
+            f"environment '{self.desired.name}': '{first}'{more} must be created, but "
+            f"{self.secrets_path} already has an entry for it (id "
+            f"{stored.applications[first].id}): its application was probably deleted by "
+            "hand. mvsync never overwrites a stored key: move that entry out of the secrets "
+            "file (keep its key if you still need it), then apply again; nothing was created"
+        )
+
+    def _requests(self, creates: Sequence[Change]) -> dict[str, CreateRequest]:
+        """Every create's body, each webhook secret read now: a missing variable fails
+        before the first POST, not halfway through."""
+        values: dict[str, str] = {}
+        requests: dict[str, CreateRequest] = {}
+        for change in creates:
+            app = change.desired
+            if app is None:  # pragma: no cover - the planner always sets it on a create
+                raise MvsyncError(f"the plan's create of '{change.name}' has no desired fields")
+            secret: SecretStr | None = None
+            if app.webhook_secret_ref is not None:
+                ref = app.webhook_secret_ref
+                if ref not in values:
+                    values[ref] = self.secret_of(ref)
+                secret = SecretStr(values[ref])
+            requests[change.name] = CreateRequest(
+                name=app.name,
+                answer_url=app.answer_url,
+                webhook_url=app.webhook_url or None,
+                webhook_secret=secret,
+            )
+        return requests
+
+    # --- creating --------------------------------------------------------------------
+
+    def _create_all(
+        self,
+        creates: Sequence[Change],
+        requests: dict[str, CreateRequest],
+        known_ids: set[str],
+        stored: secrets.SecretsFile,
+    ) -> None:
+        self.reporter.creating(len(creates))
+        try:
+            with (
+                JournalWriter(self.journal_path) as writer,
+                ThreadPoolExecutor(
+                    max_workers=self.settings.concurrency, thread_name_prefix="mvsync-create"
+                ) as pool,
+            ):
+                pending: set[Future[_Done]] = {
+                    pool.submit(self._create_one, writer, requests[c.name], known_ids)
+                    for c in creates
+                }
+                while pending:
+                    # A bounded wait: the main thread stays free to run signal handlers.
+                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        self._record(future.result())
+        finally:
+            # Whatever happened, every key received is folded now (one rewrite).
+            with self._records_lock:
+                records = list(self._records)
+            folded = secrets.add_records(stored, records)
+            self.result.renamed.extend(folded.renamed)
+            secrets.write_secrets(self.secrets_path, stored)
+            secrets.remove_journal(self.journal_path)
+
+    def _record(self, done: _Done) -> None:
+        if done.outcome is _Outcome.CREATED and done.app_id is not None:
+            self.result.created.append((done.name, done.app_id))
+            self.reporter.created(done.name, done.app_id)
+        elif done.outcome is _Outcome.NOT_CAPTURED and done.app_id is not None:
+            self.result.not_captured.append((done.name, done.app_id))
+            self.reporter.not_captured(done.name, done.app_id)
+        elif done.outcome is _Outcome.FAILED:
+            message = done.message or "failed"
+            self.result.failed.append((done.name, message))
+            self.reporter.failed(done.name, message)
+        else:
+            self.result.skipped.append(done.name)
+
+    def _append(self, writer: JournalWriter, record: JournalRecord) -> None:
+        if record.event != "intent":
+            with self._records_lock:
+                self._records.append(record)
+        writer.append(record)
+
+    def _create_one(
+        self, writer: JournalWriter, request: CreateRequest, known_ids: set[str]
+    ) -> _Done:
+        name = request.name
+        attempts = self.settings.max_post_attempts
+        for attempt in range(1, attempts + 1):
+            if self.stop.is_set() or self._halt.is_set():
+                return _Done(name, _Outcome.SKIPPED)
+            self._append(writer, journal.intent(name))
+            try:
+                app = self.client.create_application(request)
+            except (OutcomeUnknownError, ApiResponseError) as unknown:
+                # It may exist now: look before deciding (SPEC guarantee 2).
+                self.settings.sleep(self.settings.unknown_wait)
+                try:
+                    remote = self.client.list_applications()
+                except ApiError as listing:
+                    self._halt.set()
+                    return _Done(
+                        name,
+                        _Outcome.FAILED,
+                        message=f"{unknown}; listing to find out failed too: {listing} "
+                        "(the next apply finds out)",
+                    )
+                found = [a for a in remote if a.name == name and a.id not in known_ids]
+                if found:
+                    self._append(writer, journal.not_captured(name, found[0].id))
+                    return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
+                if attempt == attempts:
+                    return _Done(
+                        name,
+                        _Outcome.FAILED,
+                        message=f"{unknown}; not created after {attempts} attempts",
+                    )
+                continue
+            except ApiError as error:
+                if error.status not in (400, 404, 409, 413, 422):
+                    self._halt.set()  # 401, 403, no connection...: every create would meet it
+                return _Done(name, _Outcome.FAILED, message=str(error))
+            # The key is on disk when this returns: only then does the create count as done.
+            self._append(writer, journal.created(name, app.id, app.api_key, app.created_at))
+            return _Done(name, _Outcome.CREATED, app_id=app.id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- after creating -----------------------------------------------------------
+
+    def _finish(self, plan: EnvironmentPlan, remote: list[RemoteApp]) -> ApplyResult:
+        result = self.result
+        new_ids = {app_id: name for name, app_id in result.created + result.not_captured}
+        if self.stop.is_set():
+            # Interrupted: keys are stored; no confirmation round, the plan says what is left.
+            result.interrupted = True
+            final = plan
+        elif new_ids:
+            listed = self._confirm_visible(set(new_ids))
+            final = build_plan(self.desired, listed) if listed is not None else plan
+            missing = set(new_ids) - {app.id for app in listed or ()}
+            result.unconfirmed = sorted((new_ids[app_id], app_id) for app_id in missing)
+        else:
+            final = build_plan(self.desired, remote)
+        result.drift = [c for c in final.changes if c.action is Action.DRIFT]
+        result.ambiguous = [c for c in final.changes if c.action is Action.AMBIGUOUS]
+        result.unchanged = final.summary["unchanged"]
+        accounted = set(new_ids.values()) | {name for name, _ in result.failed}
+        accounted.update(result.skipped)
+        result.not_created = [c.name for c in final.creates if c.name not in accounted]
+        return result
+
+    def _confirm_visible(self, new_ids: set[str]) -> list[RemoteApp] | None:
+        """List until every new id is there or the deadline passes; the last list."""
+        deadline = time.monotonic() + self.settings.confirm_deadline
+        backoff = self.settings.confirm_backoff
+        listed: list[RemoteApp] | None = None
+        while True:
+            try:
+                listed = self.client.list_applications()
+            except ApiError as error:
+                self.reporter.note(f"listing to confirm the new applications failed: {error}")
+            if listed is not None and new_ids <= {app.id for app in listed}:
+                return listed
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stop.is_set():
+                return listed
+            self.settings.sleep(min(backoff, remaining))
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,521 @@
+"""mvsync.applier against the real emulator on loopback: exactly once, no key lost."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from mvsync import journal
+from mvsync.applier import ApplyResult, ApplySettings, NullReporter, apply_environment
+from mvsync.client import MiniVoiceClient, RetryPolicy
+from mvsync.emulator import Emulator, Fault
+from mvsync.errors import AbortedError, MvsyncError, SecretsError, UnsafePlanError
+from mvsync.model import CreateRequest, DesiredApp, DesiredEnvironment
+from mvsync.planfile import read_plan, write_plan
+from mvsync.planner import Plan, build_plan
+from mvsync.secrets import SecretEntry, SecretsFile, read_secrets, write_secrets
+
+FAST = ApplySettings(unknown_wait=0.01, confirm_deadline=2.0, confirm_backoff=0.01)
+SECRET_REF = "${MV_WEBHOOK_SECRET}"
+
+
+def desired_env(
+    tmp_path: Path, url: str, count: int = 3, prefix: str = "App"
+) -> DesiredEnvironment:
+    apps = tuple(
+        DesiredApp(
+            name=f"{prefix} {n}",
+            answer_url=f"https://example.com/{n}/answer",
+            webhook_url="https://example.com/hooks",
+            webhook_secret_ref=SECRET_REF,
+        )
+        for n in range(count)
+    )
+    return DesiredEnvironment(
+        name="dev",
+        api_url=url,
+        api_key_env="MINIVOICE_API_KEY",
+        secrets_path=tmp_path / ".mvsync" / "dev.secrets.yaml",
+        apps=apps,
+    )
+
+
+def secret_of(ref: str) -> str:
+    assert ref == SECRET_REF
+    return TEST_WEBHOOK_SECRET
+
+
+def client_for(emulator: Emulator, timeout: float = 2.0) -> MiniVoiceClient:
+    retry = RetryPolicy(deadline=5.0, initial_backoff=0.01, max_backoff=0.05)
+    return MiniVoiceClient(emulator.url, TEST_API_KEY, timeout=timeout, retry=retry)
+
+
+def run_apply(
+    env: DesiredEnvironment, emulator: Emulator, timeout: float = 2.0, **options: object
+) -> ApplyResult:
+    options.setdefault("settings", FAST)
+    with client_for(emulator, timeout) as client:
+        return apply_environment(env, client, secret_of=secret_of, **options)  # type: ignore[arg-type]
+
+
+def stored_entries(env: DesiredEnvironment) -> dict[str, dict[str, object]]:
+    stored = read_secrets(env.secrets_path)
+    assert stored is not None
+    return {
+        name: {
+            "id": entry.id,
+            "api_key": entry.api_key.get_secret_value() if entry.api_key else None,
+            "key_captured": entry.key_captured,
+        }
+        for name, entry in stored.applications.items()
+    }
+
+
+def remote_names(emulator: Emulator) -> Counter[str]:
+    return Counter(app["name"] for app in emulator.applications(TEST_API_KEY))
+
+
+def remote_ids(emulator: Emulator) -> dict[str, str]:
+    return {app["name"]: app["id"] for app in emulator.applications(TEST_API_KEY)}
+
+
+# --- the normal path ---------------------------------------------------------------
+
+
+def test_apply_creates_every_application_and_stores_each_key(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    result = run_apply(env, emulator)
+    entries = stored_entries(env)
+    assert result.ok
+    assert remote_names(emulator) == Counter({"App 0": 1, "App 1": 1, "App 2": 1})
+    assert {name: entry["id"] for name, entry in entries.items()} == remote_ids(emulator)
+    assert all(str(entry["api_key"]).startswith("mv_live_") for entry in entries.values())
+
+
+def test_stored_keys_are_the_keys_the_api_issued(emulator: Emulator, tmp_path: Path) -> None:
+    # The emulator accepts every key it issued: a stored key that works is the real one.
+    env = desired_env(tmp_path, emulator.url, count=1)
+    run_apply(env, emulator)
+    issued_key = str(stored_entries(env)["App 0"]["api_key"])
+    with MiniVoiceClient(emulator.url, issued_key) as client:
+        assert [app.name for app in client.list_applications()] == ["App 0"]
+
+
+def test_secrets_file_is_0600_in_a_0700_folder_and_journal_is_gone(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    run_apply(env, emulator)
+    assert env.secrets_path.stat().st_mode & 0o777 == 0o600
+    assert env.secrets_path.parent.stat().st_mode & 0o777 == 0o700
+    assert not journal.journal_path(env.secrets_path).exists()
+
+
+def test_webhook_secret_is_sent_with_each_create(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    run_apply(env, emulator)
+    assert emulator.webhook_secret_of(remote_ids(emulator)["App 0"]) == TEST_WEBHOOK_SECRET
+
+
+def test_second_apply_sends_no_post(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    run_apply(env, emulator)
+    posts_before = emulator.request_count("POST")
+    second = run_apply(env, emulator)
+    assert (second.ok, second.created, emulator.request_count("POST")) == (True, [], posts_before)
+
+
+def test_second_apply_keeps_every_entry_of_the_first(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    run_apply(env, emulator)
+    first = stored_entries(env)
+    bigger = desired_env(tmp_path, emulator.url, count=5)
+    run_apply(bigger, emulator)
+    entries = stored_entries(bigger)
+    assert {name: entries[name] for name in first} == first
+    assert len(entries) == 5
+
+
+def test_entries_of_names_no_longer_in_the_manifest_stay(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    run_apply(env, emulator)
+    smaller = desired_env(tmp_path, emulator.url, count=1)
+    run_apply(smaller, emulator)
+    assert sorted(stored_entries(env)) == ["App 0", "App 1", "App 2"]
+
+
+def test_summary_counts_unchanged_and_drift(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=2)
+    run_apply(env, emulator)
+    moved = DesiredApp(name="App 1", answer_url="https://example.com/moved")
+    drifted = DesiredEnvironment(
+        name="dev",
+        api_url=emulator.url,
+        api_key_env="X",
+        secrets_path=env.secrets_path,
+        apps=(env.apps[0], moved),
+    )
+    result = run_apply(drifted, emulator)
+    assert (result.unchanged, [c.name for c in result.drift], result.ok) == (1, ["App 1"], False)
+
+
+# --- refusals before anything is created ----------------------------------------------
+
+
+def test_max_creates_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    with pytest.raises(UnsafePlanError, match="3 creates, more than --max-creates 2"):
+        run_apply(env, emulator, settings=ApplySettings(max_creates=2))
+    assert emulator.request_count("POST") == 0
+
+
+def test_stale_saved_plan_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    write_plan(Plan((build_plan(env, []),)), plan_file, tmp_path / "mvsync.yaml")
+    with client_for(emulator) as client:
+        client.create_application(
+            CreateRequest(name="Someone else's", answer_url="https://x.example/a")
+        )
+    posts = emulator.request_count("POST")
+    saved = read_plan(plan_file).environment("dev")
+    with pytest.raises(MvsyncError, match="remote applications changed"):
+        run_apply(env, emulator, saved=saved)
+    assert emulator.request_count("POST") == posts
+
+
+def test_fresh_saved_plan_is_applied(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    write_plan(Plan((build_plan(env, []),)), plan_file, tmp_path / "mvsync.yaml")
+    result = run_apply(env, emulator, saved=read_plan(plan_file).environment("dev"))
+    assert (result.ok, len(result.created)) == (True, 3)
+
+
+def test_answering_no_creates_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    with pytest.raises(AbortedError, match="nothing was created"):
+        run_apply(env, emulator, confirm=lambda _plan: False)
+    assert emulator.request_count("POST") == 0
+
+
+def test_missing_webhook_secret_fails_before_the_first_post(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+
+    def missing(_ref: str) -> str:
+        raise MvsyncError("the variable MV_WEBHOOK_SECRET is not set")
+
+    with client_for(emulator) as client, pytest.raises(MvsyncError, match="MV_WEBHOOK_SECRET"):
+        apply_environment(env, client, settings=FAST, secret_of=missing)
+    assert emulator.request_count("POST") == 0
+
+
+def test_malformed_secrets_file_is_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    env.secrets_path.parent.mkdir()
+    env.secrets_path.write_text("environment: [dev\n")
+    env.secrets_path.chmod(0o600)
+    with pytest.raises(SecretsError, match="malformed secrets file"):
+        run_apply(env, emulator)
+    assert emulator.request_count() == 0
+
+
+def test_group_readable_secrets_file_is_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    run_apply(env, emulator)
+    env.secrets_path.chmod(0o640)
+    requests = emulator.request_count()
+    with pytest.raises(SecretsError, match="group or others"):
+        run_apply(desired_env(tmp_path, emulator.url, count=4), emulator)
+    assert emulator.request_count() == requests
+
+
+def test_malformed_journal_is_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    env.secrets_path.parent.mkdir()
+    path = journal.journal_path(env.secrets_path)
+    path.write_bytes(b"not json\n")
+    path.chmod(0o600)
+    with pytest.raises(SecretsError, match="not a JSON object"):
+        run_apply(env, emulator)
+    assert emulator.request_count() == 0
+
+
+def test_create_of_a_name_with_a_stored_entry_is_refused(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The remote application was deleted by hand: a new key could not be stored.
+    env = desired_env(tmp_path, emulator.url, count=2)
+    env.secrets_path.parent.mkdir()
+    entry = SecretEntry(id="app_gone", api_key=SecretStr("mv_live_old"), created_at="t")
+    write_secrets(
+        env.secrets_path,
+        SecretsFile(environment="dev", api_url=emulator.url, applications={"App 1": entry}),
+    )
+    with pytest.raises(
+        UnsafePlanError, match=r"'App 1' must be created, but .* already has an entry"
+    ):
+        run_apply(env, emulator)
+    assert emulator.request_count("POST") == 0
+    assert stored_entries(env)["App 1"]["api_key"] == "mv_live_old"
+
+
+# --- re-list right before creating ------------------------------------------------------
+
+
+def test_create_that_appeared_after_the_plan_is_not_sent(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=2)
+
+    def someone_creates_app_0(_plan: object) -> bool:
+        with client_for(emulator) as other:
+            other.create_application(CreateRequest(name="App 0", answer_url="https://e.x/0"))
+        return True
+
+    result = run_apply(env, emulator, confirm=someone_creates_app_0)
+    assert result.already_existed == ["App 0"]
+    assert remote_names(emulator)["App 0"] == 1
+
+
+# --- faults (SPEC section 7) on the POST ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("429", method="POST"),
+        Fault("429", method="POST", retry_after="1"),
+        Fault("503", method="POST", retry_after="1"),
+        Fault("500", method="POST"),
+        Fault("503", method="POST"),
+        Fault("drop_before_commit", method="POST"),
+    ],
+    ids=lambda f: f"{f.kind}-retry-after-{f.retry_after}",
+)
+def test_post_fault_that_commits_nothing_ends_with_one_app_and_its_key(
+    emulator: Emulator, tmp_path: Path, fault: Fault
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    emulator.add_fault(fault)
+    result = run_apply(env, emulator)
+    assert result.ok
+    assert remote_names(emulator) == Counter({"App 0": 1, "App 1": 1, "App 2": 1})
+    assert emulator.request_count("POST") == 4
+    assert all(entry["api_key"] for entry in stored_entries(env).values())
+
+
+def test_post_429_with_retry_after_as_a_date_is_retried(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    when = email.utils.formatdate(time.time() + 1, usegmt=True)
+    emulator.add_fault(Fault("429", method="POST", retry_after=when))
+    result = run_apply(env, emulator)
+    assert (result.ok, emulator.request_count("POST"), remote_names(emulator)["App 0"]) == (
+        True,
+        2,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("drop_after_commit", method="POST"), Fault("slow", method="POST", delay=1.5)],
+    ids=["drop_after_commit", "slow"],
+)
+def test_post_committed_without_answer_is_recorded_as_not_captured(
+    emulator: Emulator, tmp_path: Path, fault: Fault
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    emulator.add_fault(fault)
+    result = run_apply(env, emulator, timeout=0.5)
+    app_id = remote_ids(emulator)["App 0"]
+    assert (result.ok, result.not_captured) == (False, [("App 0", app_id)])
+    assert remote_names(emulator)["App 0"] == 1
+    assert stored_entries(env)["App 0"] == {"id": app_id, "api_key": None, "key_captured": False}
+
+
+def test_not_captured_app_is_reported_once_and_never_created_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    emulator.add_fault(Fault("drop_after_commit", method="POST"))
+    run_apply(env, emulator)
+    posts = emulator.request_count("POST")
+    second = run_apply(env, emulator)
+    assert (second.ok, second.not_captured, emulator.request_count("POST")) == (True, [], posts)
+
+
+def test_post_that_keeps_failing_with_unknown_outcome_gives_up(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    emulator.add_fault(Fault("500", method="POST", times=10))
+    result = run_apply(env, emulator)
+    assert (result.ok, [name for name, _ in result.failed]) == (False, ["App 0"])
+    assert emulator.request_count("POST") == FAST.max_post_attempts
+
+
+def test_unauthorized_post_stops_further_creates(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=6)
+    with MiniVoiceClient(emulator.url, TEST_API_KEY) as lister:
+        remote = lister.list_applications()
+    assert remote == []
+    bad = MiniVoiceClient(emulator.url, "mvtest_wrong_key")
+    with pytest.raises(MvsyncError, match="refused the API key"):
+        apply_environment(env, bad, settings=FAST, secret_of=secret_of)
+    bad.close()
+    assert emulator.request_count("POST") == 0
+
+
+# --- faults on the GET ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("429", method="GET"),
+        Fault("429", method="GET", retry_after="1"),
+        Fault("500", method="GET"),
+        Fault("503", method="GET"),
+        Fault("drop_before_commit", method="GET"),
+        Fault("drop_after_commit", method="GET"),
+        Fault("slow", method="GET", delay=1.5),
+    ],
+    ids=lambda f: f"{f.kind}-retry-after-{f.retry_after}",
+)
+def test_get_fault_is_retried_and_apply_succeeds(
+    emulator: Emulator, tmp_path: Path, fault: Fault
+) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    emulator.add_fault(fault)
+    result = run_apply(env, emulator, timeout=0.5)
+    assert result.ok
+    assert remote_names(emulator) == Counter({"App 0": 1, "App 1": 1, "App 2": 1})
+    assert emulator.request_count("POST") == 3
+
+
+# --- a previous run's journal ------------------------------------------------------------
+
+
+def write_journal(env: DesiredEnvironment, *records: journal.JournalRecord) -> None:
+    env.secrets_path.parent.mkdir(exist_ok=True)
+    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
+        for record in records:
+            writer.append(record)
+
+
+def test_intent_with_a_remote_app_becomes_not_captured_and_exits_1(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=2)
+    with client_for(emulator) as client:
+        made = client.create_application(
+            CreateRequest(
+                name="App 0",
+                answer_url=env.apps[0].answer_url,
+                webhook_url=env.apps[0].webhook_url,
+            )
+        )
+    write_journal(env, journal.intent("App 0"))
+    result = run_apply(env, emulator)
+    assert result.not_captured == [("App 0", made.id)]
+    assert stored_entries(env)["App 0"]["key_captured"] is False
+    assert (result.ok, [name for name, _ in result.created]) == (False, ["App 1"])
+
+
+def test_intent_without_a_remote_app_is_void_and_created(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    write_journal(env, journal.intent("App 0"))
+    result = run_apply(env, emulator)
+    assert (result.ok, result.not_captured, remote_names(emulator)["App 0"]) == (True, [], 1)
+
+
+def test_created_record_of_a_previous_run_is_folded(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    with client_for(emulator) as client:
+        made = client.create_application(
+            CreateRequest(
+                name="App 0",
+                answer_url=env.apps[0].answer_url,
+                webhook_url=env.apps[0].webhook_url,
+            )
+        )
+    write_journal(
+        env,
+        journal.intent("App 0"),
+        journal.created("App 0", made.id, made.api_key, made.created_at),
+    )
+    result = run_apply(env, emulator)
+    assert result.ok
+    assert stored_entries(env)["App 0"]["api_key"] == made.api_key.get_secret_value()
+    assert not journal.journal_path(env.secrets_path).exists()
+
+
+# --- stopping --------------------------------------------------------------------------
+
+
+def test_stop_before_creating_creates_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    stop = threading.Event()
+    stop.set()
+    result = run_apply(env, emulator, stop=stop)
+    assert (result.interrupted, emulator.request_count("POST")) == (True, 0)
+
+
+class StopAfterFirst(NullReporter):
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def created(self, name: str, app_id: str) -> None:
+        self.stop.set()
+
+
+def test_stop_during_creates_starts_no_new_one_and_stores_every_key(
+    make_emulator: object, tmp_path: Path
+) -> None:
+    emulator = make_emulator(latency=0.05)  # type: ignore[operator]
+    env = desired_env(tmp_path, emulator.url, count=20)
+    stop = threading.Event()
+    settings = ApplySettings(concurrency=2, unknown_wait=0.01, confirm_deadline=1.0)
+    result = run_apply(env, emulator, settings=settings, stop=stop, reporter=StopAfterFirst(stop))
+    remote = remote_ids(emulator)
+    entries = stored_entries(env)
+    assert result.interrupted
+    assert 1 <= len(remote) < 20
+    assert {name: entries[name]["id"] for name in remote} == remote
+    assert all(entries[name]["api_key"] for name in remote)
+
+
+# --- secrets never leave ----------------------------------------------------------------
+
+
+def test_result_and_errors_hold_no_secret(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url)
+    emulator.add_fault(Fault("drop_after_commit", method="POST"))
+    result = run_apply(env, emulator)
+    keys = [str(e["api_key"]) for e in stored_entries(env).values() if e["api_key"]]
+    assert keys
+    text = repr(result) + json.dumps([c.to_json() for c in result.plan.changes])  # type: ignore[union-attr]
+    assert_no_secrets(text, extra=keys)
