@@ -1,0 +1,345 @@
+"""The manifest: pydantic models of the file, loading, and resolution per environment.
+
+``load_manifest(path)`` parses (``mvsync.yamlpos``), validates the models, then
+runs the checks that span several places of the file (``mvsync.manifest_checks``).
+Every problem is collected with its data path; only when there is one is the file
+composed again to turn the paths into line:column (``mvsync.manifest_errors``).
+
+``resolve_environment`` is a pure function of the manifest and a variable
+``lookup``: defaults, then the application, then its override, then ``${}``.
+Variables are read only where their value is used: ``validate`` reads none,
+``plan`` the ``${}`` of the environments it plans and their API key variable,
+``apply`` additionally the webhook secret, right before sending it
+(``expand_secret``).
+
+Decisions (see docs/manifest.md):
+- environment names match ``[a-z0-9][a-z0-9_-]{0,62}``: they become file names
+  (``.mvsync/<env>.secrets.yaml``), so no separators, no dots, and lower case so
+  that ``prod`` and ``Prod`` cannot share one file on case-insensitive disks;
+- ``name`` is not allowed in ``defaults``: one name for every application would
+  always collide;
+- ``webhook_secret`` must be exactly ``${VAR}``: any literal part, including a
+  ``${VAR:-default}`` default, would be a secret committed to git;
+- an application or override may set ``webhook_url``/``webhook_secret`` to
+  ``null`` to drop the default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mvsync import interpolate
+from mvsync.errors import ManifestError, MvsyncError, Problem, UsageError
+from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
+
+Lookup = Callable[[str], str | None]
+
+ENV_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
+
+
+def is_absolute_http_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http or https URL with a host (and a valid port)."""
+    if not url or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _custom(message: str) -> PydanticCustomError:
+    return PydanticCustomError("mvsync", message)
+
+
+def _check_template(value: str) -> str:
+    try:
+        interpolate.parse(value)
+    except interpolate.TemplateSyntaxError as error:
+        raise _custom(f"bad ${{}} syntax: {error}") from None
+    return value
+
+
+def _check_name(value: str) -> str:
+    _check_template(value)
+    if not value.strip():
+        raise _custom("must not be empty")
+    return value
+
+
+def _check_url(value: str) -> str:
+    _check_template(value)
+    if not interpolate.has_variables(value):
+        url = interpolate.literal_value(value)
+        if not is_absolute_http_url(url):
+            raise _custom(f"must be an absolute http(s) URL, got {url!r}")
+    return value
+
+
+def _check_secret_ref(value: str) -> str:
+    # The value is never quoted back: it may be the very secret we refuse.
+    try:
+        parts = interpolate.parse(value)
+    except interpolate.TemplateSyntaxError as error:
+        raise _custom(f"bad ${{}} syntax: {error}") from None
+    variables = [part for part in parts if isinstance(part, interpolate.Variable)]
+    if len(parts) == 1 and variables and variables[0].default is not None:
+        raise _custom(
+            f"the default of ${{{variables[0].name}:-...}} is a literal secret in git;"
+            f" write ${{{variables[0].name}}} and set {variables[0].name} where mvsync runs"
+        )
+    if len(parts) != 1 or not variables:
+        raise _custom(
+            "a literal secret is refused (secrets do not go into git);"
+            " write ${VARIABLE} and set VARIABLE where mvsync runs"
+        )
+    return value
+
+
+def _check_env_name(value: str) -> str:
+    if not re.match(ENV_NAME_PATTERN, value):
+        raise _custom(
+            f"environment name {value!r} must be 1-63 lower-case letters, digits, '-' or '_',"
+            " starting with a letter or digit (it becomes a file name)"
+        )
+    return value
+
+
+def _check_var_name(value: str) -> str:
+    if not re.match(VAR_NAME_PATTERN, value):
+        raise _custom(
+            f"{value!r} is not a variable name (letters, digits and '_', not starting with a digit)"
+        )
+    return value
+
+
+Template = Annotated[str, AfterValidator(_check_template)]
+NameTemplate = Annotated[str, AfterValidator(_check_name)]
+UrlTemplate = Annotated[str, AfterValidator(_check_url)]
+SecretRef = Annotated[
+    str,
+    AfterValidator(_check_secret_ref),
+    Field(json_schema_extra={"pattern": SECRET_REF_PATTERN}),
+]
+EnvName = Annotated[
+    str, AfterValidator(_check_env_name), Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})
+]
+VarName = Annotated[
+    str, AfterValidator(_check_var_name), Field(json_schema_extra={"pattern": VAR_NAME_PATTERN})
+]
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+_NAME_DOC = "Application name in MiniVoice; applications are matched by name. ${} allowed."
+_ANSWER_DOC = "Absolute http(s) URL MiniVoice calls when a call arrives. ${} allowed."
+_WEBHOOK_DOC = "Absolute http(s) URL that receives the call events. ${} allowed; null drops it."
+_SECRET_DOC = (
+    "Secret that signs webhook events. Must be exactly ${VARIABLE}: a literal secret "
+    "(or a ${VAR:-default} default) is refused. null drops the default."
+)
+
+
+class EnvironmentConfig(BaseModel):
+    """One MiniVoice account to keep equal to the manifest."""
+
+    model_config = _STRICT
+
+    api_url: UrlTemplate = Field(
+        DEFAULT_API_URL, description="Base URL of the MiniVoice API. ${} allowed."
+    )
+    api_key_env: VarName = Field(
+        DEFAULT_API_KEY_ENV,
+        description="Name of the environment variable that holds this account's API key.",
+    )
+    secrets_file: Template | None = Field(
+        None,
+        description=(
+            "Where apply stores the keys of created applications (mode 0600), relative to "
+            "the manifest's folder. Default .mvsync/<environment>.secrets.yaml. ${} allowed."
+        ),
+    )
+
+
+class Defaults(BaseModel):
+    """Fields merged under every application (the application and its override win)."""
+
+    model_config = _STRICT
+
+    answer_url: UrlTemplate | None = Field(None, description=_ANSWER_DOC)
+    webhook_url: UrlTemplate | None = Field(None, description=_WEBHOOK_DOC)
+    webhook_secret: SecretRef | None = Field(None, description=_SECRET_DOC)
+
+
+class _NotNullFields(BaseModel):
+    @field_validator("name", "answer_url", mode="before", check_fields=False)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise _custom("must be a string, got null")
+        return value
+
+
+class Override(_NotNullFields):
+    """Fields of one application that differ in one environment."""
+
+    model_config = _STRICT
+
+    name: NameTemplate | None = Field(None, description=_NAME_DOC)
+    answer_url: UrlTemplate | None = Field(None, description=_ANSWER_DOC)
+    webhook_url: UrlTemplate | None = Field(None, description=_WEBHOOK_DOC)
+    webhook_secret: SecretRef | None = Field(None, description=_SECRET_DOC)
+
+
+class Application(_NotNullFields):
+    """One MiniVoice application, created in every environment it lists."""
+
+    model_config = _STRICT
+
+    name: NameTemplate = Field(description=_NAME_DOC)
+    answer_url: UrlTemplate | None = Field(
+        None, description=_ANSWER_DOC + " Required here or in defaults."
+    )
+    webhook_url: UrlTemplate | None = Field(None, description=_WEBHOOK_DOC)
+    webhook_secret: SecretRef | None = Field(None, description=_SECRET_DOC)
+    environments: list[EnvName] | None = Field(
+        None, description="The environments this application exists in (default: all)."
+    )
+    overrides: dict[EnvName, Override] = Field(
+        default_factory=dict,
+        description="Per environment, the fields that differ there.",
+    )
+
+
+class Manifest(BaseModel):
+    """mvsync manifest: the MiniVoice applications of every environment."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="mvsync manifest")
+
+    version: Literal[1] = Field(description="Format version of this file; must be 1.")
+    environments: dict[EnvName, EnvironmentConfig] = Field(
+        description=("The MiniVoice accounts, by name (lower case; the name becomes a file name)."),
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Fields merged under every application."
+    )
+    applications: list[Application] = Field(
+        default_factory=list, description="The applications, in any order."
+    )
+
+    _source: Path = PrivateAttr(default=Path("mvsync.yaml"))
+    _text: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> Path:
+        """The file this manifest was read from."""
+        return self._source
+
+    @property
+    def label(self) -> str:
+        """The file name as given, for messages."""
+        return str(self._source)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read, parse and validate ``path``; ManifestError carries every located problem."""
+    from mvsync import yamlpos
+    from mvsync.manifest_checks import Issue, check_manifest, issues_from_validation, raise_located
+
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ManifestError([Problem(label, 0, 0, f"cannot read the manifest: {reason}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ManifestError(
+            [Problem(label, 0, 0, f"the manifest is not UTF-8 (byte {error.start + 1})")]
+        ) from None
+    data = yamlpos.load(text, label)
+    if not isinstance(data, dict):
+        raise_located(
+            label,
+            text,
+            [Issue((), False, "the manifest must be a mapping with version, environments, ...")],
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as error:
+        raise_located(label, text, issues_from_validation(error))
+    except RecursionError:
+        raise ManifestError([Problem(label, 0, 0, "the manifest refers to itself")]) from None
+    issues = check_manifest(manifest)
+    if issues:
+        raise_located(label, text, issues)
+    manifest._source = path
+    manifest._text = text
+    return manifest
+
+
+def environment_names(manifest: Manifest) -> list[str]:
+    """The environment names, in file order."""
+    return list(manifest.environments)
+
+
+def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
+    """The desired state of ``env``: defaults, application, override, then ``${}``."""
+    from mvsync.manifest_resolve import resolve
+
+    if env not in manifest.environments:
+        known = ", ".join(manifest.environments)
+        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+    return resolve(manifest, env, lookup)
+
+
+def read_api_key(env: DesiredEnvironment, lookup: Lookup) -> str:
+    """The API key of ``env`` from its variable; MvsyncError naming the variable if unset."""
+    value = lookup(env.api_key_env)
+    if not value:
+        raise MvsyncError(
+            f"environment {env.name!r}: the API key variable {env.api_key_env} is not set"
+        )
+    return value
+
+
+def expand_secret(ref: str, lookup: Lookup) -> str:
+    """The webhook secret ``ref`` (``${VAR}``) stands for; MvsyncError naming VAR if unset."""
+    try:
+        variables = interpolate.variables(ref)
+    except interpolate.TemplateSyntaxError:
+        variables = []
+    if len(variables) != 1 or variables[0].default is not None:
+        raise MvsyncError("webhook_secret must be a single ${VARIABLE}")
+    name = variables[0].name
+    value = lookup(name)
+    if not value:
+        raise MvsyncError(f"the webhook secret variable {name} is not set")
+    return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema (draft 2020-12), for editors and CI."""
+    schema = Manifest.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+    }

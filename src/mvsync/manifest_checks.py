@@ -1,0 +1,320 @@
+"""Manifest problems: pydantic's errors in plain words, the cross-field checks, and locating.
+
+A problem is first an ``Issue``: a data path (keys and list indices), whether the
+key or the value is meant, and a message. Only when there are issues is the
+text composed again (``mvsync.yamlpos.locate_all``) to give each its line:column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from pydantic import BaseModel, ValidationError
+
+from mvsync.errors import ManifestError, Problem
+
+if TYPE_CHECKING:
+    from mvsync.manifest import Manifest
+
+DataPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem before it is located.
+
+    ``also`` is another place the message refers to (the first of two equal
+    names); its line is appended to the message.
+    """
+
+    path: DataPath
+    at_key: bool
+    message: str
+    also: DataPath | None = None
+
+
+def raise_located(label: str, text: str, issues: list[Issue]) -> NoReturn:
+    """Turn issues into located problems (one compose of ``text``) and raise ManifestError."""
+    from mvsync import yamlpos
+
+    wanted: set[tuple[DataPath, bool]] = set()
+    for issue in issues:
+        wanted.add((issue.path, issue.at_key))
+        if issue.also is not None:
+            wanted.add((issue.also, False))
+    places = yamlpos.locate_all(text, wanted) if text else {}
+    problems = []
+    for issue in issues:
+        line, column = places.get((issue.path, issue.at_key), (0, 0))
+        message = issue.message
+        if issue.also is not None:
+            first_line = places.get((issue.also, False), (0, 0))[0]
+            if first_line and first_line != line:
+                message += f" (first at line {first_line})"
+        problems.append(Problem(label, line, column, message))
+    raise ManifestError(problems)
+
+
+# -- pydantic's errors, in plain words ------------------------------------------------
+
+
+def _yaml_type(value: Any) -> str:
+    import datetime
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, set | frozenset):
+        return "a set"
+    return type(value).__name__
+
+
+def _label(loc: DataPath) -> str:
+    """How a place is named in a message: its key, with list indices (``environments[1]``)."""
+    if len(loc) == 2 and loc[0] in ("environments",) and isinstance(loc[1], str):
+        return f"environment {loc[1]!r}"
+    if len(loc) == 4 and loc[2] == "overrides" and isinstance(loc[3], str):
+        return f"override {loc[3]!r}"
+    indices = ""
+    for step in reversed(loc):
+        if isinstance(step, int):
+            indices = f"[{step}]" + indices
+        else:
+            return f"{step}{indices}"
+    return "the manifest"
+
+
+def _model_at(loc: DataPath) -> type[BaseModel] | None:
+    from mvsync.manifest import Application, Defaults, EnvironmentConfig, Manifest, Override
+
+    if not loc:
+        return Manifest
+    if loc == ("defaults",):
+        return Defaults
+    if len(loc) == 2 and loc[0] == "environments":
+        return EnvironmentConfig
+    if len(loc) == 2 and loc[0] == "applications":
+        return Application
+    if len(loc) == 4 and loc[0] == "applications" and loc[2] == "overrides":
+        return Override
+    return None
+
+
+def _unknown_key(loc: DataPath) -> str:
+    key = str(loc[-1])
+    model = _model_at(loc[:-1])
+    if model is None:
+        return f"unknown key {key!r}"
+    expected = list(model.model_fields)
+    message = f"unknown key {key!r}"
+    close = difflib.get_close_matches(key, expected, n=1)
+    if close:
+        message += f" (did you mean {close[0]!r}?)"
+    if loc[:-1] == ("defaults",) and key == "name":
+        message += ": a name in defaults would give every application the same name"
+    return message + f" (expected one of: {', '.join(expected)})"
+
+
+def issues_from_validation(error: ValidationError) -> list[Issue]:
+    """pydantic's errors as issues, messages rewritten for the manifest's author."""
+    issues = []
+    for detail in error.errors(include_url=False, include_context=False, include_input=True):
+        loc: DataPath = tuple(detail["loc"])
+        kind = detail["type"]
+        given = detail.get("input")
+        if loc and loc[-1] == "[key]":
+            message = str(detail["msg"])
+            if kind != "mvsync":
+                message = f"key {loc[-2]!r}: {_type_message(kind, detail, given)}"
+            issues.append(Issue(loc[:-1], True, message))
+        elif kind == "extra_forbidden":
+            issues.append(Issue(loc, True, _unknown_key(loc)))
+        elif kind == "missing":
+            issues.append(Issue(loc[:-1], False, f"missing required key {loc[-1]!r}"))
+        elif loc == ("version",):
+            if isinstance(given, int) and not isinstance(given, bool):
+                message = f"version: unsupported version {given} (this mvsync reads version 1)"
+            else:
+                message = f"version: must be the number 1, got {_yaml_type(given)}"
+            issues.append(Issue(loc, False, message))
+        else:
+            issues.append(Issue(loc, False, f"{_label(loc)}: {_type_message(kind, detail, given)}"))
+    return issues
+
+
+def _type_message(kind: str, detail: Any, given: Any) -> str:
+    if kind == "string_type":
+        return f"must be a string, got {_yaml_type(given)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping, got {_yaml_type(given)}"
+    if kind == "list_type":
+        return f"must be a list, got {_yaml_type(given)}"
+    if kind == "recursion_loop":
+        return "refers to itself (a recursive alias)"
+    message = str(detail["msg"])
+    return message[:1].lower() + message[1:]
+
+
+# -- checks that span several places ------------------------------------------------------
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def check_manifest(manifest: Manifest) -> list[Issue]:
+    """Every problem that a single field cannot show (SPEC section 2)."""
+    issues: list[Issue] = []
+    env_names = list(manifest.environments)
+    known = ", ".join(env_names) if env_names else "none"
+    if not env_names:
+        issues.append(Issue(("environments",), True, "at least one environment is required"))
+    # per environment: resulting name template -> the path of the first that uses it
+    names_by_env: dict[str, dict[str, DataPath]] = {env: {} for env in env_names}
+    twice: dict[tuple[DataPath, str, DataPath], list[str]] = {}
+    for index, app in enumerate(manifest.applications):
+        base: DataPath = ("applications", index)
+        app_envs = _app_environments(app.environments, env_names, known, base, issues)
+        for env in app.overrides:
+            place = (*base, "overrides", env)
+            if env not in manifest.environments:
+                message = f"override for unknown environment {env!r} (defined: {known})"
+                issues.append(Issue(place, True, message))
+            elif env not in app_envs:
+                listed = ", ".join(app_envs) if app_envs else "none"
+                issues.append(
+                    Issue(
+                        place,
+                        True,
+                        f"override for environment {env!r}, where this application is not"
+                        f" deployed (its environments: {listed})",
+                    )
+                )
+        missing_answer = []
+        for env in app_envs:
+            override = app.overrides.get(env)
+            if override is not None and override.name is not None:
+                name, name_path = override.name, (*base, "overrides", env, "name")
+            else:
+                name, name_path = app.name, (*base, "name")
+            if not (
+                (override is not None and override.answer_url)
+                or app.answer_url
+                or manifest.defaults.answer_url
+            ):
+                missing_answer.append(env)
+            first = names_by_env[env].get(name)
+            if first is None:
+                names_by_env[env][name] = name_path
+            else:
+                twice.setdefault((name_path, name, first), []).append(env)
+        if missing_answer and len(missing_answer) == len(app_envs):
+            issues.append(
+                Issue(
+                    base, False, "missing required key 'answer_url' (not set here nor in defaults)"
+                )
+            )
+        elif missing_answer:
+            issues.append(
+                Issue(
+                    base,
+                    False,
+                    f"answer_url: not set for environment {_quoted(missing_answer)}"
+                    " (set it here, in defaults or in that override)",
+                )
+            )
+    for (name_path, name, first), envs in twice.items():
+        issues.append(
+            Issue(
+                name_path,
+                False,
+                f"application name {name!r} is used twice in environment {_quoted(envs)}",
+                also=first,
+            )
+        )
+    issues.extend(_shared_account_issues(manifest, names_by_env))
+    issues.extend(_shared_secrets_file_issues(manifest))
+    return issues
+
+
+def _app_environments(
+    listed: list[str] | None, env_names: list[str], known: str, base: DataPath, issues: list[Issue]
+) -> list[str]:
+    if listed is None:
+        return list(env_names)
+    app_envs: list[str] = []
+    for position, env in enumerate(listed):
+        place = (*base, "environments", position)
+        if env not in env_names:
+            issues.append(Issue(place, False, f"unknown environment {env!r} (defined: {known})"))
+        elif env in app_envs:
+            issues.append(Issue(place, False, f"environment {env!r} is listed twice"))
+        else:
+            app_envs.append(env)
+    return app_envs
+
+
+def _shared_account_issues(
+    manifest: Manifest, names_by_env: dict[str, dict[str, DataPath]]
+) -> list[Issue]:
+    issues = []
+    accounts: dict[tuple[str, str], list[str]] = {}
+    for env, config in manifest.environments.items():
+        accounts.setdefault((config.api_url, config.api_key_env), []).append(env)
+    for envs in accounts.values():
+        for later_index, later in enumerate(envs):
+            for earlier in envs[:later_index]:
+                for name, path in names_by_env[later].items():
+                    first = names_by_env[earlier].get(name)
+                    if first is None:
+                        continue
+                    issues.append(
+                        Issue(
+                            path,
+                            False,
+                            f"application name {name!r} is in both environment {earlier!r} and"
+                            f" {later!r}, which share api_url and api_key_env (one account):"
+                            " one would adopt the other's application; rename it in one of"
+                            " them with an override",
+                            also=first,
+                        )
+                    )
+    return issues
+
+
+def _shared_secrets_file_issues(manifest: Manifest) -> list[Issue]:
+    issues = []
+    seen: dict[str, str] = {}
+    for env, config in manifest.environments.items():
+        chosen = config.secrets_file or f".mvsync/{env}.secrets.yaml"
+        normal = os.path.normpath(chosen)
+        if normal in seen:
+            issues.append(
+                Issue(
+                    ("environments", env, "secrets_file"),
+                    False,
+                    f"secrets_file: {chosen!r} is also the secrets file of environment"
+                    f" {seen[normal]!r}; each environment needs its own",
+                )
+            )
+        else:
+            seen[normal] = env
+    return issues

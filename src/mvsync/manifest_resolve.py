@@ -1,0 +1,142 @@
+"""One environment of a validated manifest, resolved to ``DesiredEnvironment``.
+
+Pure: the only outside input is ``lookup`` (``os.environ.get`` in production).
+Order: defaults, then the application, then its override, then ``${}``. The
+webhook secret is kept as its ``${VAR}`` reference; ``apply`` expands it right
+before sending (``mvsync.manifest.expand_secret``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from mvsync import interpolate
+from mvsync.manifest_checks import DataPath, Issue, raise_located
+from mvsync.model import DesiredApp, DesiredEnvironment
+
+if TYPE_CHECKING:
+    from mvsync.manifest import Application, Lookup, Manifest
+
+
+class _Expander:
+    """Expands templates for one environment, collecting every problem as an issue."""
+
+    def __init__(self, env: str, lookup: Lookup) -> None:
+        self.env = env
+        self.lookup = lookup
+        self.issues: list[Issue] = []
+
+    def expand(self, template: str, path: DataPath) -> str | None:
+        missing = interpolate.missing_variables(template, self.lookup)
+        if missing:
+            names = ", ".join(missing)
+            plural = "variables" if len(missing) > 1 else "variable"
+            self.issues.append(
+                Issue(
+                    path,
+                    False,
+                    f"{path[-1]}: {plural} {names} not set (needed for environment {self.env!r})",
+                )
+            )
+            return None
+        return interpolate.expand(template, self.lookup)
+
+    def expand_url(self, template: str, path: DataPath) -> str | None:
+        from mvsync.manifest import is_absolute_http_url
+
+        value = self.expand(template, path)
+        if value is not None and not is_absolute_http_url(value):
+            # The template is shown, not its value: a value may carry credentials.
+            self.issues.append(
+                Issue(
+                    path,
+                    False,
+                    f"{path[-1]}: {template!r} does not expand to an absolute http(s) URL"
+                    f" in environment {self.env!r}",
+                )
+            )
+            return None
+        return value
+
+
+def _pick(
+    field: str, layers: list[tuple[BaseModel | None, DataPath]]
+) -> tuple[str | None, DataPath]:
+    """The value of ``field`` from the first layer that sets it (an explicit null counts)."""
+    for model, path in layers:
+        if model is not None and field in model.model_fields_set:
+            value = getattr(model, field)
+            return value, (*path, field)
+    return None, ()
+
+
+def _deployed(app: Application, env: str, all_envs: list[str]) -> bool:
+    return env in (app.environments if app.environments is not None else all_envs)
+
+
+def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
+    """Resolve ``env`` (known to exist); ManifestError locating every missing variable."""
+    expander = _Expander(env, lookup)
+    config = manifest.environments[env]
+    env_path: DataPath = ("environments", env)
+    api_url = expander.expand_url(config.api_url, (*env_path, "api_url"))
+    secrets_template = config.secrets_file or f".mvsync/{env}.secrets.yaml"
+    secrets_file = expander.expand(secrets_template, (*env_path, "secrets_file"))
+    folder = manifest.source.parent.absolute()
+    secrets_path = folder / Path(secrets_file or secrets_template)
+
+    all_envs = list(manifest.environments)
+    apps: list[DesiredApp] = []
+    first_by_name: dict[str, DataPath] = {}
+    for index, app in enumerate(manifest.applications):
+        if not _deployed(app, env, all_envs):
+            continue
+        base: DataPath = ("applications", index)
+        override = app.overrides.get(env)
+        layers: list[tuple[BaseModel | None, DataPath]] = [
+            (override, (*base, "overrides", env)),
+            (app, base),
+            (manifest.defaults, ("defaults",)),
+        ]
+        name_template, name_path = _pick("name", layers)
+        answer_template, answer_path = _pick("answer_url", layers)
+        webhook_template, webhook_path = _pick("webhook_url", layers)
+        secret_ref, _ = _pick("webhook_secret", layers)
+        assert name_template is not None and answer_template is not None  # validated on load
+        name = expander.expand(name_template, name_path)
+        answer_url = expander.expand_url(answer_template, answer_path)
+        webhook_url = (
+            expander.expand_url(webhook_template, webhook_path) if webhook_template else None
+        )
+        if name is not None and not name.strip():
+            expander.issues.append(
+                Issue(name_path, False, f"name: expands to an empty name in environment {env!r}")
+            )
+            continue
+        if name is None or answer_url is None:
+            continue
+        if name in first_by_name:
+            expander.issues.append(
+                Issue(
+                    name_path,
+                    False,
+                    f"application name {name!r} is used twice in environment {env!r}",
+                    also=first_by_name[name],
+                )
+            )
+            continue
+        first_by_name[name] = name_path
+        apps.append(DesiredApp(name, answer_url, webhook_url, secret_ref))
+    if expander.issues:
+        raise_located(manifest.label, manifest._text, expander.issues)
+    assert api_url is not None
+    return DesiredEnvironment(
+        name=env,
+        api_url=api_url,
+        api_key_env=config.api_key_env,
+        secrets_path=secrets_path,
+        apps=tuple(apps),
+    )
