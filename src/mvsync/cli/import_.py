@@ -1,18 +1,142 @@
-"""``mvsync import`` (owner: issue 6)."""
+"""``mvsync import``: a manifest of the applications that exist in one environment (issue 6).
+
+Where the environment's settings come from:
+
+- by default, from the manifest (``-f``, ``MVSYNC_FILE`` or ``./mvsync.yaml``): ``--env E``
+  names one of its environments, whose ``api_url`` and ``api_key_env`` are used. Only
+  those: the manifest's applications, and the variables they use, are not needed. The
+  ``api_url`` is written out as the manifest has it (a ``${}`` template stays one);
+- with ``--api-url`` and/or ``--api-key-env``, no manifest is read (even when ``-f`` or
+  ``MVSYNC_FILE`` is set): the output has one environment named E with those settings
+  (defaults ``https://api.minivoice.eu`` and ``MINIVOICE_API_KEY``).
+
+The manifest goes to ``-o FILE`` (written whole or not at all; never onto the manifest
+being read) or to standard output. The text itself is made by ``mvsync.importer``.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
-from mvsync.cli.options import manifest_option
-from mvsync.errors import UsageError
+from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.errors import MvsyncError, UsageError
 
 
 @click.command("import")
 @manifest_option
 @click.option("--env", "env", required=True, help="The environment to read.")
-@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="Write the manifest here instead of stdout.")
+@click.option(
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    help="Write the manifest here instead of stdout.",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    help="Read this API instead of the manifest's environment (no manifest needed).",
+)
+@click.option(
+    "--api-key-env",
+    default=None,
+    help="The variable holding the API key, with no manifest (default MINIVOICE_API_KEY).",
+)
 @click.pass_context
-def import_(ctx: click.Context, env: str, out_file: str | None) -> int:
-    """Print a manifest of the applications that exist in an environment."""
-    raise UsageError("import is not built yet")
+def import_(
+    ctx: click.Context,
+    env: str,
+    out_file: str | None,
+    api_url: str | None,
+    api_key_env: str | None,
+) -> int:
+    """Print a manifest of the applications that exist in an environment.
+
+    \b
+    The output validates and plans as all-unchanged against the same environment.
+    Webhook secrets cannot be read back: they become ${MV_WEBHOOK_SECRET}.
+    Applications that share a name are written commented out, with a note.
+    """
+    from datetime import UTC, datetime
+
+    from mvsync import interpolate
+    from mvsync.client import MiniVoiceClient
+    from mvsync.importer import render_import
+    from mvsync.manifest import read_api_key
+    from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
+
+    lookup = os.environ.get
+    manifest_file: Path | None = None
+    if api_url is None and api_key_env is None:
+        manifest_file = manifest_path(ctx)
+        url_template, key_variable = _environment_settings(manifest_file, env)
+    else:
+        url_template, key_variable = api_url or DEFAULT_API_URL, api_key_env or DEFAULT_API_KEY_ENV
+        if not interpolate.VAR_NAME.match(key_variable):
+            raise UsageError(f"--api-key-env: {key_variable!r} is not a variable name")
+    out_path = Path(out_file) if out_file is not None else None
+    if out_path is not None and manifest_file is not None and _same_file(out_path, manifest_file):
+        raise UsageError(f"-o {out_path} is the manifest being read: write the import elsewhere")
+
+    try:
+        missing = interpolate.missing_variables(url_template, lookup)
+    except interpolate.TemplateSyntaxError as error:
+        raise UsageError(f"api_url {url_template!r}: {error}") from None
+    if missing:
+        raise MvsyncError(
+            f"environment {env!r}: api_url needs the variable(s) {', '.join(missing)}"
+        )
+    resolved_url = interpolate.expand(url_template, lookup)
+    target = DesiredEnvironment(env, resolved_url, key_variable, Path(), ())
+    with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
+        remote_apps = client.list_applications()
+
+    generated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = render_import(env, url_template, remote_apps, generated_at, api_key_env=key_variable)
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        _write_whole(out_path, text)
+        click.echo(f"mvsync: wrote {len(remote_apps)} application(s) to {out_path}", err=True)
+    return 0
+
+
+def _environment_settings(manifest_file: Path, env: str) -> tuple[str, str]:
+    """The ``api_url`` template and ``api_key_env`` of ``env`` in the manifest."""
+    from mvsync.manifest import load_manifest
+
+    manifest = load_manifest(manifest_file)
+    if env not in manifest.environments:
+        known = ", ".join(manifest.environments) or "none"
+        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+    config = manifest.environments[env]
+    return config.api_url, config.api_key_env
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.resolve() == second.resolve() or first.samefile(second)
+    except OSError:
+        return False
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing."""
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except OSError as error:
+        Path(temp_name).unlink(missing_ok=True)
+        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
