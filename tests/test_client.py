@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -29,6 +30,7 @@ from mvsync.errors import (
     MvsyncError,
     OutcomeUnknownError,
     TransportError,
+    UsageError,
 )
 from mvsync.model import CreateRequest
 
@@ -458,6 +460,25 @@ def test_post_that_may_have_committed_is_outcome_unknown_and_not_retried(failure
         client.create_application(create_request())
     assert (len(script.requests), waits) == (1, [])
     assert caught.value.method == "POST"
+
+
+def test_a_tls_failure_is_not_retried() -> None:
+    failure = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    failure.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    script = Script(failure, OK_LIST)
+    client, waits = make_client(script)
+    with pytest.raises(TransportError, match="TLS failed"):
+        client.list_applications()
+    assert (len(script.requests), waits) == (1, [])
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [{"deadline": 0}, {"deadline": -1.0}, {"max_attempts": 0}, {"initial_backoff": -0.1}],
+)
+def test_a_retry_policy_that_cannot_work_is_refused(policy: dict[str, Any]) -> None:
+    with pytest.raises(UsageError):
+        RetryPolicy(**policy)
 
 
 def test_transport_failures_exhausted_are_a_transport_error() -> None:

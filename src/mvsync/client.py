@@ -31,6 +31,7 @@ import ipaddress
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from mvsync.errors import (
     MvsyncError,
     OutcomeUnknownError,
     TransportError,
+    UsageError,
 )
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
 
@@ -90,6 +92,16 @@ class RetryPolicy:
     initial_backoff: float = 0.5
     max_backoff: float = 10.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.deadline > 0:
+            raise UsageError(
+                f"the retry deadline must be a positive number of seconds, not {self.deadline!r}"
+            )
+        if self.max_attempts < 1:
+            raise UsageError(f"max_attempts must be at least 1, not {self.max_attempts!r}")
+        if not (self.initial_backoff >= 0 and self.max_backoff >= 0):
+            raise UsageError("backoff seconds must not be negative")
 
     def backoff(self, attempt: int) -> float:
         """The capped full-jitter wait after failed attempt number ``attempt`` (1-based)."""
@@ -372,6 +384,11 @@ def _transport_failure(call: _Call, exc: httpx.HTTPError, number: int) -> NoRetu
     reason = call.secrets.scrub(str(exc) or type(exc).__name__)
     what = f"{call.method} {call.shown_url}"
     log.debug("%s attempt %d: no answer (%s: %s)", what, number, type(exc).__name__, reason)
+    if isinstance(exc.__cause__, ssl.SSLError):
+        # A certificate or TLS failure will not heal by retrying: say so at once.
+        raise TransportError(
+            f"{what}: TLS failed ({reason})", method=call.method, url=call.shown_url
+        ) from None
     if isinstance(exc, _NOT_SENT):
         error = TransportError(
             f"{what}: could not connect ({type(exc).__name__}: {reason})",
