@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from mvsync.cli.options import manifest_option, manifest_path
-from mvsync.errors import UsageError
+from mvsync.errors import AbortedError, UsageError
 
 if TYPE_CHECKING:
     from mvsync.applier import ApplyResult
@@ -157,7 +157,8 @@ def _signals(stop: threading.Event, reporter: CliReporter) -> Iterator[None]:
             os._exit(EXIT_INTERRUPTED)
         stop.set()
         if not reporter.started_creating:
-            raise KeyboardInterrupt
+            # Nothing was created yet: stop now (click would turn KeyboardInterrupt into exit 1).
+            raise AbortedError("interrupted: nothing was created", exit_code=EXIT_INTERRUPTED)
         os.write(
             2,
             b"\nmvsync: stopping: no new create starts; storing the keys of those in flight"

@@ -1,0 +1,340 @@
+"""``mvsync apply`` as a real process against the emulator on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from mvsync.emulator import Emulator, Fault
+from mvsync.lock import EnvironmentLock, lock_path
+from mvsync.model import CreateRequest
+from mvsync.secrets import read_secrets
+
+NOT_CAPTURED = "created, key not captured — issue a new key in MiniVoice"
+
+
+def write_manifest(folder: Path, url: str, count: int = 3) -> Path:
+    apps = "".join(
+        f"  - name: App {n}\n    answer_url: https://example.com/{n}/answer\n" for n in range(count)
+    )
+    manifest = folder / "mvsync.yaml"
+    manifest.write_text(
+        "version: 1\n"
+        "environments:\n"
+        f"  dev:\n    api_url: {url}\n    api_key_env: MV_TEST_KEY\n"
+        "defaults:\n"
+        "  webhook_url: https://example.com/hooks\n"
+        "  webhook_secret: ${MV_WEBHOOK_SECRET}\n"
+        f"applications:\n{apps}"
+    )
+    return manifest
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MV_TEST_KEY=TEST_API_KEY,
+        MV_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
+        MVSYNC_API_DEADLINE="5",
+        MVSYNC_HTTP_TIMEOUT="1",
+        MVSYNC_CONFIRM_DEADLINE="2",
+        MVSYNC_UNKNOWN_WAIT="0.05",
+        NO_COLOR="1",
+    )
+    env.pop("MVSYNC_FILE", None)
+    return env
+
+
+def command(folder: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mvsync", "-f", str(folder / "mvsync.yaml"), *args]
+
+
+def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(folder, *args),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def start(folder: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command(folder, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def secrets_path(folder: Path) -> Path:
+    return folder / ".mvsync" / "dev.secrets.yaml"
+
+
+def stored(folder: Path) -> dict[str, tuple[str, str | None]]:
+    loaded = read_secrets(secrets_path(folder))
+    assert loaded is not None
+    return {
+        name: (entry.id, entry.api_key.get_secret_value() if entry.api_key else None)
+        for name, entry in loaded.applications.items()
+    }
+
+
+def remote(emulator: Emulator) -> dict[str, str]:
+    return {app["name"]: app["id"] for app in emulator.applications(TEST_API_KEY)}
+
+
+def remote_names(emulator: Emulator) -> Counter[str]:
+    return Counter(app["name"] for app in emulator.applications(TEST_API_KEY))
+
+
+def create_out_of_band(emulator: Emulator, name: str) -> None:
+    from mvsync.client import MiniVoiceClient
+
+    with MiniVoiceClient(emulator.url, TEST_API_KEY) as client:
+        client.create_application(CreateRequest(name=name, answer_url="https://x.example/a"))
+
+
+# --- the normal path ---------------------------------------------------------------
+
+
+def test_apply_creates_everything_and_exits_0(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    done = run(tmp_path, "apply", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert sorted(remote(emulator)) == ["App 0", "App 1", "App 2"]
+    assert {name: app_id for name, (app_id, _) in stored(tmp_path).items()} == remote(emulator)
+    assert secrets_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    assert f"Keys are in {secrets_path(tmp_path)}" in done.stdout
+
+
+def test_second_apply_sends_no_post_and_exits_0(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    run(tmp_path, "apply", "--env", "dev")
+    posts = emulator.request_count("POST")
+    again = run(tmp_path, "apply", "--env", "dev")
+    assert (again.returncode, emulator.request_count("POST")) == (0, posts)
+    assert "0 created" in again.stdout
+
+
+def test_secrets_file_is_0600_under_umask_000(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    done = subprocess.run(
+        ["sh", "-c", 'umask 000 && exec "$@"', "sh", *command(tmp_path, "apply", "--env", "dev")],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert secrets_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    assert secrets_path(tmp_path).parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_no_secret_in_any_output_or_plan_file(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url, count=4)
+    plan_file = tmp_path / "plan.json"
+    planned = run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file))
+    emulator.add_fault(Fault("drop_after_commit", method="POST"))
+    emulator.add_fault(Fault("500", method="POST"))
+    applied = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    debug = run(tmp_path, "--debug", "apply", "--env", "dev")
+    keys = [key for _, key in stored(tmp_path).values() if key]
+    assert len(keys) == 3
+    for text in (
+        planned.stdout,
+        planned.stderr,
+        applied.stdout,
+        applied.stderr,
+        debug.stdout,
+        debug.stderr,
+        plan_file.read_text(),
+    ):
+        assert_no_secrets(text, extra=keys)
+
+
+# --- refusals with zero POSTs ------------------------------------------------------------
+
+
+def test_stale_saved_plan_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    assert run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file)).returncode == 0
+    create_out_of_band(emulator, "Someone else's")
+    posts = emulator.request_count("POST")
+    refused = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    assert refused.returncode == 1
+    assert "the remote applications changed since the plan was made" in refused.stderr
+    assert emulator.request_count("POST") == posts
+
+
+def test_saved_plan_of_another_manifest_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file))
+    write_manifest(tmp_path, emulator.url, count=4)
+    refused = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
+    assert "the manifest changed since the plan was made" in refused.stderr
+
+
+def test_max_creates_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    refused = run(tmp_path, "apply", "--env", "dev", "--max-creates", "2")
+    assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
+    assert "more than --max-creates 2" in refused.stderr
+
+
+def test_group_readable_secrets_file_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    run(tmp_path, "apply", "--env", "dev")
+    secrets_path(tmp_path).chmod(0o644)
+    write_manifest(tmp_path, emulator.url, count=4)
+    requests = emulator.request_count()
+    refused = run(tmp_path, "apply", "--env", "dev")
+    assert (refused.returncode, emulator.request_count()) == (1, requests)
+    assert "chmod 600" in refused.stderr
+
+
+def test_missing_webhook_secret_variable_fails_before_any_post(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    env = cli_env()
+    del env["MV_WEBHOOK_SECRET"]
+    refused = subprocess.run(
+        command(tmp_path, "apply", "--env", "dev"), capture_output=True, text=True, env=env
+    )
+    assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
+    assert "MV_WEBHOOK_SECRET" in refused.stderr
+
+
+def test_missing_env_option_is_a_usage_error_exit_1(tmp_path: Path) -> None:
+    write_manifest(tmp_path, "http://127.0.0.1:9")
+    assert run(tmp_path, "apply").returncode == 1
+
+
+# --- key not captured ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("drop_after_commit", method="POST"), Fault("slow", method="POST", delay=2.0)],
+    ids=["drop_after_commit", "slow"],
+)
+def test_key_not_captured_is_reported_with_its_id_and_exits_1(
+    emulator: Emulator, tmp_path: Path, fault: Fault
+) -> None:
+    write_manifest(tmp_path, emulator.url, count=1)
+    emulator.add_fault(fault)
+    done = run(tmp_path, "apply", "--env", "dev")
+    app_id = remote(emulator)["App 0"]
+    assert done.returncode == 1
+    assert f'environment dev, name "App 0", id {app_id}: {NOT_CAPTURED}' in done.stdout
+    assert stored(tmp_path) == {"App 0": (app_id, None)}
+
+
+def test_next_apply_after_not_captured_creates_nothing_and_reports_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url, count=2)
+    emulator.add_fault(Fault("drop_after_commit", method="POST"))
+    run(tmp_path, "apply", "--env", "dev")
+    posts = emulator.request_count("POST")
+    again = run(tmp_path, "apply", "--env", "dev")
+    assert (again.returncode, emulator.request_count("POST")) == (0, posts)
+    assert NOT_CAPTURED not in again.stdout
+    assert remote_names(emulator) == Counter({"App 0": 1, "App 1": 1})
+
+
+# --- concurrency and locks -------------------------------------------------------------------
+
+
+def test_two_applies_at_once_never_duplicate(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = make_emulator(latency=0.02)
+    write_manifest(tmp_path, emulator.url, count=20)
+    first = start(tmp_path, "apply", "--env", "dev", "--lock-timeout", "30")
+    second = start(tmp_path, "apply", "--env", "dev", "--lock-timeout", "30")
+    codes = (first.wait(timeout=60), second.wait(timeout=60))
+    assert codes == (0, 0)
+    assert emulator.request_count("POST") == 20
+    assert max(remote_names(emulator).values()) == 1
+    assert len(stored(tmp_path)) == 20
+
+
+def test_two_applies_at_once_without_waiting_one_refused(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = make_emulator(latency=0.02)
+    write_manifest(tmp_path, emulator.url, count=20)
+    runs = [start(tmp_path, "apply", "--env", "dev") for _ in range(2)]
+    outputs = [(p.wait(timeout=60), p.communicate()) for p in runs]
+    assert sorted(code for code, _ in outputs) in ([0, 0], [0, 1])
+    assert max(remote_names(emulator).values()) == 1
+    assert emulator.request_count("POST") == 20
+    for code, (_, err) in outputs:
+        if code == 1:
+            assert "another apply holds the lock" in err
+
+
+def test_held_lock_refuses_apply_naming_the_holder(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    secrets_path(tmp_path).parent.mkdir(mode=0o700)
+    with EnvironmentLock(lock_path(secrets_path(tmp_path)), command="mvsync apply --env dev"):
+        refused = run(tmp_path, "apply", "--env", "dev", "--lock-timeout", "0.2")
+    assert refused.returncode == 1
+    assert f"pid {os.getpid()}" in refused.stderr
+    assert emulator.request_count("POST") == 0
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+def test_sigterm_during_creates_exits_130_with_every_key_stored(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = make_emulator(latency=0.05)
+    write_manifest(tmp_path, emulator.url, count=40)
+    process = start(tmp_path, "apply", "--env", "dev", "--concurrency", "2")
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("+ created"):
+            break
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    created = remote(emulator)
+    assert process.returncode == 130, err
+    assert 1 <= len(created) < 40
+    entries = stored(tmp_path)
+    assert {name: entries[name][0] for name in created} == created
+    assert all(entries[name][1] for name in created)
+    assert "Interrupted" in out
+
+
+def test_sigint_before_creating_exits_130_and_creates_nothing(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    emulator = make_emulator(latency=1.0)  # the first list is slow: the signal lands in it
+    write_manifest(tmp_path, emulator.url)
+    process = start(tmp_path, "apply", "--env", "dev")
+    deadline = time.monotonic() + 20
+    while emulator.request_count("GET") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert (process.returncode, emulator.request_count("POST")) == (130, 0), err
