@@ -175,25 +175,20 @@ def manifest_fingerprint(desired: DesiredEnvironment) -> str:
     """
     apps = sorted(
         ([app.name, app.answer_url, app.webhook_url or None] for app in desired.apps),
-        key=lambda row: _canonical(row),
+        key=lambda row: (row[0], row[1], row[2] or ""),
     )
     return hashlib.sha256(_canonical({"api_url": desired.api_url, "apps": apps})).hexdigest()
 
 
 def remote_fingerprint(remote: Sequence[RemoteApp]) -> str:
     """sha256 of the remote list, sorted by id, so that the list's order does not matter."""
+    # Rows, not objects, in a fixed field order: [id, customer_id, name, answer_url,
+    # webhook_url, created_at]; ids are unique, the rest only breaks impossible ties.
     rows = [
-        {
-            "id": app.id,
-            "customer_id": app.customer_id,
-            "name": app.name,
-            "answer_url": app.answer_url,
-            "webhook_url": app.webhook_url or None,
-            "created_at": app.created_at,
-        }
+        [app.id, app.customer_id, app.name, app.answer_url, app.webhook_url or None, app.created_at]
         for app in remote
     ]
-    rows.sort(key=lambda row: (row["id"], _canonical(row)))
+    rows.sort(key=lambda row: (row[0], row[2], row[3], row[4] or "", row[5], row[1]))
     return hashlib.sha256(_canonical(rows)).hexdigest()
 
 
