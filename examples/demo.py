@@ -13,7 +13,8 @@ What it does, as a user would at a terminal:
 4. says where the secrets file is, and stops the emulator.
 
 It exits 1 as soon as a step does not do what it should. ``--dir`` picks another
-scratch folder (the tests use it).
+scratch folder and ``--manifest`` another manifest with a ``dev`` environment (the
+tests use them).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def running_emulator(workdir: Path, api_key: str) -> Iterator[str]:
         emulator.start()
         yield emulator.url
     except BaseException:
-        emulator.stop()
+        say(f"emulator stopped (exit {emulator.stop()})")
         raise
     status = emulator.stop()
     say()
@@ -159,13 +160,13 @@ def stored_keys(secrets_file: Path) -> int:
     return sum(1 for entry in applications.values() if entry.get("api_key"))
 
 
-def run_demo(workdir: Path) -> Path:
+def run_demo(workdir: Path, manifest: Path = MANIFEST) -> Path:
     """The whole story; returns the secrets file. Raises DemoFailed."""
-    expect(MANIFEST.is_file(), f"{MANIFEST} is missing")
+    expect(manifest.is_file(), f"{manifest} is missing")
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    shutil.copyfile(MANIFEST, workdir / "mvsync.yaml")
+    shutil.copyfile(manifest, workdir / "mvsync.yaml")
     api_key = f"demo_{secrets.token_hex(16)}"
 
     with running_emulator(workdir, api_key) as url:
@@ -201,10 +202,12 @@ def run_demo(workdir: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--dir", type=Path, default=Path(".mvsync-demo"), help="scratch folder")
-    workdir = parser.parse_args(argv).dir.resolve()
-    say(f"mvsync demo: {MANIFEST.name}, environment {ENV!r}, built-in emulator, in {workdir}/")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST, help="the manifest to copy")
+    options = parser.parse_args(argv)
+    workdir, manifest = options.dir.resolve(), options.manifest.resolve()
+    say(f"mvsync demo: {manifest.name}, environment {ENV!r}, built-in emulator, in {workdir}/")
     try:
-        secrets_file = run_demo(workdir)
+        secrets_file = run_demo(workdir, manifest)
     except DemoFailed as failure:
         say()
         say(f"demo FAILED: {failure}")

@@ -1,0 +1,75 @@
+"""examples/demo.py, the main job in one command, run end to end as ``make demo`` runs it."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from conftest import REPO_ROOT, assert_no_secrets
+
+DEMO = REPO_ROOT / "examples" / "demo.py"
+
+
+def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(DEMO), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_demo_plans_applies_and_replans_clean_then_names_the_secrets_file(
+    tmp_path: Path,
+) -> None:
+    done = run_demo(tmp_path)
+    secrets_file = tmp_path / ".mvsync-demo" / ".mvsync" / "dev.secrets.yaml"
+    commands = re.findall(r"^\$ (mvsync .*)$", done.stdout, re.MULTILINE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert commands[1:] == [
+        "mvsync plan --env dev",
+        "mvsync apply --env dev --yes",
+        "mvsync plan --env dev --detailed-exitcode",
+    ]
+    assert f"API keys are in {secrets_file}\n(mode 0600" in done.stdout
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+
+def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
+    secrets = YAML(typ="safe").load(
+        (tmp_path / ".mvsync-demo/.mvsync/dev.secrets.yaml").read_text()
+    )
+    issued = [entry["api_key"] for entry in secrets["applications"].values()]
+    assert len(issued) == 3
+    assert_no_secrets(done.stdout + done.stderr, extra=issued)
+    # The demo's random bearer key and webhook secret have these shapes.
+    assert not re.search(r"demo_[0-9a-f]{32}|whsec_demo_[0-9a-f]{16}", done.stdout + done.stderr)
+
+
+def test_demo_wipes_its_scratch_folder_before_starting(tmp_path: Path) -> None:
+    stale = tmp_path / ".mvsync-demo" / "left-over.txt"
+    stale.parent.mkdir()
+    stale.write_text("from an earlier run")
+    assert run_demo(tmp_path).returncode == 0
+    assert not stale.exists()
+
+
+def test_demo_fails_when_a_step_does_not_do_what_it_says(tmp_path: Path) -> None:
+    # A manifest whose dev environment has nothing to create: "the plan shows the creates" fails.
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(
+        "version: 1\nenvironments:\n  dev:\n    api_url: ${MVSYNC_DEV_API_URL}\n"
+        "    api_key_env: MINIVOICE_API_KEY_DEV\napplications: []\n"
+    )
+    done = run_demo(tmp_path, "--manifest", str(empty))
+    assert done.returncode == 1
+    assert "demo FAILED: the first plan shows no create" in done.stdout
+    assert "emulator stopped (exit 0)" in done.stdout
