@@ -331,3 +331,38 @@ def test_the_installed_command_prints_no_traceback_on_error(accounts: Emulator) 
     assert "Traceback" not in result.stderr
     assert "MV_KEY_PROD" in result.stderr
     assert_no_secrets(result.stderr, extra=SECRETS)
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "minivoice.yaml"
+
+
+def test_the_example_manifest_plans_dev_creates_then_nothing_once_they_exist(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mvsync.manifest import load_manifest, resolve_environment
+
+    monkeypatch.setenv("MVSYNC_DEV_API_URL", emulator.url)
+    monkeypatch.setenv("MINIVOICE_API_KEY_DEV", TEST_API_KEY)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    argv = ["plan", "-f", str(EXAMPLE), "--env", "dev", "--detailed-exitcode"]
+
+    with pytest.raises(SystemExit) as first:
+        main(argv)
+    out = capsys.readouterr().out
+    desired = resolve_environment(
+        load_manifest(EXAMPLE), "dev", {"MVSYNC_DEV_API_URL": emulator.url}.get
+    )
+    assert first.value.code == 2
+    assert out.count("+ create ") == len(desired.apps) > 0
+
+    with MiniVoiceClient(emulator.url, TEST_API_KEY) as client:
+        for app in desired.apps:
+            client.create_application(
+                CreateRequest(name=app.name, answer_url=app.answer_url, webhook_url=app.webhook_url)
+            )
+    with pytest.raises(SystemExit) as second:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert second.value.code == 0
+    assert f"{len(desired.apps)} unchanged" in out
+    assert_no_secrets(out + err)
