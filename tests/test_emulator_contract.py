@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +301,35 @@ def test_keep_alive_serves_many_requests_on_one_connection(client: httpx.Client)
     for _ in range(20):
         create(client)
     assert client.get(APPS).json()["count"] == 20
+
+
+def test_concurrent_creates_get_unique_ids_and_all_are_listed(emulator: Emulator) -> None:
+    def create_ten(worker: int) -> list[str]:
+        with httpx.Client(
+            base_url=emulator.url, headers={"Authorization": f"Bearer {TEST_API_KEY}"}
+        ) as http:
+            return [create(http, name=f"W{worker}-{n}").json()["id"] for n in range(10)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = [app_id for batch in pool.map(create_ten, range(8)) for app_id in batch]
+    assert len(set(ids)) == 80
+    assert sorted(app["id"] for app in emulator.applications(TEST_API_KEY)) == sorted(ids)
+
+
+def test_webhook_secret_of_returns_what_the_create_sent(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    app_id = create(client, webhook_secret=TEST_WEBHOOK_SECRET).json()["id"]
+    assert emulator.webhook_secret_of(app_id) == TEST_WEBHOOK_SECRET
+
+
+def test_stop_joins_every_request_thread_with_idle_connections_open(make_emulator: Any) -> None:
+    before = set(threading.enumerate())
+    server = make_emulator()
+    clients = [httpx.Client(headers={"Authorization": f"Bearer {TEST_API_KEY}"}) for _ in range(5)]
+    for http in clients:
+        http.get(server.url + APPS)  # each leaves a keep-alive connection and its thread
+    server.stop()
+    for http in clients:
+        http.close()
+    assert [thread for thread in threading.enumerate() if thread not in before] == []
