@@ -272,9 +272,9 @@ def load_manifest(path: Path) -> Manifest:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ManifestError(
-            [Problem(label, 0, 0, f"the manifest is not UTF-8 (byte {error.start + 1})")]
-        ) from None
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ManifestError([Problem(label, line, column, "the manifest is not UTF-8")]) from None
     data = yamlpos.load(text, label)
     if not isinstance(data, dict):
         raise_located(
@@ -282,6 +282,9 @@ def load_manifest(path: Path) -> Manifest:
             text,
             [Issue((), False, "the manifest must be a mapping with version, environments, ...")],
         )
+    # Top-level keys starting with "x-" are free, as in docker compose: a place for
+    # anchors that several applications then merge or alias.
+    data = {key: value for key, value in data.items() if not _is_extension(key)}
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
@@ -294,6 +297,10 @@ def load_manifest(path: Path) -> Manifest:
     manifest._source = path
     manifest._text = text
     return manifest
+
+
+def _is_extension(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("x-")
 
 
 def environment_names(manifest: Manifest) -> list[str]:
@@ -339,6 +346,9 @@ def expand_secret(ref: str, lookup: Lookup) -> str:
 def json_schema() -> dict[str, Any]:
     """The manifest's JSON Schema (draft 2020-12), for editors and CI."""
     schema = Manifest.model_json_schema()
+    schema["patternProperties"] = {
+        "^x-": {"description": "Free for anchors (&name) to alias or merge elsewhere."}
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         **schema,

@@ -125,12 +125,14 @@ def _unknown_key(loc: DataPath) -> str:
         return f"unknown key {key!r}"
     expected = list(model.model_fields)
     message = f"unknown key {key!r}"
+    if loc[:-1] == ("defaults",) and key == "name":
+        message += " (a name in defaults would give every application the same name)"
+    shown = ", ".join(expected) + (", or x-... for anchors" if not loc[:-1] else "")
+    message += f" (expected one of: {shown})"
     close = difflib.get_close_matches(key, expected, n=1)
     if close:
-        message += f" (did you mean {close[0]!r}?)"
-    if loc[:-1] == ("defaults",) and key == "name":
-        message += ": a name in defaults would give every application the same name"
-    return message + f" (expected one of: {', '.join(expected)})"
+        message += f"; did you mean {close[0]!r}?"
+    return message
 
 
 def issues_from_validation(error: ValidationError) -> list[Issue]:
@@ -246,7 +248,8 @@ def check_manifest(manifest: Manifest) -> list[Issue]:
             Issue(
                 name_path,
                 False,
-                f"application name {name!r} is used twice in environment {_quoted(envs)}",
+                f"application name {name!r} is used twice in"
+                f" {'environments' if len(envs) > 1 else 'environment'} {_quoted(envs)}",
                 also=first,
             )
         )
