@@ -366,3 +366,24 @@ def test_the_example_manifest_plans_dev_creates_then_nothing_once_they_exist(
     assert second.value.code == 0
     assert f"{len(desired.apps)} unchanged" in out
     assert_no_secrets(out + err)
+
+
+def test_every_missing_api_key_variable_is_named_at_once(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MV_KEY_STAGING")
+    monkeypatch.delenv("MV_KEY_PROD")
+    code, _, err = run(capsys)
+    assert code == 1
+    assert ["MV_KEY_STAGING" in line for line in _error_lines(err)] == [True, False]
+    assert "MV_KEY_PROD" in err.splitlines()[1]
+
+
+def test_a_deadline_that_is_not_a_number_is_a_usage_error(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVSYNC_API_DEADLINE", "soon")
+    code, _, err = run(capsys)
+    assert code == 1
+    assert "MVSYNC_API_DEADLINE must be a positive number of seconds" in err
+    assert accounts.request_count() == 0

@@ -87,6 +87,7 @@ def _plan(
     from mvsync.render import RENDERERS, render_markdown
 
     lookup = os.environ.get
+    deadline = _deadline(lookup)
     path = manifest_path(ctx)
     manifest = load_manifest(path)
     known = environment_names(manifest)
@@ -98,9 +99,17 @@ def _plan(
             f"(the manifest has: {', '.join(known) or 'none'})"
         )
     desired_envs = [resolve_environment(manifest, name, lookup) for name in chosen]
-    api_keys = [read_api_key(desired, lookup) for desired in desired_envs]
+    api_keys: list[str] = []
+    missing: list[str] = []
+    for desired in desired_envs:  # every missing key at once, before any request
+        try:
+            api_keys.append(read_api_key(desired, lookup))
+        except MvsyncError as error:
+            missing.append(str(error))
+    if missing:
+        raise MvsyncError("\n".join(missing))
 
-    remote_lists = list_environments(desired_envs, api_keys, deadline=_deadline(lookup))
+    remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
     the_plan = Plan(
         tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
     )
