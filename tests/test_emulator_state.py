@@ -180,3 +180,21 @@ def _customer() -> str:
     customer_id = Store((TEST_API_KEY,)).customer_of(TEST_API_KEY)
     assert customer_id is not None
     return customer_id
+
+
+def test_an_unwritable_state_path_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(EmulatorError, match="cannot open state file"):
+        Store((TEST_API_KEY,), tmp_path / "no-such-dir" / "state.jsonl")
+
+
+def test_a_create_that_cannot_be_stored_answers_500_and_creates_nothing(
+    make_emulator: Any, tmp_path: Path
+) -> None:
+    server = make_emulator(state_file=tmp_path / "state.jsonl")
+    server._store._log.close()  # the next write finds no open file...
+    server._store._log.path = tmp_path / "gone" / "state.jsonl"  # ...and cannot open one
+    response = httpx.post(
+        server.url + APPS, json={"name": "Lost", "answer_url": "https://e.com/a"}, headers=AUTH
+    )
+    assert (response.status_code, response.json()["error"]["code"]) == (500, "internal_error")
+    assert server.applications(TEST_API_KEY) == []

@@ -200,7 +200,12 @@ class Emulator:
             return api.UNAUTHORIZED
         if method == "GET":
             return api.list_applications(self._store, customer_id)
-        return api.create_application(self._store, customer_id, body)
+        try:
+            return api.create_application(self._store, customer_id, body)
+        except EmulatorError:
+            # The state file could not be written: nothing was created (the app is only
+            # remembered after its line is written), so say so like a real 500 would.
+            return api.error(500, "internal_error", "the application could not be stored")
 
     def _control(self, method: str, path: str, body: bytes) -> api.Answer:
         """``/_emulator/*``: the Python controls over HTTP, for an emulator in another process."""

@@ -14,6 +14,7 @@ keys and webhook secrets, so it is created with mode 0600.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -176,13 +177,21 @@ class StateLog:
     def append_raw(self, line: bytes) -> None:
         # One write of the whole line (looping only on a short write): a crash
         # leaves at most this one line torn.
-        fd = self._open()
+        fd = self.open()
         view = memoryview(line)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        try:
+            size_before = os.fstat(fd).st_size
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            # Disk full or the like: take back a partial line so the log stays readable.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size_before)
+            raise EmulatorError(f"cannot write state file {self.path}: {exc.strerror}") from exc
 
-    def _open(self) -> int:
+    def open(self) -> int:
+        """Open (creating it 0600, or making it 0600) for appending; idempotent."""
         if self._fd is None:
             try:
                 fd = os.open(
@@ -223,6 +232,7 @@ class Store:
             for app in self._log.load():
                 self._remember(app)
                 self._last_ns = max(self._last_ns, app_id_ns(app.id) or 0)
+            self._log.open()  # an unwritable path fails now, not at the first create
 
     def add_customer(self, api_key: str) -> str:
         """Accept ``api_key`` as the bearer of one customer; returns its id."""
