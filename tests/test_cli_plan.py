@@ -156,7 +156,7 @@ def stand_in() -> Iterator[Callable[[Callable[[], tuple[int, bytes]]], str]]:
         handler = type("Handler", (_Api,), {"answer": staticmethod(answer)})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 

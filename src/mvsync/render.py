@@ -192,10 +192,10 @@ _TIERS: tuple[tuple[Action, ...], ...] = (
     (Action.UNCHANGED,),
 )
 _NOUN = {
-    Action.CREATE: "create",
-    Action.DRIFT: "drift",
-    Action.AMBIGUOUS: "ambiguous",
-    Action.UNMANAGED: "unmanaged",
+    Action.CREATE: "creates",
+    Action.DRIFT: "drifted applications",
+    Action.AMBIGUOUS: "ambiguous names",
+    Action.UNMANAGED: "unmanaged applications",
     Action.UNCHANGED: "unchanged",
 }
 
