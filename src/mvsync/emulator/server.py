@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from mvsync.emulator import api
+from mvsync.emulator import api, controls
 from mvsync.emulator.errors import EmulatorError
 from mvsync.emulator.faults import STATUS_FAULTS, Fault, FaultBook
 from mvsync.emulator.state import Store
@@ -207,49 +207,6 @@ class Emulator:
             # remembered after its line is written), so say so like a real 500 would.
             return api.error(500, "internal_error", "the application could not be stored")
 
-    def _control(self, method: str, path: str, body: bytes) -> api.Answer:
-        """``/_emulator/*``: the Python controls over HTTP, for an emulator in another process."""
-        if path == "/_emulator/faults":
-            if method == "POST":
-                try:
-                    value = json.loads(body)
-                    new = [
-                        Fault.from_json(item)
-                        for item in (value if isinstance(value, list) else [value])
-                    ]
-                except ValueError:
-                    return api.error(400, "invalid_json", "request body must be valid JSON")
-                except EmulatorError as error:
-                    return api.error(400, "invalid_request", str(error))
-                for fault in new:
-                    self.add_fault(fault)
-            elif method == "DELETE":
-                self.clear_faults()
-            elif method != "GET":
-                return api.method_not_allowed(method, path, ("GET", "POST", "DELETE"))
-            return api.Answer(200, {"faults": [fault.to_json() for fault in self.faults()]})
-        if path == "/_emulator/latency":
-            if method == "PUT":
-                try:
-                    value = json.loads(body)
-                except ValueError:
-                    return api.error(400, "invalid_json", "request body must be valid JSON")
-                seconds = value.get("seconds") if isinstance(value, dict) else None
-                try:
-                    self.set_latency(seconds)  # type: ignore[arg-type]  # checked inside
-                except EmulatorError as error:
-                    return api.error(400, "invalid_request", str(error))
-            elif method != "GET":
-                return api.method_not_allowed(method, path, ("GET", "PUT"))
-            return api.Answer(200, {"seconds": self.latency})
-        if path == "/_emulator/requests":
-            if method == "DELETE":
-                self.reset_request_counts()
-            elif method != "GET":
-                return api.method_not_allowed(method, path, ("GET", "DELETE"))
-            return api.Answer(200, {"counts": self.request_counts()})
-        return api.not_found(method, path)
-
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # never keeps the process alive...
@@ -358,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not _is_loopback(self.client_address[0]):
                 self._send(api.error(403, "forbidden", "emulator controls answer loopback only"))
             else:
-                self._send(emulator._control(method, path, body))
+                self._send(controls.answer(emulator, method, path, body))
             return
         emulator._count(method, path)
         if path != api.APPLICATIONS_PATH:
