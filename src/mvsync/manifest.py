@@ -235,7 +235,8 @@ class Manifest(BaseModel):
 
     version: Literal[1] = Field(description="Format version of this file; must be 1.")
     environments: dict[EnvName, EnvironmentConfig] = Field(
-        description=("The MiniVoice accounts, by name (lower case; the name becomes a file name)."),
+        description="The MiniVoice accounts, by name (lower case; the name becomes a file name).",
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME_PATTERN}, "minProperties": 1},
     )
     defaults: Defaults = Field(
         default_factory=Defaults, description="Fields merged under every application."
