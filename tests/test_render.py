@@ -261,3 +261,12 @@ def test_markdown_lists_unchanged_when_everything_fits() -> None:
     out = io.StringIO()
     render_markdown(_big_plan(creates=1, unchanged=3), out)
     assert out.getvalue().count("  unchanged ") == 3
+
+
+def test_markdown_with_one_create_too_long_to_fit_still_counts_it() -> None:
+    huge = DesiredApp("x" * 100_000, "https://e.com/")
+    out = io.StringIO()
+    render_markdown(Plan((build_plan(_env("dev", [huge], "https://api.minivoice.eu"), []),)), out)
+    markdown = out.getvalue()
+    assert len(markdown) < MARKDOWN_LIMIT
+    assert "… and 1 more creates not listed" in markdown
