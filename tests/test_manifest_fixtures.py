@@ -109,3 +109,13 @@ def test_a_missing_file_is_one_clear_error(
     code, out, err = run_cli(["validate", "-f", str(tmp_path / "nope.yaml")], capsys)
     assert (code, out) == (1, "")
     assert err == f"{tmp_path / 'nope.yaml'}: cannot read the manifest: No such file or directory\n"
+
+
+def test_debug_adds_a_traceback_before_the_messages(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(BAD)
+    code, out, err = run_cli(["--debug", "validate", "-f", "version_missing.yaml"], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("Traceback")
+    assert err.endswith("version_missing.yaml:1:1: missing required key 'version'\n")

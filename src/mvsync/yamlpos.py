@@ -54,9 +54,12 @@ class _SafeConstructor(SafeConstructor):
             )
         return True
 
-    def flatten_mapping(self, node: Any) -> Any:
+    def flatten_mapping(self, node: Any) -> None:
         if getattr(node, "merge", None) is not None:
             return  # an aliased mapping, flattened when first constructed
+        if not any(key_node.tag == _MERGE_TAG for key_node, _value in node.value):
+            super().flatten_mapping(node)  # the common case: nothing to merge
+            return
         explicit_before = [pair for pair in node.value if pair[0].tag != _MERGE_TAG]
         super().flatten_mapping(node)
         merged = getattr(node, "merge", None)

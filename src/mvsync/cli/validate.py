@@ -8,10 +8,11 @@ also as a ``::error`` workflow command so that GitHub marks the lines in the dif
 from __future__ import annotations
 
 import os
+import traceback
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.options import Settings, manifest_option, manifest_path
 
 
 def github_annotation(path: str, line: int, column: int, message: str) -> str:
@@ -41,6 +42,8 @@ def validate(ctx: click.Context) -> int:
     try:
         manifest = load_manifest(path)
     except ManifestError as error:
+        if ctx.ensure_object(Settings).debug:
+            traceback.print_exc()
         annotate = os.environ.get("GITHUB_ACTIONS") == "true"
         for problem in error.problems:
             click.echo(str(problem), err=True)
