@@ -62,6 +62,8 @@ def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
             control(url, "GET", "/_emulator/requests")
             return process, url
         except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"mvsync emulator exited with {process.returncode}") from None
             if time.monotonic() > deadline:
                 process.kill()
                 raise
