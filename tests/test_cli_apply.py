@@ -338,3 +338,44 @@ def test_sigint_before_creating_exits_130_and_creates_nothing(
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert (process.returncode, emulator.request_count("POST")) == (130, 0), err
+
+
+# --- the question on a terminal ------------------------------------------------------------
+
+
+def run_on_terminal(folder: Path, answer: bytes) -> tuple[int, str]:
+    import pty
+
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        command(folder, "apply", "--env", "dev"),
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=cli_env(),
+    )
+    os.close(terminal)
+    seen = b""
+    while b"[y/N]" not in seen:
+        chunk = os.read(controller, 1024)
+        assert chunk, "the question never came"
+        seen += chunk
+    os.write(controller, answer)
+    out, _ = process.communicate(timeout=30)
+    os.close(controller)
+    return process.returncode, out.decode()
+
+
+def test_answering_no_on_a_terminal_exits_1_and_creates_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    code, _ = run_on_terminal(tmp_path, b"n\n")
+    assert (code, emulator.request_count("POST")) == (1, 0)
+
+
+def test_answering_yes_on_a_terminal_creates(emulator: Emulator, tmp_path: Path) -> None:
+    write_manifest(tmp_path, emulator.url)
+    code, out = run_on_terminal(tmp_path, b"y\n")
+    assert (code, emulator.request_count("POST")) == (0, 3)
+    assert '+ create "App 0"' in out  # the plan was shown before the question
