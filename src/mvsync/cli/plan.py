@@ -59,7 +59,12 @@ def plan(
     out_file: str | None,
     detailed_exitcode: bool,
 ) -> int:
-    """Show what differs between the manifest and the live applications."""
+    """Show what differs between the manifest and the live applications.
+
+    Exit status 0 when done, 1 on an error, 2 with --detailed-exitcode when any create,
+    drift or ambiguous is present. MVSYNC_API_DEADLINE (seconds, default 60) bounds each
+    API call including its retries. Formats: docs/plan-format.md.
+    """
     # A 10,000-application plan holds a few hundred thousand small, long-lived objects
     # that CPython's cyclic collector would scan again and again (about a tenth of the
     # run); this short command makes no garbage cycles worth collecting.
