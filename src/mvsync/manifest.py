@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -131,6 +131,14 @@ def _check_var_name(value: str) -> str:
     return value
 
 
+def _check_version(value: int) -> int:
+    if value != 1:
+        raise _custom(f"unsupported version {value} (this mvsync reads version 1)")
+    return value
+
+
+# A strict int, not Literal[1]: a literal compares equal, so true and 1.0 would pass.
+Version = Annotated[int, AfterValidator(_check_version), Field(json_schema_extra={"const": 1})]
 Template = Annotated[str, AfterValidator(_check_template)]
 NameTemplate = Annotated[str, AfterValidator(_check_name)]
 UrlTemplate = Annotated[str, AfterValidator(_check_url)]
@@ -233,7 +241,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="mvsync manifest")
 
-    version: Literal[1] = Field(description="Format version of this file; must be 1.")
+    version: Version = Field(description="Format version of this file; must be 1.")
     environments: dict[EnvName, EnvironmentConfig] = Field(
         description="The MiniVoice accounts, by name (lower case; the name becomes a file name).",
         json_schema_extra={"propertyNames": {"pattern": ENV_NAME_PATTERN}, "minProperties": 1},

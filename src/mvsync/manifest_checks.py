@@ -151,12 +151,11 @@ def issues_from_validation(error: ValidationError) -> list[Issue]:
             issues.append(Issue(loc, True, _unknown_key(loc)))
         elif kind == "missing":
             issues.append(Issue(loc[:-1], False, f"missing required key {loc[-1]!r}"))
-        elif loc == ("version",):
-            if isinstance(given, int) and not isinstance(given, bool):
-                message = f"version: unsupported version {given} (this mvsync reads version 1)"
-            else:
-                message = f"version: must be the number 1, got {_yaml_type(given)}"
+        elif loc == ("version",) and kind != "mvsync":
+            message = f"version: must be the number 1, got {_yaml_type(given)}"
             issues.append(Issue(loc, False, message))
+        elif kind == "invalid_key":
+            issues.append(Issue(loc[:-1], False, f"key {loc[-1]}: keys must be strings"))
         else:
             issues.append(Issue(loc, False, f"{_label(loc)}: {_type_message(kind, detail, given)}"))
     return issues
@@ -281,7 +280,7 @@ def _shared_account_issues(
     issues = []
     accounts: dict[tuple[str, str], list[str]] = {}
     for env, config in manifest.environments.items():
-        accounts.setdefault((config.api_url, config.api_key_env), []).append(env)
+        accounts.setdefault((_account_url(config.api_url), config.api_key_env), []).append(env)
     for envs in accounts.values():
         for later_index, later in enumerate(envs):
             for earlier in envs[:later_index]:
@@ -301,6 +300,16 @@ def _shared_account_issues(
                         )
                     )
     return issues
+
+
+def _account_url(api_url: str) -> str:
+    """``api_url`` normalised enough that one account is recognised under two spellings."""
+    from urllib.parse import urlsplit
+
+    if "$" in api_url:
+        return api_url
+    parts = urlsplit(api_url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _shared_secrets_file_issues(manifest: Manifest) -> list[Issue]:
