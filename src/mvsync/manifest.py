@@ -18,6 +18,8 @@ Decisions (see docs/manifest.md):
   that ``prod`` and ``Prod`` cannot share one file on case-insensitive disks;
 - ``name`` is not allowed in ``defaults``: one name for every application would
   always collide;
+- ``api_key_env`` is an upper-case variable name: a lower-case value is most likely
+  the key itself pasted in, and is never echoed back;
 - ``webhook_secret`` must be exactly ``${VAR}``: any literal part, including a
   ``${VAR:-default}`` default, would be a secret committed to git;
 - an application or override may set ``webhook_url``/``webhook_secret`` to
@@ -50,7 +52,9 @@ from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironmen
 Lookup = Callable[[str], str | None]
 
 ENV_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-VAR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Upper case only: a lower-case value in api_key_env is most likely the key itself
+# (MiniVoice keys look like mv_live_...), and it is then never echoed back.
+KEY_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 SECRET_REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
 
 
@@ -98,8 +102,10 @@ def _check_secret_ref(value: str) -> str:
     # The value is never quoted back: it may be the very secret we refuse.
     try:
         parts = interpolate.parse(value)
-    except interpolate.TemplateSyntaxError as error:
-        raise _custom(f"bad ${{}} syntax: {error}") from None
+    except interpolate.TemplateSyntaxError:
+        raise _custom(
+            "must be exactly ${VARIABLE} (letters, digits and '_'); the value is not shown"
+        ) from None
     variables = [part for part in parts if isinstance(part, interpolate.Variable)]
     if len(parts) == 1 and variables and variables[0].default is not None:
         raise _custom(
@@ -123,10 +129,12 @@ def _check_env_name(value: str) -> str:
     return value
 
 
-def _check_var_name(value: str) -> str:
-    if not re.match(VAR_NAME_PATTERN, value):
+def _check_key_var(value: str) -> str:
+    # The value is not quoted back: a wrong one is often the API key pasted in.
+    if not re.match(KEY_VAR_PATTERN, value):
         raise _custom(
-            f"{value!r} is not a variable name (letters, digits and '_', not starting with a digit)"
+            "must be the name of the environment variable that holds the API key, in upper"
+            " case (A-Z, 0-9, '_'), such as MINIVOICE_API_KEY_PROD; never the key itself"
         )
     return value
 
@@ -150,8 +158,8 @@ SecretRef = Annotated[
 EnvName = Annotated[
     str, AfterValidator(_check_env_name), Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})
 ]
-VarName = Annotated[
-    str, AfterValidator(_check_var_name), Field(json_schema_extra={"pattern": VAR_NAME_PATTERN})
+KeyVarName = Annotated[
+    str, AfterValidator(_check_key_var), Field(json_schema_extra={"pattern": KEY_VAR_PATTERN})
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -173,7 +181,7 @@ class EnvironmentConfig(BaseModel):
     api_url: UrlTemplate = Field(
         DEFAULT_API_URL, description="Base URL of the MiniVoice API. ${} allowed."
     )
-    api_key_env: VarName = Field(
+    api_key_env: KeyVarName = Field(
         DEFAULT_API_KEY_ENV,
         description="Name of the environment variable that holds this account's API key.",
     )
