@@ -305,7 +305,13 @@ def load_manifest(path: Path) -> Manifest:
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as error:
-        raise_located(label, text, issues_from_validation(error))
+        issues = issues_from_validation(error)
+        # Also the cross-field problems of the parts that are valid on their own, so
+        # that fixing one problem does not reveal a new batch of them.
+        partial = _partial_manifest(data)
+        if partial is not None:
+            issues += check_manifest(*partial)
+        raise_located(label, text, issues)
     except RecursionError:
         raise ManifestError([Problem(label, 0, 0, "the manifest refers to itself")]) from None
     issues = check_manifest(manifest)
@@ -314,6 +320,48 @@ def load_manifest(path: Path) -> Manifest:
     manifest._source = path
     manifest._text = text
     return manifest
+
+
+def _partial_manifest(
+    data: dict[Any, Any],
+) -> tuple[Manifest, list[tuple[int, Application]], bool] | None:
+    """The parts of an invalid manifest that validate alone, for ``check_manifest``.
+
+    An environment whose settings are invalid keeps its name with a placeholder
+    account of its own; invalid applications are left out (their indices kept);
+    answer_url is not required when ``defaults`` itself is invalid.
+    """
+    environments_data = data.get("environments")
+    applications_data = data.get("applications", [])
+    if not isinstance(environments_data, dict) or not isinstance(applications_data, list):
+        return None
+    if not all(isinstance(name, str) for name in environments_data):
+        return None
+    environments: dict[str, EnvironmentConfig] = {}
+    for name, settings in environments_data.items():
+        try:
+            environments[name] = EnvironmentConfig.model_validate(settings)
+        except ValidationError:
+            environments[name] = EnvironmentConfig.model_construct(
+                api_url=f"invalid://{name}", api_key_env=DEFAULT_API_KEY_ENV, secrets_file=None
+            )
+    applications: list[tuple[int, Application]] = []
+    for index, application in enumerate(applications_data):
+        try:
+            applications.append((index, Application.model_validate(application)))
+        except ValidationError:
+            continue
+    try:
+        defaults, defaults_valid = Defaults.model_validate(data.get("defaults", {})), True
+    except ValidationError:
+        defaults, defaults_valid = Defaults(), False
+    partial = Manifest.model_construct(
+        version=1,
+        environments=environments,
+        defaults=defaults,
+        applications=[application for _index, application in applications],
+    )
+    return partial, applications, defaults_valid
 
 
 def _is_extension(key: object) -> bool:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from mvsync.errors import ManifestError, Problem
 
 if TYPE_CHECKING:
-    from mvsync.manifest import Manifest
+    from mvsync.manifest import Application, Manifest
 
 DataPath = tuple[str | int, ...]
 
@@ -181,8 +181,19 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
-def check_manifest(manifest: Manifest) -> list[Issue]:
-    """Every problem that a single field cannot show (SPEC section 2)."""
+def check_manifest(
+    manifest: Manifest,
+    applications: list[tuple[int, Application]] | None = None,
+    require_answer_url: bool = True,
+) -> list[Issue]:
+    """Every problem that a single field cannot show (SPEC section 2).
+
+    ``applications`` (index in the file, application) replaces the manifest's own
+    when only some of them are valid; ``require_answer_url`` is off when the
+    defaults are invalid (the answer_url may be there).
+    """
+    if applications is None:
+        applications = list(enumerate(manifest.applications))
     issues: list[Issue] = []
     env_names = list(manifest.environments)
     known = ", ".join(env_names) if env_names else "none"
@@ -191,7 +202,7 @@ def check_manifest(manifest: Manifest) -> list[Issue]:
     # per environment: resulting name template -> the path of the first that uses it
     names_by_env: dict[str, dict[str, DataPath]] = {env: {} for env in env_names}
     twice: dict[tuple[DataPath, str, DataPath], list[str]] = {}
-    for index, app in enumerate(manifest.applications):
+    for index, app in applications:
         base: DataPath = ("applications", index)
         app_envs = _app_environments(app.environments, env_names, known, base, issues)
         for env in app.overrides:
@@ -227,7 +238,9 @@ def check_manifest(manifest: Manifest) -> list[Issue]:
                 names_by_env[env][name] = name_path
             else:
                 twice.setdefault((name_path, name, first), []).append(env)
-        if missing_answer and len(missing_answer) == len(app_envs):
+        if not require_answer_url:
+            pass
+        elif missing_answer and len(missing_answer) == len(app_envs):
             issues.append(
                 Issue(
                     base, False, "missing required key 'answer_url' (not set here nor in defaults)"
