@@ -325,6 +325,18 @@ def test_post_fault_that_commits_nothing_ends_with_one_app_and_its_key(
     assert all(entry["api_key"] for entry in stored_entries(env).values())
 
 
+def test_get_429_with_retry_after_as_a_date_is_retried(emulator: Emulator, tmp_path: Path) -> None:
+    env = desired_env(tmp_path, emulator.url, count=1)
+    when = email.utils.formatdate(time.time() + 1, usegmt=True)
+    emulator.add_fault(Fault("429", method="GET", retry_after=when))
+    result = run_apply(env, emulator)
+    assert (result.ok, emulator.request_count("POST"), remote_names(emulator)["App 0"]) == (
+        True,
+        1,
+        1,
+    )
+
+
 def test_post_429_with_retry_after_as_a_date_is_retried(emulator: Emulator, tmp_path: Path) -> None:
     env = desired_env(tmp_path, emulator.url, count=1)
     when = email.utils.formatdate(time.time() + 1, usegmt=True)

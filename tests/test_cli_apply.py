@@ -379,3 +379,32 @@ def test_answering_yes_on_a_terminal_creates(emulator: Emulator, tmp_path: Path)
     code, out = run_on_terminal(tmp_path, b"y\n")
     assert (code, emulator.request_count("POST")) == (0, 3)
     assert '+ create "App 0"' in out  # the plan was shown before the question
+
+
+def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flight(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    # 1 s per answer: a create is in flight (committed, answer pending) when both signals land.
+    emulator = make_emulator(latency=1.0)
+    write_manifest(tmp_path, emulator.url, count=5)
+    process = start(tmp_path, "apply", "--env", "dev", "--concurrency", "1")
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("Creating "):
+            break
+    deadline = time.monotonic() + 20
+    while emulator.request_count("POST") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    in_flight = remote(emulator)
+    assert (process.returncode, len(in_flight)) == (130, 1)
+    emulator.set_latency(0.0)
+    again = run(tmp_path, "apply", "--env", "dev")
+    (name, app_id), *_ = in_flight.items()
+    assert f'name "{name}", id {app_id}: {NOT_CAPTURED}' in again.stdout
+    assert again.returncode == 1
+    assert max(remote_names(emulator).values()) == 1
+    assert len(remote(emulator)) == 5
