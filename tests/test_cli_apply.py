@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -408,3 +409,60 @@ def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flig
     assert again.returncode == 1
     assert max(remote_names(emulator).values()) == 1
     assert len(remote(emulator)) == 5
+
+
+# --- the example manifest and the progress line ----------------------------------------------
+
+
+def test_example_manifest_dev_is_created_once_with_every_key_stored(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from conftest import REPO_ROOT
+
+    (tmp_path / "mvsync.yaml").write_text((REPO_ROOT / "examples" / "minivoice.yaml").read_text())
+    env = cli_env()
+    env.update(MVSYNC_DEV_API_URL=emulator.url, MINIVOICE_API_KEY_DEV=TEST_API_KEY)
+    apply_dev = [*command(tmp_path, "apply", "--env", "dev")]
+    first = subprocess.run(apply_dev, capture_output=True, text=True, env=env, timeout=60)
+    posts = emulator.request_count("POST")
+    second = subprocess.run(apply_dev, capture_output=True, text=True, env=env, timeout=60)
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert (posts, emulator.request_count("POST")) == (3, 3)
+    assert secrets_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    entries = stored(tmp_path)
+    assert {name: app_id for name, (app_id, _) in entries.items()} == remote(emulator)
+    assert all(key and key.startswith("mv_live_") for _, key in entries.values())
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_shows_done_total_rate_and_time_left() -> None:
+    from mvsync.cli.apply import CliReporter
+
+    now = [0.0]
+    out, err = io.StringIO(), Terminal()
+    reporter = CliReporter(out, err, clock=lambda: now[0])
+    reporter.creating(4)
+    now[0] = 1.0
+    reporter.created("A", "app_1")
+    now[0] = 2.0
+    reporter.created("B", "app_2")
+    assert err.getvalue().endswith("[2/4] 1.0/s, about 2s left")
+    assert "created" not in out.getvalue()  # one live line, not a line per create
+
+
+def test_plain_lines_without_a_terminal() -> None:
+    from mvsync.cli.apply import CliReporter
+
+    out, err = io.StringIO(), io.StringIO()
+    reporter = CliReporter(out, err)
+    reporter.creating(1)
+    reporter.created("A\x1b[31m", "app_1")
+    assert out.getvalue().splitlines() == [
+        "Creating 1 application...",
+        '+ created "A\\x1b[31m" (app_1)',
+    ]
+    assert err.getvalue() == ""

@@ -251,8 +251,11 @@ class CliReporter:
         self._last_draw = now
         elapsed = max(now - self._started, 1e-9)
         rate = self._done / elapsed
-        left = (self._total - self._done) / rate if rate > 0 else 0.0
-        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {rate:.1f}/s, about {left:.0f}s left")
+        if rate > 0:
+            left = f"about {(self._total - self._done) / rate:.0f}s left"
+        else:
+            left = "estimating time left"
+        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {rate:.1f}/s, {left}")
         self.err.flush()
 
 
