@@ -432,3 +432,10 @@ def test_validate_needs_no_variable_and_prints_the_counts() -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "examples/minivoice.yaml: valid (5 applications, 3 environments)\n"
+
+
+def test_an_invalid_environment_name_with_brackets_is_a_clean_error(
+    write: Callable[[str], Path],
+) -> None:
+    path = write("version: 1\nenvironments:\n  '[': {api_url: 1}\n")
+    assert len(problems_of(path)) == 2

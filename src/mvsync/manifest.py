@@ -338,12 +338,12 @@ def _partial_manifest(
     if not all(isinstance(name, str) for name in environments_data):
         return None
     environments: dict[str, EnvironmentConfig] = {}
-    for name, settings in environments_data.items():
+    for position, (name, settings) in enumerate(environments_data.items()):
         try:
             environments[name] = EnvironmentConfig.model_validate(settings)
         except ValidationError:
             environments[name] = EnvironmentConfig.model_construct(
-                api_url=f"invalid://{name}", api_key_env=DEFAULT_API_KEY_ENV, secrets_file=None
+                api_url=f"invalid://{position}", api_key_env=DEFAULT_API_KEY_ENV, secrets_file=None
             )
     applications: list[tuple[int, Application]] = []
     for index, application in enumerate(applications_data):

@@ -321,7 +321,10 @@ def _account_url(api_url: str) -> str:
 
     if "$" in api_url:
         return api_url
-    parts = urlsplit(api_url)
+    try:
+        parts = urlsplit(api_url)
+    except ValueError:
+        return api_url
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
