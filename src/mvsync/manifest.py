@@ -3,7 +3,7 @@
 ``load_manifest(path)`` parses (``mvsync.yamlpos``), validates the models, then
 runs the checks that span several places of the file (``mvsync.manifest_checks``).
 Every problem is collected with its data path; only when there is one is the file
-composed again to turn the paths into line:column (``mvsync.manifest_errors``).
+composed again to turn the paths into line:column (``mvsync.manifest_checks``).
 
 ``resolve_environment`` is a pure function of the manifest and a variable
 ``lookup``: defaults, then the application, then its override, then ``${}``.
@@ -121,7 +121,7 @@ def _check_secret_ref(value: str) -> str:
 
 
 def _check_env_name(value: str) -> str:
-    if not re.match(ENV_NAME_PATTERN, value):
+    if not re.fullmatch(ENV_NAME_PATTERN, value):
         raise _custom(
             f"environment name {value!r} must be 1-63 lower-case letters, digits, '-' or '_',"
             " starting with a letter or digit (it becomes a file name)"
@@ -131,7 +131,7 @@ def _check_env_name(value: str) -> str:
 
 def _check_key_var(value: str) -> str:
     # The value is not quoted back: a wrong one is often the API key pasted in.
-    if not re.match(KEY_VAR_PATTERN, value):
+    if not re.fullmatch(KEY_VAR_PATTERN, value):
         raise _custom(
             "must be the name of the environment variable that holds the API key, in upper"
             " case (A-Z, 0-9, '_'), such as MINIVOICE_API_KEY_PROD; never the key itself"
@@ -241,6 +241,7 @@ class Application(_NotNullFields):
     overrides: dict[EnvName, Override] = Field(
         default_factory=dict,
         description="Per environment, the fields that differ there.",
+        json_schema_extra={"propertyNames": {"pattern": ENV_NAME_PATTERN}},
     )
 
 
