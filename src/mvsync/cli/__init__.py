@@ -49,7 +49,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     settings = ctx.ensure_object(Settings)
     settings.debug = settings.debug or debug
     if settings.debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s"
+        )
 
 
 for _command in (
@@ -74,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("MVSYNC_DEBUG", "") not in ("", "0")
     try:
-        status = cli.main(args=args, prog_name="mvsync", standalone_mode=False, obj=Settings(debug=debug))
+        status = cli.main(
+            args=args, prog_name="mvsync", standalone_mode=False, obj=Settings(debug=debug)
+        )
     except click.exceptions.Exit as exit_:
         status = exit_.exit_code
     except click.exceptions.Abort:
@@ -99,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         _error("interrupted")
         status = EXIT_INTERRUPTED
-    except Exception as unexpected:  # the one boundary: no traceback without --debug
+    except Exception as unexpected:  # noqa: BLE001 - the one boundary: no traceback without --debug
         if debug:
             traceback.print_exc()
         _error(f"unexpected {type(unexpected).__name__} (run with --debug for details)")

@@ -22,7 +22,9 @@ class Settings:
     manifest: str | None = None
 
 
-def _remember_manifest(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+def _remember_manifest(
+    ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
     # -f/--file is accepted before or after the command name: the group and
     # every command share this callback, and the value given last wins.
     if value is not None:
