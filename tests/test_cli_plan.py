@@ -387,3 +387,22 @@ def test_a_deadline_that_is_not_a_number_is_a_usage_error(
     assert code == 1
     assert "MVSYNC_API_DEADLINE must be a positive number of seconds" in err
     assert accounts.request_count() == 0
+
+
+def test_an_invalid_manifest_is_reported_located_and_annotated_in_github_actions(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "mvsync.yaml"
+    manifest.write_text(
+        "version: 1\nenvironments:\n  dev: {}\napplications:\n"
+        "  - name: Support IVR\n    answer_url: example.com/answer\n"
+    )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "-f", "mvsync.yaml"])
+    out, err = capsys.readouterr()
+    assert (exit_.value.code, out) == (1, "")
+    located, annotation = err.splitlines()
+    assert located.startswith("mvsync.yaml:6:17: ")
+    assert annotation.startswith("::error file=mvsync.yaml,line=6,col=17::")

@@ -28,7 +28,7 @@ from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
-from mvsync.errors import AbortedError, MvsyncError
+from mvsync.errors import AbortedError, ManifestError, MvsyncError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -71,6 +71,34 @@ def _error(message: str) -> None:
         click.echo(f"mvsync: error: {line}" if line else "mvsync: error", err=True)
 
 
+def github_annotation(path: str, line: int, column: int, message: str) -> str:
+    """One ``::error`` workflow command (properties and message escaped as GitHub wants)."""
+
+    def escape_data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def escape_property(text: str) -> str:
+        return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+    place = f"file={escape_property(path)}"
+    if line > 0:
+        place += f",line={line},col={column}"
+    return f"::error {place}::{escape_data(message)}"
+
+
+def report_manifest_error(error: ManifestError) -> None:
+    """Every problem as ``path:line:col: message`` on stderr, whatever the command; in
+    GitHub Actions also as ``::error`` annotations that mark the lines in the diff."""
+    for problem in error.problems:
+        click.echo(str(problem), err=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for problem in error.problems:
+            annotation = github_annotation(
+                problem.path, problem.line, problem.column, problem.message
+            )
+            click.echo(annotation, err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: run the CLI and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -95,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             traceback.print_exc()
         _error(str(aborted))
         status = aborted.exit_code
+    except ManifestError as invalid:
+        if debug:
+            traceback.print_exc()
+        report_manifest_error(invalid)
+        status = EXIT_ERROR
     except MvsyncError as error:
         if debug:
             traceback.print_exc()
