@@ -58,9 +58,12 @@ KEY_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 SECRET_REF_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def is_absolute_http_url(url: str) -> bool:
     """Whether ``url`` is an absolute http or https URL with a host (and a valid port)."""
-    if not url or any(c.isspace() for c in url):
+    if not url or _WHITESPACE.search(url):
         return False
     try:
         parts = urlsplit(url)

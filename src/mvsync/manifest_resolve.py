@@ -30,6 +30,8 @@ class _Expander:
         self.issues: list[Issue] = []
 
     def expand(self, template: str, path: DataPath) -> str | None:
+        if "$" not in template:  # nothing to expand: the common case, kept cheap
+            return template
         missing = interpolate.missing_variables(template, self.lookup)
         if missing:
             names = ", ".join(missing)
@@ -47,6 +49,8 @@ class _Expander:
     def expand_url(self, template: str, path: DataPath) -> str | None:
         from mvsync.manifest import is_absolute_http_url
 
+        if "$" not in template:  # a literal URL was already checked when the file was loaded
+            return template
         value = self.expand(template, path)
         if value is not None and not is_absolute_http_url(value):
             # The template is shown, not its value: a value may carry credentials.
