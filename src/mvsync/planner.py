@@ -206,6 +206,10 @@ def field_drift(
     )
 
 
+def _name_then_id(change: Change) -> tuple[str, str]:
+    return (change.name, change.id or ",".join(change.ids))
+
+
 def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> EnvironmentPlan:
     """Compare one environment's desired applications with its remote list (pure)."""
     remote_by_name: dict[str, list[RemoteApp]] = {}
@@ -218,27 +222,39 @@ def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> Envi
     for app in unmanaged:
         unmanaged_by_answer_url.setdefault(app.answer_url, []).append(app.id)
 
-    changes: list[Change] = []
+    # One list per action, in ACTION_ORDER, each sorted by (name, id): the plan's
+    # stable order without ranking every change through the enum.
+    by_action: dict[Action, list[Change]] = {action: [] for action in ACTION_ORDER}
     for want in desired.apps:
         matches = remote_by_name.get(want.name, [])
         if not matches:
             hints = tuple(sorted(unmanaged_by_answer_url.get(want.answer_url, ())))
-            changes.append(Change(Action.CREATE, want.name, desired=want, rename_of=hints))
+            by_action[Action.CREATE].append(
+                Change(Action.CREATE, want.name, desired=want, rename_of=hints)
+            )
         elif len(matches) > 1:
             ids = tuple(sorted(app.id for app in matches))
-            changes.append(Change(Action.AMBIGUOUS, want.name, ids=ids))
+            by_action[Action.AMBIGUOUS].append(Change(Action.AMBIGUOUS, want.name, ids=ids))
         else:
             (have,) = matches
             have_fields, want_fields = have.compared(), want.compared()
             if have_fields == want_fields:
-                changes.append(Change(Action.UNCHANGED, want.name, id=have.id, desired=want))
+                by_action[Action.UNCHANGED].append(
+                    Change(Action.UNCHANGED, want.name, id=have.id, desired=want)
+                )
             else:
                 drift = field_drift(have_fields, want_fields)
-                changes.append(
+                by_action[Action.DRIFT].append(
                     Change(Action.DRIFT, want.name, id=have.id, desired=want, drift=drift)
                 )
-    changes.extend(Change(Action.UNMANAGED, app.name, id=app.id) for app in unmanaged)
-    changes.sort(key=Change.sort_key)
+    by_action[Action.UNMANAGED].extend(
+        Change(Action.UNMANAGED, app.name, id=app.id) for app in unmanaged
+    )
+    changes: list[Change] = []
+    for action in ACTION_ORDER:
+        same_action = by_action[action]
+        same_action.sort(key=_name_then_id)
+        changes.extend(same_action)
     return EnvironmentPlan(
         name=desired.name,
         api_url=desired.api_url,
