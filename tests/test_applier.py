@@ -531,3 +531,54 @@ def test_result_and_errors_hold_no_secret(emulator: Emulator, tmp_path: Path) ->
     assert keys
     text = repr(result) + json.dumps([c.to_json() for c in result.plan.changes])  # type: ignore[union-attr]
     assert_no_secrets(text, extra=keys)
+
+
+# --- confirming the new applications ----------------------------------------------
+
+
+class _FailListsOnceCreating(NullReporter):
+    """Makes every GET fail from the moment creates start: nothing can be confirmed."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def creating(self, total: int) -> None:
+        self.emulator.add_fault(Fault("500", method="GET", times=10_000))
+
+
+def test_applications_not_yet_listed_are_reported_unconfirmed_with_their_keys_stored(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    env = desired_env(tmp_path, emulator.url, count=2)
+    settings = ApplySettings(unknown_wait=0.01, confirm_deadline=0.3, confirm_backoff=0.01)
+    result = run_apply(env, emulator, settings=settings, reporter=_FailListsOnceCreating(emulator))
+    emulator.clear_faults()
+    assert not result.ok
+    assert sorted(result.unconfirmed) == sorted(remote_ids(emulator).items())
+    assert all(
+        str(entry["api_key"]).startswith("mv_live_") for entry in stored_entries(env).values()
+    )
+
+
+def test_an_application_a_previous_run_created_is_not_waited_for(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # A previous run was killed after its intent: the app exists, its key is lost.
+    env = desired_env(tmp_path, emulator.url, count=1)
+    env.secrets_path.parent.mkdir(mode=0o700)
+    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
+        writer.append(journal.intent("App 0"))
+    with client_for(emulator) as client:
+        client.create_application(
+            CreateRequest(
+                name="App 0",
+                answer_url="https://example.com/0/answer",
+                webhook_url="https://example.com/hooks",
+            )
+        )
+    gets_before = emulator.request_count("GET")
+    result = run_apply(env, emulator)
+    assert [name for name, _ in result.not_captured] == ["App 0"]
+    assert result.unconfirmed == []
+    # The first list found it, and nothing was created: no confirmation round at all.
+    assert emulator.request_count("GET") - gets_before == 1

@@ -221,6 +221,8 @@ class _Run:
         self._records_lock = threading.Lock()
         # Set on an error that every further create would meet (401, no connection...).
         self._halt = threading.Event()
+        # Applications a previous run created, found in the first list: already visible.
+        self._listed_at_start: set[str] = set()
 
     # --- the steps -------------------------------------------------------------------
 
@@ -271,6 +273,7 @@ class _Run:
         self.result.renamed.extend(folded.renamed)
         for name, app_id in folded.not_captured:
             self.result.not_captured.append((name, app_id))
+            self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
         if folded.stored:
             self.reporter.note(
@@ -478,7 +481,11 @@ class _Run:
 
     def _finish(self, plan: EnvironmentPlan, remote: list[RemoteApp]) -> ApplyResult:
         result = self.result
-        new_ids = {app_id: name for name, app_id in result.created + result.not_captured}
+        new_ids = {
+            app_id: name
+            for name, app_id in result.created + result.not_captured
+            if app_id not in self._listed_at_start
+        }
         if self.stop.is_set():
             # Interrupted: keys are stored; no confirmation round, the plan says what is left.
             result.interrupted = True
@@ -505,7 +512,9 @@ class _Run:
         listed: list[RemoteApp] | None = None
         while True:
             try:
-                listed = self.client.list_applications()
+                # Each list may retry, but never past the confirmation's own deadline.
+                remaining = max(deadline - time.monotonic(), 0.001)
+                listed = self.client.list_applications(deadline=remaining)
             except ApiError as error:
                 self.reporter.note(f"listing to confirm the new applications failed: {error}")
             if listed is not None and new_ids <= {app.id for app in listed}:

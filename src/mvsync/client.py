@@ -34,7 +34,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NoReturn
@@ -252,17 +252,24 @@ class MiniVoiceClient:
 
     # --- the two calls -------------------------------------------------------------
 
-    def list_applications(self) -> list[RemoteApp]:
-        """Every application of the key's customer, as ``GET /v1/applications`` lists them."""
+    def list_applications(self, *, deadline: float | None = None) -> list[RemoteApp]:
+        """Every application of the key's customer, as ``GET /v1/applications`` lists them.
+
+        ``deadline`` shortens this one call's retry deadline (never lengthens it): a
+        caller with its own, shorter deadline is not held past it by the retries.
+        """
         call = self._new_call("GET", None, self._secrets)
-        payload = self._run(call)
+        policy = self._retry
+        if deadline is not None and 0 < deadline < policy.deadline:
+            policy = replace(policy, deadline=deadline)
+        payload = self._run(call, policy)
         return _parse_list(payload, call)
 
     def create_application(self, request: CreateRequest) -> CreatedApp:
         """``POST /v1/applications``: the one answer that carries the new key."""
         secret = request.webhook_secret.get_secret_value() if request.webhook_secret else None
         call = self._new_call("POST", request.body(), self._secrets.with_(secret))
-        payload = self._run(call)
+        payload = self._run(call, self._retry)
         return _parse_created(payload, call)
 
     # --- the retry loop ---------------------------------------------------------------
@@ -276,8 +283,7 @@ class MiniVoiceClient:
             body=body,
         )
 
-    def _run(self, call: _Call) -> Any:
-        policy = self._retry
+    def _run(self, call: _Call, policy: RetryPolicy) -> Any:
 
         def wait(state: tenacity.RetryCallState) -> float:
             failure = _failure_of(state)
@@ -316,15 +322,15 @@ class MiniVoiceClient:
         def attempt() -> Any:
             nonlocal attempts
             attempts += 1
-            return self._attempt(call, attempts)
+            return self._attempt(call, attempts, policy)
 
         try:
             return retrying(attempt)
         except _Retryable as failure:
             raise _gave_up(failure, attempts, policy) from None
 
-    def _attempt(self, call: _Call, number: int) -> Any:
-        remaining = self._retry.deadline - call.attempt_seconds
+    def _attempt(self, call: _Call, number: int, policy: RetryPolicy) -> Any:
+        remaining = policy.deadline - call.attempt_seconds
         timeout = max(min(self._timeout, remaining), 0.001)
         headers = {
             "Authorization": call.secrets.authorization(),

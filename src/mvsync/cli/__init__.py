@@ -102,6 +102,9 @@ def report_manifest_error(error: ManifestError) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: run the CLI and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        # Accepted anywhere on the line, like -f: it is the group's flag.
+        args = ["--debug", *(arg for arg in args if arg != "--debug")]
     debug = "--debug" in args or os.environ.get("MVSYNC_DEBUG", "") not in ("", "0")
     try:
         status = cli.main(

@@ -265,6 +265,10 @@ def name_of(name: str) -> str:
     return f'"{cleaned}"'
 
 
+def _shown(value: str | None) -> str:
+    return "(unset)" if value is None else repr(value)
+
+
 def render_result(result: ApplyResult, out: TextIO) -> None:
     """The final summary: what was done, what is left, and where the keys are."""
     from mvsync.applier import NOT_CAPTURED_ADVICE
@@ -273,7 +277,8 @@ def render_result(result: ApplyResult, out: TextIO) -> None:
     lines = [""]
     for change in result.drift:
         fields = ", ".join(
-            f"{d.field} remote {d.remote!r}, manifest {d.desired!r}" for d in change.drift
+            f"{d.field} remote {_shown(d.remote)}, manifest {_shown(d.desired)}"
+            for d in change.drift
         )
         lines.append(
             f"~ {name_of(change.name)} ({change.id}) drifted: {fields}; the API cannot update: "
@@ -286,9 +291,11 @@ def render_result(result: ApplyResult, out: TextIO) -> None:
         )
     for name, app_id in result.not_captured:
         lines.append(f"environment {env}, name {name_of(name)}, id {app_id}: {NOT_CAPTURED_ADVICE}")
+    not_captured_ids = {app_id for _, app_id in result.not_captured}
     for name, app_id in result.unconfirmed:
+        key = "key not captured" if app_id in not_captured_ids else "key stored"
         lines.append(
-            f"? {name_of(name)} ({app_id}) was created (key stored) but is not yet in the list; "
+            f"? {name_of(name)} ({app_id}) was created ({key}) but is not yet in the list; "
             "run mvsync plan later to check"
         )
     for name, message in result.failed:

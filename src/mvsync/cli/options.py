@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MANIFEST = "mvsync.yaml"
+MANIFEST_VARIABLE = "MVSYNC_FILE"
 
 
 @dataclass
@@ -38,7 +40,6 @@ def manifest_option(func: F) -> F:
         "-f",
         "--file",
         "manifest_file",
-        envvar="MVSYNC_FILE",
         default=None,
         expose_value=False,
         callback=_remember_manifest,
@@ -47,6 +48,7 @@ def manifest_option(func: F) -> F:
 
 
 def manifest_path(ctx: click.Context) -> Path:
-    """The manifest chosen on the command line, the environment or by default."""
-    chosen = ctx.ensure_object(Settings).manifest
+    """The manifest: ``-f`` (after the command name, else before it), else ``MVSYNC_FILE``,
+    else ``mvsync.yaml``. A flag always beats the variable, wherever the flag stands."""
+    chosen = ctx.ensure_object(Settings).manifest or os.environ.get(MANIFEST_VARIABLE)
     return Path(chosen if chosen else DEFAULT_MANIFEST)

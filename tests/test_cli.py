@@ -1,0 +1,68 @@
+"""The CLI's boundary: flags anywhere, exit statuses, version."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mvsync import __version__
+
+MANIFEST = "version: 1\nenvironments:\n  {env}: {{}}\napplications: []\n"
+
+
+def mvsync(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mvsync", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def two_manifests(tmp_path: Path) -> Path:
+    (tmp_path / "flag.yaml").write_text(MANIFEST.format(env="fromflag"))
+    (tmp_path / "variable.yaml").write_text(MANIFEST.format(env="fromvariable"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_a_file_flag_beats_mvsync_file_before_or_after_the_command(
+    two_manifests: Path, before: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVSYNC_FILE", "variable.yaml")
+    args = ["-f", "flag.yaml", "envs"] if before else ["envs", "-f", "flag.yaml"]
+    done = mvsync(*args, cwd=two_manifests)
+    assert (done.returncode, done.stdout) == (0, "fromflag\n")
+
+
+def test_mvsync_file_is_read_when_no_flag_is_given(
+    two_manifests: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVSYNC_FILE", "variable.yaml")
+    done = mvsync("envs", cwd=two_manifests)
+    assert (done.returncode, done.stdout) == (0, "fromvariable\n")
+
+
+def test_version_is_printed_by_both_entry_points(tmp_path: Path) -> None:
+    done = mvsync("--version", cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, f"mvsync, version {__version__}\n")
+
+
+def test_an_unknown_flag_is_a_usage_error_with_exit_1(tmp_path: Path) -> None:
+    done = mvsync("validate", "--bogus", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "No such option '--bogus'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_debug_is_accepted_after_the_command_name(two_manifests: Path) -> None:
+    done = mvsync("envs", "-f", "flag.yaml", "--debug", cwd=two_manifests)
+    assert (done.returncode, done.stdout) == (0, "fromflag\n")
