@@ -293,7 +293,7 @@ def _shared_account_issues(
     issues = []
     accounts: dict[tuple[str, str], list[str]] = {}
     for env, config in manifest.environments.items():
-        accounts.setdefault((_account_url(config.api_url), config.api_key_env), []).append(env)
+        accounts.setdefault((account_url(config.api_url), config.api_key_env), []).append(env)
     for envs in accounts.values():
         for later_index, later in enumerate(envs):
             for earlier in envs[:later_index]:
@@ -315,7 +315,7 @@ def _shared_account_issues(
     return issues
 
 
-def _account_url(api_url: str) -> str:
+def account_url(api_url: str) -> str:
     """``api_url`` normalised enough that one account is recognised under two spellings."""
     from urllib.parse import urlsplit
 
