@@ -32,27 +32,19 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
-from mvsync.errors import AbortedError, UsageError
+from mvsync.cli.options import (
+    API_DEADLINE_VARIABLE,
+    env_seconds,
+    manifest_option,
+    manifest_path,
+)
+from mvsync.errors import AbortedError
 
 if TYPE_CHECKING:
     from mvsync.applier import ApplyResult
     from mvsync.planner import EnvironmentPlan
 
 EXIT_INTERRUPTED = 130
-
-
-def _seconds(name: str, default: float) -> float:
-    text = os.environ.get(name, "")
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise UsageError(f"{name} must be a number of seconds >= 0")
-    return value
 
 
 @click.command()
@@ -106,11 +98,11 @@ def apply(
         max_creates=max_creates,
         lock_timeout=lock_timeout,
         command=f"mvsync apply --env {env}",
-        unknown_wait=_seconds("MVSYNC_UNKNOWN_WAIT", 0.5),
-        confirm_deadline=_seconds("MVSYNC_CONFIRM_DEADLINE", 30.0),
+        unknown_wait=env_seconds("MVSYNC_UNKNOWN_WAIT", 0.5),
+        confirm_deadline=env_seconds("MVSYNC_CONFIRM_DEADLINE", 30.0),
     )
-    retry = RetryPolicy(deadline=_seconds("MVSYNC_API_DEADLINE", 60.0))
-    timeout = _seconds("MVSYNC_HTTP_TIMEOUT", 10.0)
+    retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
+    timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
     out = sys.stdout
     reporter = CliReporter(out, sys.stderr)

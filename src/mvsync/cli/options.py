@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
+from mvsync.errors import UsageError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MANIFEST = "mvsync.yaml"
@@ -52,3 +54,23 @@ def manifest_path(ctx: click.Context) -> Path:
     else ``mvsync.yaml``. A flag always beats the variable, wherever the flag stands."""
     chosen = ctx.ensure_object(Settings).manifest or os.environ.get(MANIFEST_VARIABLE)
     return Path(chosen if chosen else DEFAULT_MANIFEST)
+
+
+# Seconds read from the environment, for CI and tests; each documented where it is used.
+API_DEADLINE_VARIABLE = "MVSYNC_API_DEADLINE"
+
+
+def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
+    """A number of seconds from variable ``name`` (``default`` when unset or empty)."""
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    valid = (value > 0 if positive else value >= 0) and value < float("inf")
+    if not valid:
+        kind = "a positive number of seconds" if positive else "a number of seconds >= 0"
+        raise UsageError(f"{name} must be {kind}")
+    return value

@@ -15,20 +15,24 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.options import (
+    API_DEADLINE_VARIABLE,
+    env_seconds,
+    manifest_option,
+    manifest_path,
+)
 from mvsync.errors import MvsyncError, UsageError
 
 if TYPE_CHECKING:
     from mvsync.model import DesiredEnvironment, RemoteApp
 
 EXIT_CHANGES = 2
-DEADLINE_VARIABLE = "MVSYNC_API_DEADLINE"
 
 
 @click.command()
@@ -92,7 +96,7 @@ def _plan(
     from mvsync.render import RENDERERS, render_markdown
 
     lookup = os.environ.get
-    deadline = _deadline(lookup)
+    deadline = env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True)
     path = manifest_path(ctx)
     manifest = load_manifest(path)
     known = environment_names(manifest)
@@ -135,19 +139,6 @@ def _plan(
             ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
-
-
-def _deadline(lookup: Callable[[str], str | None]) -> float:
-    text = lookup(DEADLINE_VARIABLE) or ""
-    if not text:
-        return 60.0
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise UsageError(f"{DEADLINE_VARIABLE} must be a positive number of seconds")
-    return seconds
 
 
 def list_environments(
