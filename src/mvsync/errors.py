@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 
 class MvsyncError(Exception):
     """Base of every error shown to the user as one message and exit 1."""
@@ -108,7 +110,27 @@ class ApiError(MvsyncError):
 
 
 class ApiResponseError(ApiError):
-    """A 2xx answer whose body does not match what the API documents."""
+    """A 2xx answer whose body does not match what the API documents.
+
+    A create answer can be malformed and still carry the new application's key: the
+    client then hands over ``issued_key`` (and ``app_id`` when it was readable), so
+    that the applier stores the key rather than lose it. Neither is ever in the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int | None = None,
+        code: str | None = None,
+        issued_key: SecretStr | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, status=status, code=code)
+        self.issued_key = issued_key
+        self.app_id = app_id
 
 
 class TransportError(ApiError):
