@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+if TYPE_CHECKING:  # keep `mvsync --help` free of pydantic's import time
+    from pydantic import SecretStr
 
 
 class MvsyncError(Exception):
