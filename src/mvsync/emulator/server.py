@@ -16,6 +16,7 @@ import selectors
 import socket
 import socketserver
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -209,14 +210,19 @@ class Emulator:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # never keeps the process alive...
-    block_on_close = True  # ...but server_close() joins every request thread
+    # Request threads are daemons (they never keep the process alive), and the server
+    # joins them itself in server_close(): socketserver's block_on_close only joins
+    # threads that are *not* daemons, so it cannot be relied on here.
+    daemon_threads = True
+    block_on_close = False
+    JOIN_SECONDS = 10.0
     request_queue_size = 128  # the default 5 refuses bursts of new connections
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._request_threads: list[threading.Thread] = []
         self._stopped = False
         self._wake_reader, self._wake_writer = socket.socketpair()
         if ":" in address[0]:
@@ -249,11 +255,21 @@ class _Server(ThreadingHTTPServer):
         super().server_close()
         self._wake_reader.close()
         self._wake_writer.close()
+        with self._connections_lock:
+            threads, self._request_threads = self._request_threads, []
+        deadline = time.monotonic() + self.JOIN_SECONDS
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
         with self._connections_lock:
             self._connections.add(request)
-        super().process_request(request, client_address)
+            self._request_threads = [t for t in self._request_threads if t.is_alive()]
+            self._request_threads.append(thread)
+        thread.start()
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
