@@ -106,6 +106,7 @@ def write_plan(
     plan: Plan, path: Path, manifest_path: Path, *, created_at: datetime | None = None
 ) -> None:
     """Write the saved plan atomically: a temporary file beside ``path``, then a rename."""
+    _refuse_to_replace(path)
     moment = created_at if created_at is not None else datetime.now(UTC)
     text = json.dumps(plan_document(plan, manifest_path, moment), indent=2, ensure_ascii=False)
     folder = path.parent if str(path.parent) else Path(".")
@@ -125,6 +126,24 @@ def write_plan(
         raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
 
 
+def _refuse_to_replace(path: Path) -> None:
+    """Only a saved plan may be overwritten: ``-o`` pointed at the secrets file or the
+    manifest by mistake must not destroy it (nothing is written)."""
+    if path.is_symlink():
+        raise PlanFileError(
+            f"refusing to overwrite {path}: it is a symbolic link (write the plan to a "
+            "regular file)"
+        )
+    if not path.exists():
+        return
+    try:
+        read_plan(path)
+    except PlanFileError:
+        raise PlanFileError(
+            f"refusing to overwrite {path}: it is not an mvsync plan file"
+        ) from None
+
+
 def _first_problem(error: ValidationError) -> str:
     problem = error.errors()[0]
     where = ".".join(str(part) for part in problem["loc"]) or "the document"
@@ -141,19 +160,29 @@ def read_plan(path: Path) -> SavedPlan:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise PlanFileError(f"{path}: not a saved plan: invalid JSON ({error})") from error
+    except RecursionError:
+        raise PlanFileError(f"{path}: not a saved plan: the JSON is nested too deeply") from None
+    except ValueError:  # an integer past Python's digit limit
+        raise PlanFileError(f"{path}: not a saved plan: a number is too large") from None
     if not isinstance(data, dict):
         raise PlanFileError(f"{path}: not a saved plan: the document is not a JSON object")
     if data.get("kind") != KIND:
         raise PlanFileError(f"{path}: not a saved plan: 'kind' is not \"{KIND}\"")
-    if data.get("format_version") != FORMAT_VERSION:
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        shown = repr(version) if isinstance(version, int | str) else "that is not a number"
         raise PlanFileError(
-            f"{path}: unsupported saved-plan format_version {data.get('format_version')!r} "
+            f"{path}: unsupported saved-plan format_version {shown[:40]} "
             f"(this mvsync reads {FORMAT_VERSION})"
         )
     try:
         saved = SavedPlan.model_validate(data)
     except ValidationError as error:
         raise PlanFileError(f"{path}: malformed saved plan: {_first_problem(error)}") from error
+    except (RecursionError, ValueError):
+        raise PlanFileError(
+            f"{path}: malformed saved plan: a value is nested too deeply or too large"
+        ) from None
     for env in saved.environments:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
         for change in env.changes:
@@ -185,4 +214,12 @@ def check_fresh(saved_env: SavedEnvironment, env_plan: EnvironmentPlan) -> None:
         raise PlanFileError(
             f"environment '{env_plan.name}': the remote applications changed since the plan "
             "was made; run mvsync plan again"
+        )
+    # The fingerprints say the inputs are the same; the changes must then be the ones
+    # apply would carry out, or an edited plan shows one thing and applies another.
+    fresh_changes = [SavedChange.model_validate(c.to_json()) for c in env_plan.changes]
+    if list(saved_env.changes) != fresh_changes:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the plan file's changes do not match what the "
+            "manifest and the remote list give (was it edited?); run mvsync plan again"
         )
