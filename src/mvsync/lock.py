@@ -5,6 +5,11 @@ that dies (kill -9 included) closes them all: a killed apply never leaves a
 lock that deadlocks the next one, and there is no stale-lock heuristic to get
 wrong. The holder writes who it is (pid, host, start time, command) into the
 file so that a refused apply can name it.
+
+The lock file is opened with ``O_NOFOLLOW`` and must be a regular file with no
+other name (hard link); it is rewritten only once the flock is held and its
+content is what a holder writes (nothing, or the holder's JSON). A link planted
+as ``.lock`` can therefore never make apply truncate the secrets file.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +31,8 @@ from mvsync.errors import LockError
 
 LOCK_SUFFIX = ".lock"
 POLL_INTERVAL = 0.1
+# What a holder writes is a short JSON object; anything larger is not a lock file.
+MAX_HOLDER_BYTES = 64 * 1024
 
 
 def lock_path(secrets_path: Path) -> Path:
@@ -62,10 +70,7 @@ class EnvironmentLock:
 
     def acquire(self) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; LockError naming the holder."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        except OSError as error:
-            raise LockError(f"{self.path}: cannot open the lock file: {error.strerror}") from None
+        fd = self._open()
         deadline = time.monotonic() + self.timeout
         try:
             while True:
@@ -84,11 +89,60 @@ class EnvironmentLock:
                         f"lock file {self.path} (use --lock-timeout SECONDS to wait for it)"
                     )
                 self._sleep(min(POLL_INTERVAL, remaining))
+            # Held: only now may the file be rewritten, and only if it is a lock file.
+            self._check_content(fd)
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
         self._write_holder()
+
+    def _open(self) -> int:
+        """Open (or create, 0600) the lock file itself: never through a link, never a
+        file that is also reachable under another name (the lock is truncated)."""
+        try:
+            fd = os.open(
+                self.path,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                PRIVATE_FILE_MODE,
+            )
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise LockError(
+                    f"{self.path}: the lock file is a symbolic link; mvsync does not follow it "
+                    "(it would overwrite what it points to): remove the link"
+                ) from None
+            raise LockError(f"{self.path}: cannot open the lock file: {error.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise LockError(f"{self.path}: the lock file is not a regular file: remove it")
+            if info.st_nlink != 1:
+                raise LockError(
+                    f"{self.path}: the lock file has other hard links; mvsync does not "
+                    "overwrite a file that is also another one: remove it"
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_content(self, fd: int) -> None:
+        """Refuse a file that holds something other than what a lock holder writes."""
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        if size <= MAX_HOLDER_BYTES:
+            try:
+                info = json.loads(os.pread(fd, size, 0))
+            except (ValueError, RecursionError):
+                info = None
+            if isinstance(info, dict) and "pid" in info:
+                return
+        raise LockError(
+            f"{self.path}: not an mvsync lock file (it holds something else); "
+            "mvsync will not overwrite it: move it away"
+        )
 
     def _write_holder(self) -> None:
         info = {
