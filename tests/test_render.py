@@ -17,7 +17,7 @@ import pytest
 from conftest import TEST_WEBHOOK_SECRET
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
-from mvsync.render import MARKDOWN_LIMIT, RENDERERS, render_markdown, render_text
+from mvsync.render import MARKDOWN_LIMIT, RENDERERS, escape, render_markdown, render_text
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MVSYNC_UPDATE_GOLDEN", "") not in ("", "0")
@@ -151,6 +151,65 @@ def test_text_escapes_terminal_control_characters_from_remote_names() -> None:
     text = _rendered("text")
     assert "\x1b" not in text
     assert "evil\\x1b[2J" in text
+
+
+HOSTILE_ID = "app_1\x1b[2J\x1b]0;PWN\x07\n::error::fake\n```\n</details>\n# PWNED <img src=x>"
+BIDI_ID = "../../etc/\u202eevil\u2066"
+
+
+def _hostile_plan() -> Plan:
+    """Ids and values as a hostile API could send them: in every kind of change."""
+    desired = [
+        DesiredApp("Sales", "https://example.com/sales"),
+        DesiredApp("Drifted", "https://example.com/drifted", "https://example.com/hooks"),
+        DesiredApp("Renamed", "https://x.example/\u202e"),
+    ]
+    remote = [
+        _remote(HOSTILE_ID, "Sales", "https://example.com/sales"),
+        _remote(BIDI_ID, "Sales", "https://example.com/sales"),
+        _remote(HOSTILE_ID + "d", "Drifted", "https://e/\n```\n</details>", "https://w/\u202e\x9b"),
+        _remote(BIDI_ID + "u", "Old name", "https://x.example/\u202e"),
+    ]
+    return Plan((build_plan(_env("staging", desired, "https://api.minivoice.eu"), remote),))
+
+
+def _hostile(fmt: str) -> str:
+    out = io.StringIO()
+    RENDERERS[fmt](_hostile_plan(), out)
+    return out.getvalue()
+
+
+def test_escape_shows_controls_bidi_and_line_separators_as_escapes() -> None:
+    assert escape("a\x1b[2J\n\x7f\x9b\u202e\u2066\u2028\u200b\ufeffz") == (
+        "a\\x1b[2J\\x0a\\x7f\\x9b\\u202e\\u2066\\u2028\\u200b\\ufeffz"
+    )
+    assert escape("Support IVR (staging) é ü 日本") == "Support IVR (staging) é ü 日本"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_ids_and_remote_values_are_escaped(fmt: str) -> None:
+    text = _hostile(fmt)
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e\u2066"), text
+    assert escape(HOSTILE_ID) in text  # drift, ambiguous
+    assert escape(BIDI_ID) in text  # ambiguous, unmanaged, rename hint
+    for line in text.splitlines():
+        assert not line.startswith(("::", "# PWNED", "</details>\x1b", "```\n")), line
+
+
+def test_markdown_keeps_hostile_ids_inside_its_code_fence() -> None:
+    markdown = _hostile("markdown")
+    assert markdown.count("</details>") == 1 + markdown.count("\\x0a</details>")
+    assert len(re.findall(r"^</details>$", markdown, flags=re.MULTILINE)) == 1
+    assert "<img" in markdown.split("```diff")[1]  # inside the fence: shown, not rendered
+
+
+def test_json_escapes_bidi_and_c1_characters_and_keeps_the_values() -> None:
+    text = _hostile("json")
+    assert not any(c in text for c in "\x1b\x9b\u202e\u2066")
+    assert "\\u202e" in text
+    changes = json.loads(text)["environments"][0]["changes"]
+    ambiguous = next(c for c in changes if c["action"] == "ambiguous")
+    assert sorted(ambiguous["ids"]) == sorted([HOSTILE_ID, BIDI_ID])
 
 
 class _Terminal(io.StringIO):

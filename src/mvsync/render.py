@@ -42,14 +42,32 @@ _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 MARKDOWN_LIMIT = 65_535
 _MARKDOWN_BUDGET = MARKDOWN_LIMIT - 535
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# What a value from the API or the manifest may not carry to a terminal, a log or a
+# comment: C0 controls (newlines, ESC...), DEL, C1 controls, the bidirectional controls
+# that reorder what is shown (U+202E...), zero-width and invisible format characters, and
+# the Unicode line separators. The same set as mvsync.client's escaping of API messages.
+_C0 = "\x00-\x1f"
+_OTHER_UNSAFE = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_UNSAFE = re.compile(f"[{_C0}{_OTHER_UNSAFE}]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape(value: str) -> str:
+    """``value`` safe to print: every unsafe character shown as ``\\xNN`` or ``\\uNNNN``.
+
+    The one escaping of mvsync's output: every renderer and ``mvsync apply``'s lines use it,
+    so no name, id, URL or API message can move the cursor, recolour the terminal, start a
+    line of its own (a GitHub Actions ``::`` command, a Markdown heading) or reorder the text.
+    """
+    return _UNSAFE.sub(_escaped, value)
 
 
 def _clean(value: str | None) -> str:
-    """A value safe to print: control characters (terminal escapes) shown as ``\\xNN``."""
-    if value is None:
-        return "(unset)"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    return "(unset)" if value is None else escape(value)
 
 
 def _quoted(value: str | None) -> str:
@@ -75,14 +93,14 @@ def change_lines(change: Change) -> list[str]:
             if change.desired.webhook_url:
                 lines.append(f"    webhook_url: {_clean(change.desired.webhook_url)}")
         if change.rename_of:
-            ids = ", ".join(change.rename_of)
+            ids = ", ".join(escape(i) for i in change.rename_of)
             lines.append(
                 f"    hint: likely a rename of unmanaged {ids} (same answer_url); the API "
                 "cannot rename, so apply would make a second application"
             )
         return lines
     if change.action is Action.DRIFT:
-        lines = [f"{marker} drift {name} ({change.id})"]
+        lines = [f"{marker} drift {name} ({_clean(change.id)})"]
         lines.extend(
             f"    {d.field}: remote {_quoted(d.remote)}, manifest {_quoted(d.desired)}"
             for d in change.drift
@@ -92,11 +110,11 @@ def change_lines(change: Change) -> list[str]:
     if change.action is Action.AMBIGUOUS:
         return [
             f"{marker} ambiguous {name}: {len(change.ids)} applications have this name "
-            f"({', '.join(change.ids)}); apply will not touch it"
+            f"({', '.join(escape(i) for i in change.ids)}); apply will not touch it"
         ]
     if change.action is Action.UNMANAGED:
-        return [f"{marker} unmanaged {name} ({change.id})"]
-    return [f"{marker} unchanged {name} ({change.id})"]
+        return [f"{marker} unmanaged {name} ({_clean(change.id)})"]
+    return [f"{marker} unchanged {name} ({_clean(change.id)})"]
 
 
 def _plan_summary_line(plan: Plan) -> str:
@@ -156,10 +174,19 @@ def plan_json(plan: Plan) -> dict[str, object]:
     }
 
 
+# JSON escapes C0 itself; these it would write raw, though a terminal may act on them.
+_JSON_UNSAFE = re.compile(f"[{_OTHER_UNSAFE}]")
+
+
 def render_json(plan: Plan, file: TextIO) -> None:
     """One JSON document, one change per line: readable, diffable, and written by the
     C encoder (``indent=`` would fall back to the pure-Python one, ~10x slower)."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per dumps()
+    json_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per dumps()
+
+    def encode(value: object) -> str:
+        # The same value, written with JSON escapes.
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_encode(value))
+
     document = plan_json(plan)
     environments = document.pop("environments")
     assert isinstance(environments, list)
