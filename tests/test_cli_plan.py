@@ -406,3 +406,65 @@ def test_an_invalid_manifest_is_reported_located_and_annotated_in_github_actions
     located, annotation = err.splitlines()
     assert located.startswith("mvsync.yaml:6:17: ")
     assert annotation.startswith("::error file=mvsync.yaml,line=6,col=17::")
+
+
+def test_an_unwritable_step_summary_fails_before_the_plan_file_or_stdout_is_written(
+    accounts: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    summary = tmp_path / "summary"
+    summary.mkdir()  # a folder cannot be opened for append
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    saved_path = tmp_path / "plan.json"
+    code, out, err = run(capsys, "-o", str(saved_path))
+    assert (code, out) == (1, "")
+    (line,) = _error_lines(err)
+    assert line.startswith(f"mvsync: error: cannot append to GITHUB_STEP_SUMMARY ({summary})")
+    assert not saved_path.exists()
+    assert list(summary.iterdir()) == []
+
+
+def test_hostile_names_and_urls_from_the_api_are_escaped_in_every_format(
+    stand_in: Callable[[Callable[[], tuple[int, bytes]]], str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    def app(name: str, number: int, answer_url: str) -> dict[str, object]:
+        return {
+            "id": f"app_20260529T120000.00000000{number}",
+            "customer_id": "cust_1",
+            "name": name,
+            "answer_url": answer_url,
+            "webhook_url": "https://w.example/\u202e\x1b[31m",
+            "created_at": "2026-05-29T12:00:00Z",
+        }
+
+    apps = [
+        app("Sales IVR", 1, "https://e.example/\n```\n</details>\x1b[2J\x1b]0;T\x07"),
+        app("Evil\x1b[31m\n::error::fake\n# PWNED <img src=x>\u2028", 2, "https://e/\n::x"),
+    ]
+    body = json.dumps({"data": apps, "count": len(apps)}).encode()
+    _point_at(monkeypatch, stand_in(lambda: (200, body)))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    outputs = []
+    for fmt in ("text", "markdown", "json"):
+        code, out, _ = run(capsys, "--env", "staging", "--format", fmt)
+        assert code == 0
+        outputs.append(out)
+    outputs.append(summary.read_text())
+    for text in outputs:
+        assert not any(c in text for c in "\x1b\x07\u202e\u2028"), text
+        for line in text.splitlines():
+            assert not line.startswith(("::", "# PWNED", "</details>\x1b")), line
+    assert (
+        '? unmanaged "Evil\\x1b[31m\\x0a::error::fake\\x0a# PWNED <img src=x>\\u2028"'
+        in (outputs[0])
+    )
+    assert 'remote "https://w.example/\\u202e\\x1b[31m"' in outputs[1]
+    document = json.loads(outputs[2])
+    names = {c["name"] for c in document["environments"][0]["changes"]}
+    assert "Evil\x1b[31m\n::error::fake\n# PWNED <img src=x>\u2028" in names

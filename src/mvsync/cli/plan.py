@@ -16,8 +16,9 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -118,27 +119,43 @@ def _plan(
     if missing:
         raise MvsyncError("\n".join(missing))
 
-    remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
-    the_plan = Plan(
-        tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
-    )
+    with ExitStack() as stack:
+        # Opened before anything is listed or written, written last: an unwritable step
+        # summary fails the run before the plan file or stdout hold a plan.
+        summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
+        remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
+        the_plan = Plan(
+            tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
+        )
 
-    if out_file is not None:
-        write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
-    RENDERERS[output_format](the_plan, sys.stdout)
-    sys.stdout.flush()
+        if out_file is not None:
+            write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
+        RENDERERS[output_format](the_plan, sys.stdout)
+        sys.stdout.flush()
 
-    step_summary = lookup("GITHUB_STEP_SUMMARY", "")
-    if step_summary:
-        try:
-            with open(step_summary, "a", encoding="utf-8") as summary:
+        if summary is not None:
+            try:
                 render_markdown(the_plan, summary)
-        except OSError as error:
-            raise MvsyncError(
-                f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}"
-            ) from error
+                summary.flush()
+            except OSError as error:
+                raise MvsyncError(
+                    f"cannot append to GITHUB_STEP_SUMMARY ({summary.name}): {error.strerror}"
+                ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
+    """GitHub Actions' step summary, open for append; ``None`` outside GitHub Actions."""
+    if not step_summary:
+        return None
+    try:
+        return stack.enter_context(open(step_summary, "a", encoding="utf-8"))
+    except OSError as error:
+        raise MvsyncError(
+            f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}; "
+            "nothing was written"
+        ) from error
 
 
 def list_environments(
