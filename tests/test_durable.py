@@ -15,6 +15,7 @@ from mvsync.durable import (
     append_durable,
     check_private,
     ensure_private_dir,
+    read_private,
     write_atomic,
 )
 from mvsync.errors import SecretsError
@@ -118,3 +119,48 @@ def test_ensure_private_dir_leaves_an_existing_folder_alone(tmp_path: Path) -> N
     tmp_path.chmod(0o755)
     ensure_private_dir(tmp_path)
     assert mode_of(tmp_path) == 0o755
+
+
+def _linked(tmp_path: Path) -> tuple[Path, Path]:
+    """A 0600 file holding a key and a symbolic link to it."""
+    target = tmp_path / "real.yaml"
+    target.write_bytes(b"key: mv_live_old\n")
+    target.chmod(0o600)
+    link = tmp_path / "s.yaml"
+    link.symlink_to(target)
+    return target, link
+
+
+def test_check_private_refuses_a_symbolic_link(tmp_path: Path) -> None:
+    _target, link = _linked(tmp_path)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        check_private(link)
+
+
+def test_write_atomic_refuses_a_symbolic_link_and_keeps_it(tmp_path: Path) -> None:
+    target, link = _linked(tmp_path)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        write_atomic(link, b"key: mv_live_new\n")
+    assert (link.is_symlink(), target.read_bytes()) == (True, b"key: mv_live_old\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["real.yaml", "s.yaml"]
+
+
+def test_appender_refuses_a_symbolic_link_even_a_dangling_one(tmp_path: Path) -> None:
+    link = tmp_path / "j"
+    link.symlink_to(tmp_path / "absent")
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        DurableAppender(link)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_read_private_reads_a_file_and_none_when_missing(tmp_path: Path) -> None:
+    target = tmp_path / "s.yaml"
+    assert read_private(target) is None
+    write_atomic(target, b"data\n")
+    assert read_private(target) == b"data\n"
+
+
+def test_read_private_refuses_a_symbolic_link(tmp_path: Path) -> None:
+    _target, link = _linked(tmp_path)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        read_private(link)

@@ -102,3 +102,41 @@ def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
         for thread in threads:
             thread.join()
     assert len(read_journal(path)) == 400
+
+
+def test_a_journal_that_is_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    line = journal.intent("A").to_line()
+    target.write_bytes(line)
+    target.chmod(0o600)
+    path = tmp_path / "j"
+    path.symlink_to(target)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        read_journal(path)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        JournalWriter(path)
+    assert target.read_bytes() == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deep"),
+        pytest.param(b'{"event": "intent", "name": "A", "ts": ' + b"9" * 5000 + b"}", id="bigint"),
+    ],
+)
+def test_a_deep_or_huge_number_line_is_one_secrets_error(tmp_path: Path, line: bytes) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(line + b"\n")
+    path.chmod(0o600)
+    with pytest.raises(SecretsError, match=r"j:1: not a JSON object"):
+        read_journal(path)
+
+
+def test_a_key_in_a_malformed_line_is_never_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(f'{{"event": "{KEY}", "name": "{KEY}"}}\n{{"{KEY}": 1}}\n'.encode())
+    path.chmod(0o600)
+    with pytest.raises(SecretsError) as refused:
+        read_journal(path)
+    assert KEY not in str(refused.value)

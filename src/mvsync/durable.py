@@ -5,10 +5,15 @@ file beside them) is created here with ``O_CREAT|O_EXCL`` and mode 0600, and
 ``fchmod``-ed to 0600 *before any byte is written*, so the mode never depends on
 the umask and there is no moment when a key sits in a file others can read.
 Nothing is ever chmod-ed after it was written.
+
+A secrets file or journal that is a symbolic link is refused, never followed:
+an atomic rewrite would replace the link with a regular file and the file it
+pointed to would silently keep the old keys.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets as _random
 import stat
@@ -54,10 +59,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     system), fsync, ``os.replace``, fsync of the folder. A crash at any point
     leaves either the old file or the new one, never a mix.
     """
+    if path.is_symlink():  # replacing it would cut the link, and its target keeps old keys
+        raise SecretsError(_symlink_message(path))
     folder = path.parent
     temp = folder / f".{path.name}.{_random.token_hex(6)}.tmp"
     try:
-        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE)
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     except OSError as error:
         raise SecretsError(f"{path}: cannot write: {error.strerror}") from None
     try:
@@ -87,17 +94,25 @@ class DurableAppender:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        check_private(path)  # a symbolic link, a folder, a lax mode: refused before opening
         existed = path.exists()
         try:
-            self._fd = os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, PRIVATE_FILE_MODE)
+            # O_NOFOLLOW: a link swapped in since the check is refused, never written through.
+            self._fd = os.open(
+                path,
+                os.O_CREAT | os.O_APPEND | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                PRIVATE_FILE_MODE,
+            )
         except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise SecretsError(_symlink_message(path)) from None
             raise SecretsError(f"{path}: cannot open for writing: {error.strerror}") from None
         try:
             if not existed:
                 os.fchmod(self._fd, PRIVATE_FILE_MODE)
                 fsync_dir(path.parent)
             else:
-                check_private(path)
+                _check_mode(path, os.fstat(self._fd).st_mode)
         except BaseException:
             os.close(self._fd)
             raise
@@ -131,14 +146,17 @@ def append_durable(path: Path, line: bytes) -> None:
         appender.append(line)
 
 
-def check_private(path: Path) -> None:
-    """Refuse a file that the group or others may read or write."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+def _symlink_message(path: Path) -> str:
+    return (
+        f"{path}: is a symbolic link; mvsync does not follow links for files that hold "
+        "API keys (a rewrite would replace the link, not update what it points to): "
+        "point secrets_file at the real file"
+    )
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    if stat.S_ISLNK(mode):
+        raise SecretsError(_symlink_message(path))
     if not stat.S_ISREG(mode):
         raise SecretsError(f"{path}: not a regular file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -146,3 +164,40 @@ def check_private(path: Path) -> None:
             f"{path}: mode {stat.S_IMODE(mode):04o} lets the group or others read it; "
             f"it holds live API keys: run 'chmod 600 {path}' and check who copied it"
         )
+
+
+def check_private(path: Path) -> None:
+    """Refuse a symbolic link, anything but a regular file, and a file that the group
+    or others may read or write. A missing file passes (it will be created 0600)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+    _check_mode(path, mode)
+
+
+def read_private(path: Path) -> bytes | None:
+    """The bytes of a secret-bearing file, ``None`` when it does not exist.
+
+    Refused (SecretsError) like ``check_private``; opened with ``O_NOFOLLOW`` and
+    checked again on the open descriptor, so a link swapped in meanwhile is not read.
+    """
+    check_private(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SecretsError(_symlink_message(path)) from None
+        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        _check_mode(path, os.fstat(fd).st_mode)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    except OSError as error:
+        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+    finally:
+        os.close(fd)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from mvsync.durable import DurableAppender, check_private
+from mvsync.durable import DurableAppender, read_private
 from mvsync.errors import SecretsError
 
 JOURNAL_SUFFIX = ".journal"
@@ -94,8 +94,10 @@ def _text(data: dict[str, Any], field: str, where: str) -> str:
 def _parse_line(raw: bytes, where: str) -> JournalRecord:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # a huge integer is a ValueError too
         raise SecretsError(f"{where}: not a JSON object") from None
+    except (RecursionError, MemoryError):
+        raise SecretsError(f"{where}: not a JSON object (nested too deeply)") from None
     if not isinstance(data, dict):
         raise SecretsError(f"{where}: not a JSON object")
     event = data.get("event")
@@ -118,17 +120,13 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
 def read_journal(path: Path) -> list[JournalRecord]:
     """Every record of the journal at ``path`` (empty when there is none).
 
-    Refuses (SecretsError) a journal readable by others or with a malformed
+    Refuses (SecretsError) a symbolic link, a journal readable by others, or one with a malformed
     line other than a torn last one. Error messages never quote a line: it may
     hold a key.
     """
-    check_private(path)
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
+    content = read_private(path)
+    if content is None:
         return []
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     lines = content.split(b"\n")
     # The text after the last newline is either empty or a torn append.
     complete, _torn = lines[:-1], lines[-1]
