@@ -9,7 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from conftest import TEST_API_KEY, assert_no_secrets
 from mvsync import journal, secrets
+from mvsync.cli import main
+from mvsync.emulator import Emulator
 from mvsync.errors import SecretsError
 from mvsync.secrets import SecretEntry, SecretsFile
 
@@ -86,7 +89,7 @@ def test_missing_file_reads_as_none(tmp_path: Path) -> None:
             "  A: {id: app_1, api_key: k, key_captured: false}\n",
             "key_captured",
         ),
-        ("environment: prod\napi_url: u\nextra: 1\n", "extra"),
+        ("environment: prod\napi_url: u\nextra: 1\n", "line 3: an unknown field: Extra inputs"),
     ],
 )
 def test_malformed_file_is_refused(tmp_path: Path, text: str, reason: str) -> None:
@@ -114,7 +117,7 @@ def test_group_readable_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_file_of_another_environment_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SecretsError, match="environment 'prod', not 'staging'"):
+    with pytest.raises(SecretsError, match="belongs to another environment"):
         secrets.check_matches(sample(), tmp_path / "s", "staging", "https://api.minivoice.eu")
 
 
@@ -155,3 +158,120 @@ def test_not_captured_never_replaces_a_stored_key() -> None:
     current = sample()
     secrets.add_records(current, [journal.not_captured("Support IVR", "app_1")])
     assert current.applications["Support IVR"].key_captured is True
+
+
+# --- errors say where, never what --------------------------------------------------------
+
+
+def _refusal(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path / "s.yaml", text)
+    with pytest.raises(SecretsError) as refused:
+        secrets.read_secrets(path)
+    return str(refused.value)
+
+
+def test_a_key_typed_as_a_field_name_is_not_echoed(tmp_path: Path) -> None:
+    message = _refusal(
+        tmp_path,
+        "environment: prod\napi_url: u\napplications:\n"
+        "  Sales:\n    id: app_1\n    api_key: mv_live_a\n"
+        "  Support:\n    id: app_2\n    api_key: mv_live_b\n"
+        f"    {KEY}: x\n",
+    )
+    assert KEY not in message
+    assert "line 10: applications, entry 2, an unknown field: Extra inputs" in message
+
+
+def test_a_key_typed_as_an_application_name_is_not_echoed(tmp_path: Path) -> None:
+    message = _refusal(
+        tmp_path, f"environment: prod\napi_url: u\napplications:\n  {KEY}:\n    id: 7\n"
+    )
+    assert KEY not in message
+    assert "line 5: applications, entry 1, id: Input should be a valid string" in message
+
+
+def test_a_key_typed_as_a_top_level_field_is_not_echoed(tmp_path: Path) -> None:
+    message = _refusal(tmp_path, f"environment: prod\napi_url: u\n{KEY}: 1\n")
+    assert KEY not in message
+    assert "line 3: an unknown field" in message
+
+
+def test_invalid_yaml_is_located_without_quoting_it(tmp_path: Path) -> None:
+    message = _refusal(tmp_path, f"environment: prod\napi_url: u\napi_url: {KEY}\n")
+    assert KEY not in message
+    assert "not valid YAML at line" in message
+
+
+def test_a_file_of_another_environment_is_refused_without_echoing_its_values() -> None:
+    stray = sample()
+    stray.environment = KEY
+    with pytest.raises(SecretsError, match="belongs to another environment") as refused:
+        secrets.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
+    assert KEY not in str(refused.value)
+    stray = sample()
+    stray.api_url = KEY
+    with pytest.raises(SecretsError, match="belongs to another account") as refused:
+        secrets.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
+    assert KEY not in str(refused.value)
+
+
+# --- files that would crash a reader -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply", id="flow"),
+        pytest.param(
+            "".join(" " * n + "- \n" for n in range(0, 2000, 2)), "nested too deeply", id="block"
+        ),
+        pytest.param("environment: " + "9" * 5000 + "\n", "not valid YAML", id="bigint"),
+    ],
+)
+def test_a_deep_or_huge_number_file_is_one_secrets_error(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    assert reason in _refusal(tmp_path, text)
+
+
+# --- symbolic links ----------------------------------------------------------------------
+
+
+def test_a_secrets_file_that_is_a_symbolic_link_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "real.yaml"
+    secrets.write_secrets(target, sample())
+    link = tmp_path / "s.yaml"
+    link.symlink_to(target)
+    with pytest.raises(SecretsError, match="is a symbolic link"):
+        secrets.read_secrets(link)
+
+
+def test_apply_refuses_a_linked_secrets_file_before_creating_anything(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifest = tmp_path / "mvsync.yaml"
+    manifest.write_text(
+        "version: 1\nenvironments:\n"
+        f"  dev:\n    api_url: {emulator.url}\n    api_key_env: MV_TEST_KEY\n"
+        "    secrets_file: keys/dev.secrets.yaml\n"
+        "applications:\n  - name: New\n    answer_url: https://example.com/new\n"
+    )
+    target = tmp_path / "vault.yaml"
+    secrets.write_secrets(target, secrets.empty("dev", emulator.url))
+    before = target.read_bytes()
+    (tmp_path / "keys").mkdir(mode=0o700)
+    link = tmp_path / "keys" / "dev.secrets.yaml"
+    link.symlink_to(target)
+    monkeypatch.setenv("MV_TEST_KEY", TEST_API_KEY)
+    monkeypatch.delenv("MVSYNC_FILE", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["-f", str(manifest), "apply", "--env", "dev", "--yes"])
+    out, err = capsys.readouterr()
+    assert_no_secrets(out + err)
+    assert (exit_.value.code, emulator.request_count("POST")) == (1, 0)
+    assert f"{link}: is a symbolic link" in err
+    assert (link.is_symlink(), target.read_bytes()) == (True, before)
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["dev.secrets.yaml"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
-from mvsync.durable import check_private, fsync_dir, write_atomic
+from mvsync.durable import fsync_dir, read_private, write_atomic
 from mvsync.errors import SecretsError
 from mvsync.journal import JournalRecord
 
@@ -115,25 +115,70 @@ def dump(secrets: SecretsFile) -> bytes:
     return "".join(lines).encode("ascii")
 
 
+# The names a secrets file may contain besides application names (which are data).
+_FIELD_NAMES = frozenset(
+    {"environment", "api_url", "applications", "id", "api_key", "created_at", "key_captured"}
+)
+
+
 def _load_yaml(text: str) -> Any:
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    from mvsync.yamlpos import MAX_DEPTH, nesting_bound
+
+    # The C composer recurses: a deep enough file would overflow the C stack.
+    if nesting_bound(text) > MAX_DEPTH:
+        raise SecretsError(f"nested too deeply (more than {MAX_DEPTH} levels)")
     try:
         return YAML(typ="safe").load(text)
-    except YAMLError:
-        raise SecretsError("not valid YAML") from None
+    except MarkedYAMLError as error:
+        # Only the place: ruamel's own text may quote the file (a key, a value).
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SecretsError(f"not valid YAML{where}") from None
+    except (YAMLError, ValueError, TypeError, OverflowError):
+        raise SecretsError("not valid YAML (a value does not match its type)") from None
+    except (RecursionError, MemoryError):
+        raise SecretsError("nested too deeply") from None
 
 
-def _describe(error: ValidationError) -> str:
-    # Never echo input values: they may be keys.
+def _where(loc: tuple[int | str, ...], data: Any, text: str, *, at_key: bool) -> str:
+    """Where a problem is, named without any key or value of the file: the line, and
+    a path of known field names, application positions and "an unknown field"."""
+    from mvsync.yamlpos import compose, locate
+
+    parts: list[str] = []
+    for index, step in enumerate(loc):
+        if index == 1 and loc[0] == "applications" and isinstance(data, dict):
+            apps = data.get("applications")
+            names = list(apps) if isinstance(apps, dict) else []
+            parts.append(f"entry {names.index(step) + 1}" if step in names else "an entry")
+        elif step == "[key]":
+            parts.append("its name")
+        elif isinstance(step, str) and step in _FIELD_NAMES:
+            parts.append(step)
+        else:
+            parts.append("an unknown field")
+    try:
+        line, _column = locate(compose(text), tuple(loc), at_key=at_key)
+    except (RecursionError, MemoryError):  # pragma: no cover - guarded by the nesting bound
+        line = 0
+    path = ", ".join(parts)
+    if line:
+        return f"line {line}: {path}" if path else f"line {line}"
+    return path
+
+
+def _describe(error: ValidationError, data: Any, text: str) -> str:
+    # Never echo input values nor keys: a mistyped key may sit where a name should be.
     first = error.errors(include_input=False, include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
+    where = _where(tuple(first["loc"]), data, text, at_key=first["type"] == "extra_forbidden")
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
 def parse(text: str, path: Path) -> SecretsFile:
-    """Parse a secrets file's text; SecretsError (never quoting a value) when malformed."""
+    """Parse a secrets file's text; SecretsError (never quoting a key or value) when malformed."""
     try:
         data = _load_yaml(text)
     except SecretsError as error:
@@ -143,21 +188,21 @@ def parse(text: str, path: Path) -> SecretsFile:
     try:
         return SecretsFile.model_validate(data)
     except ValidationError as error:
-        raise SecretsError(f"{path}: malformed secrets file: {_describe(error)}") from None
+        raise SecretsError(
+            f"{path}: malformed secrets file: {_describe(error, data, text)}"
+        ) from None
+    except (RecursionError, ValueError):
+        raise SecretsError(f"{path}: malformed secrets file: a value is not valid") from None
 
 
 def read_secrets(path: Path) -> SecretsFile | None:
     """The secrets file at ``path``, ``None`` when it does not exist yet.
 
-    Refused (SecretsError) when readable by group or others, or malformed.
+    Refused (SecretsError) when a symbolic link, readable by group or others, or malformed.
     """
-    check_private(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_private(path)
+    if raw is None:
         return None
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -166,16 +211,20 @@ def read_secrets(path: Path) -> SecretsFile | None:
 
 
 def check_matches(secrets: SecretsFile, path: Path, environment: str, api_url: str) -> None:
-    """Refuse a secrets file that belongs to another environment or account."""
+    """Refuse a secrets file that belongs to another environment or account.
+
+    The message names what was expected, never what the file says: a key pasted
+    into the wrong field must not end up in a CI log.
+    """
     if secrets.environment != environment:
         raise SecretsError(
-            f"{path}: this secrets file is environment '{secrets.environment}', "
-            f"not '{environment}'; give each environment its own secrets_file"
+            f"{path}: this secrets file belongs to another environment (its 'environment' "
+            f"is not '{environment}'); give each environment its own secrets_file"
         )
     if secrets.api_url.rstrip("/") != api_url.rstrip("/"):
         raise SecretsError(
-            f"{path}: this secrets file is for {secrets.api_url}, not {api_url}; "
-            "give each account its own secrets_file"
+            f"{path}: this secrets file belongs to another account (its 'api_url' is not "
+            f"{api_url}); give each account its own secrets_file"
         )
 
 
