@@ -31,17 +31,21 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NoReturn
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pydantic
 import tenacity
+from pydantic import SecretStr
 
 from mvsync import __version__
 from mvsync.errors import (
@@ -59,6 +63,19 @@ log = logging.getLogger("mvsync.client")
 USER_AGENT = f"mvsync/{__version__}"
 APPLICATIONS_PATH = "/v1/applications"
 MASK = "***"
+
+# The largest body read from a 2xx answer: a 100,000-application list is about 30 MB.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+# The largest error body read: only its code and message are shown, cut to a few hundred.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# Longest API error code and message shown (after masking, before escaping).
+_CODE_CHARS = 100
+_MESSAGE_CHARS = 300
+# An id, customer_id or created_at longer than this, or with a space, control or
+# format character in it, is not an identifier: it would break every line it is shown on.
+MAX_ID_CHARS = 256
+# How much longer httpx's per-read timeouts are than the attempt's own budget.
+_HTTPX_TIMEOUT_SLACK = 1.0
 
 # Transport failures that prove the request never reached the server: safe to retry a POST.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -157,12 +174,21 @@ def _display_url(url: httpx.URL) -> str:
 class _Secrets:
     """The bearer token, other texts that must never leave this module, and the scrubber.
 
+    ``scrub`` masks every form a secret takes in an answer that echoes it: as sent,
+    JSON-escaped (a secret holding a quote or a backslash is echoed escaped), and
+    URL-encoded; case-insensitively, since an echo may change case.
     Its ``repr`` masks everything, so no debugger, log or traceback shows the token.
     """
 
     def __init__(self, token: str, *others: str | None) -> None:
         self.token = token
         self._values = tuple(v for v in (token, *others) if v)
+        forms = {form for value in self._values for form in _forms_of(value) if form}
+        # Longest first, so that a longer form is masked whole, not around a shorter one.
+        alternatives = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile(
+            "|".join(re.escape(form) for form in alternatives), re.IGNORECASE
+        )
 
     def __repr__(self) -> str:
         return f"<secrets: {len(self._values)} masked>"
@@ -174,9 +200,54 @@ class _Secrets:
         return _Secrets(self.token, *self._values[1:], other)
 
     def scrub(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, MASK)
-        return text
+        return self._pattern.sub(MASK, text)
+
+    def shown(self, text: str, limit: int | None = None) -> str:
+        """``text`` from the server made safe to show: masked, cut, then escaped.
+
+        Masking comes first, so that a cut never leaves most of a secret unmasked;
+        escaping comes after the cut, and is masked again (an escaped form of a secret
+        holding a control character is also its JSON form).
+        """
+        masked = self.scrub(text)
+        if limit is not None and len(masked) > limit:
+            masked = masked[:limit] + "…"
+        return self.scrub(escape_controls(masked))
+
+
+def _forms_of(value: str) -> tuple[str, ...]:
+    return (
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    )
+
+
+# C0 and C1 controls, DEL, and the format characters that reorder or hide text
+# (bidi embeddings, overrides and isolates, the Arabic letter mark, zero-width marks).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control and bidi character written as a visible escape.
+
+    A terminal then shows the server's text as text: no escape sequence (colours, window
+    titles, cursor moves) and no right-to-left override reaches it.
+    """
+    return _CONTROLS.sub(_escape_one, text)
 
 
 class _Retryable(Exception):
@@ -215,6 +286,7 @@ class MiniVoiceClient:
         http: httpx.Client | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),  # frozen, so sharing it is safe
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         base = _checked_base_url(api_url)
         _check_api_key(api_key)
@@ -223,6 +295,7 @@ class MiniVoiceClient:
         self._secrets = _Secrets(api_key)
         self._timeout = timeout
         self._retry = retry
+        self._max_body_bytes = max_body_bytes
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(follow_redirects=False)
 
@@ -331,7 +404,10 @@ class MiniVoiceClient:
 
     def _attempt(self, call: _Call, number: int, policy: RetryPolicy) -> Any:
         remaining = policy.deadline - call.attempt_seconds
-        timeout = max(min(self._timeout, remaining), 0.001)
+        # One bound for the whole attempt, whatever the server does: httpx's timeouts
+        # only bound each read, so a server that drips a byte at a time would hold a
+        # timed read forever. Both come from the same budget.
+        budget = max(min(self._timeout, remaining), 0.001)
         headers = {
             "Authorization": call.secrets.authorization(),
             "User-Agent": USER_AGENT,
@@ -342,37 +418,136 @@ class MiniVoiceClient:
             call.method,
             call.shown_url,
             number,
-            timeout,
+            budget,
             MASK,
             USER_AGENT,
         )
+        exchange = _Exchange(self._http, self._max_body_bytes)
         started = time.monotonic()
         try:
-            response = self._http.request(
+            request = self._http.build_request(
                 call.method,
                 call.url,
                 json=call.body,
                 headers=headers,
-                timeout=timeout,
-                follow_redirects=False,
+                # httpx's own timeouts only back up the wait below (a thread abandoned
+                # while connecting gives up on its own); one clock decides, so a slow
+                # answer always reads the same.
+                timeout=budget + _HTTPX_TIMEOUT_SLACK,
+                extensions={"trace": exchange.trace},
             )
+            reply = exchange.run(request, budget)
         except httpx.HTTPError as exc:
             call.attempt_seconds += time.monotonic() - started
             _transport_failure(call, exc, number)
         except (httpx.InvalidURL, httpx.StreamError, ValueError, OSError) as exc:
             # Outside httpx's HTTPError tree: typed, scrubbed, never chained.
             call.attempt_seconds += time.monotonic() - started
-            message = call.secrets.scrub(f"{call.method} {call.shown_url} failed: {exc!r}")
+            message = call.secrets.shown(f"{call.method} {call.shown_url} failed: {exc!r}")
             raise TransportError(message, method=call.method, url=call.shown_url) from None
         call.attempt_seconds += time.monotonic() - started
+        if reply is None:
+            _attempt_timed_out(call, number, budget, maybe_sent=exchange.maybe_sent)
         log.debug(
             "%s %s attempt %d answered %d",
             call.method,
             call.shown_url,
             number,
-            response.status_code,
+            reply.status,
         )
-        return _answer(call, response)
+        return _answer(call, reply)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """One answer, read whole (or found too large to read)."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    too_large: bool = False
+    cap: int = 0  # the most bytes of this body that were to be read
+
+
+class _Exchange:
+    """One request and its answer, in a daemon thread that the caller waits for.
+
+    Why a thread: httpx bounds each read, not a whole request, and a server that sends
+    headers or body a byte at a time never trips a per-read timeout. Checking the clock
+    per body chunk would not cover headers that never end; waiting for a thread does.
+    The caller waits at most the attempt's budget. When it runs out first, the thread
+    is abandoned: it is a daemon (it cannot keep the process alive), it stops at its
+    next chunk and closes the answer unread, so httpx drops that connection rather than
+    reuse it. The body is streamed and never read past its cap.
+    """
+
+    def __init__(self, http: httpx.Client, max_body_bytes: int) -> None:
+        self._http = http
+        self._max_body_bytes = max_body_bytes
+        self._finished = threading.Event()
+        self._abandoned = threading.Event()
+        self._reply: _Reply | None = None
+        self._error: BaseException | None = None
+        # What httpcore's trace tells: the request may be on the wire once sending began.
+        self._traced = False
+        self._sending = False
+
+    @property
+    def maybe_sent(self) -> bool:
+        """False only when the transport showed that the request was never sent."""
+        return self._sending or not self._traced
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        self._traced = True
+        if "send_request" in event or "receive_response" in event:
+            self._sending = True
+
+    def run(self, request: httpx.Request, budget: float) -> _Reply | None:
+        """The answer, or ``None`` when the budget ran out; raises what the request raised."""
+        worker = threading.Thread(
+            target=self._work, args=(request,), name="mvsync-http", daemon=True
+        )
+        try:
+            worker.start()
+            finished = self._finished.wait(budget)
+        finally:
+            if not self._finished.is_set():  # the budget ran out, or the caller was interrupted
+                self._abandoned.set()
+        if not finished:
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._reply
+
+    def _work(self, request: httpx.Request) -> None:
+        try:
+            self._reply = self._exchange(request)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the waiting caller
+            self._error = exc
+        finally:
+            self._finished.set()
+
+    def _exchange(self, request: httpx.Request) -> _Reply | None:
+        response = self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            status = response.status_code
+            cap = self._max_body_bytes
+            if not 200 <= status < 300:
+                cap = min(cap, MAX_ERROR_BODY_BYTES)
+            too_large = _Reply(status, response.headers, b"", too_large=True, cap=cap)
+            declared = response.headers.get("Content-Length", "").strip()
+            if declared.isdigit() and int(declared) > cap:
+                return too_large
+            body = bytearray()
+            for chunk in response.iter_bytes():  # decoded: a compression bomb is capped too
+                if self._abandoned.is_set():
+                    return None
+                body += chunk
+                if len(body) > cap:
+                    return too_large
+            return _Reply(status, response.headers, bytes(body), cap=cap)
+        finally:
+            response.close()  # before the end of the body: httpx closes the connection
 
 
 # --- one answer ----------------------------------------------------------------------
@@ -387,7 +562,7 @@ def _failure_of(state: tenacity.RetryCallState) -> _Retryable:
 
 
 def _transport_failure(call: _Call, exc: httpx.HTTPError, number: int) -> NoReturn:
-    reason = call.secrets.scrub(str(exc) or type(exc).__name__)
+    reason = call.secrets.shown(str(exc) or type(exc).__name__, _MESSAGE_CHARS)
     what = f"{call.method} {call.shown_url}"
     log.debug("%s attempt %d: no answer (%s: %s)", what, number, type(exc).__name__, reason)
     if isinstance(exc.__cause__, ssl.SSLError):
@@ -421,13 +596,37 @@ def _transport_failure(call: _Call, exc: httpx.HTTPError, number: int) -> NoRetu
     ) from None
 
 
-def _answer(call: _Call, response: httpx.Response) -> Any:
-    status = response.status_code
+def _attempt_timed_out(call: _Call, number: int, budget: float, *, maybe_sent: bool) -> NoReturn:
+    """An attempt whose whole answer did not arrive within its budget: a timeout."""
+    what = f"{call.method} {call.shown_url}"
+    log.debug("%s attempt %d: no complete answer within %.3fs", what, number, budget)
+    if not maybe_sent:
+        error = TransportError(
+            f"{what}: could not connect within {budget:.3g}s",
+            method=call.method,
+            url=call.shown_url,
+        )
+        raise _Retryable(error)
+    if call.method == "POST":
+        raise OutcomeUnknownError(
+            f"{what}: no complete answer within {budget:.3g}s after the request was sent;"
+            " the application may or may not have been created — list before retrying",
+            method=call.method,
+            url=call.shown_url,
+        )
+    error = TransportError(
+        f"{what}: no complete answer within {budget:.3g}s", method=call.method, url=call.shown_url
+    )
+    raise _Retryable(error)
+
+
+def _answer(call: _Call, reply: _Reply) -> Any:
+    status = reply.status
     what = f"{call.method} {call.shown_url}"
     if 200 <= status < 300:
-        return _json_body(call, response)
+        return _json_body(call, reply)
     if 300 <= status < 400:
-        location = response.headers.get("Location")
+        location = reply.headers.get("Location")
         target = ""
         if location:
             try:
@@ -435,13 +634,13 @@ def _answer(call: _Call, response: httpx.Response) -> Any:
             except httpx.InvalidURL:
                 target = " to an invalid URL"
         raise ApiError(
-            f"{what}: the API redirected ({status}){call.secrets.scrub(target)}; mvsync does not"
+            f"{what}: the API redirected ({status}){call.secrets.shown(target)}; mvsync does not"
             " follow redirects (its API key would go with them) — set api_url to the final URL",
             method=call.method,
             url=call.shown_url,
             status=status,
         )
-    code, api_message = _error_body(call, response)
+    code, api_message = _error_body(call, reply)
     detail = f"{status} {code}" if code else str(status)
     if api_message:
         detail += f": {api_message}"
@@ -456,7 +655,7 @@ def _answer(call: _Call, response: httpx.Response) -> Any:
         )
     error_type: type[ApiError] = ApiError
     message = f"{what} answered {detail}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = parse_retry_after(reply.headers.get("Retry-After"))
     if status == 429 or (status == 503 and retry_after is not None):
         # Known not processed: safe to retry for both methods.
         raise _Retryable(
@@ -475,11 +674,17 @@ def _answer(call: _Call, response: httpx.Response) -> Any:
     raise error_type(message, method=call.method, url=call.shown_url, status=status, code=code)
 
 
-def _error_body(call: _Call, response: httpx.Response) -> tuple[str | None, str | None]:
-    """The API's ``{"error": {"code", "message"}}``, scrubbed; ``(None, None)`` if absent."""
+def _error_body(call: _Call, reply: _Reply) -> tuple[str | None, str | None]:
+    """The API's ``{"error": {"code", "message"}}``, safe to show; ``(None, None)`` if absent.
+
+    Each is masked first, then cut, then escaped: the API's own words are shown, but
+    never a secret it echoed, nor a terminal control sequence.
+    """
+    if reply.too_large:
+        return None, None
     try:
-        payload = json.loads(response.content)
-    except ValueError:
+        payload = json.loads(reply.content)
+    except (ValueError, RecursionError):
         return None, None
     error = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(error, dict):
@@ -487,25 +692,54 @@ def _error_body(call: _Call, response: httpx.Response) -> tuple[str | None, str 
     code = error.get("code")
     message = error.get("message")
     return (
-        call.secrets.scrub(code[:100]) if isinstance(code, str) and code else None,
-        call.secrets.scrub(message[:300]) if isinstance(message, str) and message else None,
+        call.secrets.shown(code, _CODE_CHARS) if isinstance(code, str) and code else None,
+        call.secrets.shown(message, _MESSAGE_CHARS)
+        if isinstance(message, str) and message
+        else None,
     )
 
 
-def _json_body(call: _Call, response: httpx.Response) -> Any:
+def _json_body(call: _Call, reply: _Reply) -> Any:
+    # The body itself is never shown: a create answer carries the new key.
+    if reply.too_large:
+        raise _malformed(call, reply.status, f"the body is larger than {reply.cap:,} bytes")
     try:
-        return json.loads(response.content)
-    except ValueError:
-        # The body itself is never shown: a create answer carries the new key.
-        raise _malformed(call, response.status_code, "the body is not JSON") from None
+        return json.loads(reply.content)
+    except json.JSONDecodeError:
+        reason = "the body is not JSON"
+    except UnicodeDecodeError:
+        reason = "the body is not JSON (not UTF-8 text)"
+    except ValueError:  # int() refuses a number of more than 4,300 digits
+        reason = "the body holds a number too long to read"
+    except RecursionError:
+        reason = "the body is nested too deeply to read"
+    raise _malformed(call, reply.status, reason)
 
 
-def _malformed(call: _Call, status: int, reason: str) -> ApiResponseError:
+def _malformed(
+    call: _Call,
+    status: int,
+    reason: str,
+    *,
+    issued_key: str | None = None,
+    app_id: str | None = None,
+) -> ApiResponseError:
     message = f"{call.method} {call.shown_url} answered {status} with an unexpected body: {reason}"
-    if call.method == "POST":
+    secrets = call.secrets.with_(issued_key)
+    if issued_key is not None:
+        message += (
+            "; the application was created and the answer holds its key (not shown)"
+            f" — {'id ' + app_id if app_id else 'its id is unreadable'}"
+        )
+    elif call.method == "POST":
         message += "; the application was probably created — list before retrying"
     return ApiResponseError(
-        call.secrets.scrub(message), method=call.method, url=call.shown_url, status=status
+        secrets.shown(message),
+        method=call.method,
+        url=call.shown_url,
+        status=status,
+        issued_key=SecretStr(issued_key) if issued_key is not None else None,
+        app_id=app_id,
     )
 
 
@@ -516,6 +750,33 @@ def _validation_summary(error: pydantic.ValidationError) -> str:
         where = ".".join(str(p) for p in problem["loc"]) or "body"
         parts.append(f"{where}: {problem['msg']}")
     return "; ".join(parts)
+
+
+# The fields that identify an application and are shown, stored and compared verbatim.
+_IDENTIFIERS = ("id", "customer_id", "created_at")
+
+
+def is_identifier(value: object) -> bool:
+    """True for a string an id may be: 1 to 256 characters, no space, control or format
+    character (``str.isprintable`` refuses C0, C1, DEL, bidi controls, line separators)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isprintable()
+        and not any(char.isspace() for char in value)
+    )
+
+
+def _identifier_problem(item: dict[str, Any]) -> str | None:
+    # The value is never quoted: it is what makes the answer hostile.
+    for name in _IDENTIFIERS:
+        value = item.get(name)
+        if isinstance(value, str) and not is_identifier(value):
+            return (
+                f"{name}: not an identifier (empty, longer than {MAX_ID_CHARS} characters,"
+                " or holding a space, control or format character)"
+            )
+    return None
 
 
 def _parse_list(payload: Any, call: _Call) -> list[RemoteApp]:
@@ -532,9 +793,13 @@ def _parse_list(payload: Any, call: _Call) -> list[RemoteApp]:
     apps: list[RemoteApp] = []
     for index, item in enumerate(data):
         try:
-            apps.append(RemoteApp.model_validate(item))
+            app = RemoteApp.model_validate(item)
         except pydantic.ValidationError as exc:
             raise _malformed(call, 200, f"data[{index}]: {_validation_summary(exc)}") from None
+        problem = _identifier_problem(item)
+        if problem is not None:
+            raise _malformed(call, 200, f"data[{index}].{problem}")
+        apps.append(app)
     return apps
 
 
@@ -544,10 +809,20 @@ def _parse_created(payload: Any, call: _Call) -> CreatedApp:
     key = payload.get("api_key")
     if not isinstance(key, str) or not key:
         raise _malformed(call, 200, "no api_key in the create answer")
+    # From here on the answer carries a key the API issued: whatever else is wrong
+    # with it, the key goes with the error so that apply stores it rather than lose it.
+    raw_id = payload.get("id")
+    app_id = raw_id if is_identifier(raw_id) else None
     try:
-        return CreatedApp.model_validate(payload)
+        created = CreatedApp.model_validate(payload)
     except pydantic.ValidationError as exc:
-        raise _malformed(call, 200, _validation_summary(exc)) from None
+        raise _malformed(
+            call, 200, _validation_summary(exc), issued_key=key, app_id=app_id
+        ) from None
+    problem = _identifier_problem(payload)
+    if problem is not None:
+        raise _malformed(call, 200, problem, issued_key=key, app_id=app_id)
+    return created
 
 
 def _gave_up(failure: _Retryable, attempts: int, policy: RetryPolicy) -> ApiError:
@@ -567,12 +842,29 @@ def _gave_up(failure: _Retryable, attempts: int, policy: RetryPolicy) -> ApiErro
 
 # --- refusals before any request ---------------------------------------------------------
 
+# Everything between "//" and the last "@" of the authority: a user name and password.
+_USERINFO = re.compile(r"//[^/?#]*@")
+
+
+def _without_userinfo(api_url: str) -> str:
+    # For a URL too broken to parse: never show what may be a password.
+    return escape_controls(_USERINFO.sub("//", api_url))
+
 
 def _checked_base_url(api_url: str) -> httpx.URL:
     try:
         url = httpx.URL(api_url)
     except (httpx.InvalidURL, TypeError, ValueError):
-        raise UnsafeApiUrlError(f"api_url {api_url!r} is not a valid URL") from None
+        raise UnsafeApiUrlError(
+            f"api_url {_without_userinfo(str(api_url))!r} is not a valid URL"
+        ) from None
+    if url.userinfo:
+        # httpx would send them as Basic auth instead of the bearer token, and they
+        # would show in every message that names the URL.
+        raise UnsafeApiUrlError(
+            f"api_url {_display_url(url)!r} holds a user name or password (user:password@):"
+            " mvsync authenticates with the API key only — remove them from api_url"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise UnsafeApiUrlError(
             f"api_url {_display_url(url)!r} is not an absolute http(s) URL"
