@@ -250,7 +250,7 @@ def test_slow_answer_on_post_is_outcome_unknown_with_the_app_committed(
     emulator: Emulator, make_client: Any
 ) -> None:
     emulator.add_fault(Fault("slow", method="POST", delay=0.5))
-    with pytest.raises(OutcomeUnknownError, match="no complete answer within 0.1s"):
+    with pytest.raises(OutcomeUnknownError, match=r"no complete answer within 0\.1s"):
         make_client(emulator.url, timeout=0.1).create_application(request())
     assert emulator.request_count("POST", APPS) == 1
     assert [a["name"] for a in emulator.applications(API_KEY)] == ["Support IVR"]
@@ -277,7 +277,7 @@ def test_an_attempt_never_waits_past_the_deadline_for_its_answer(
     # 0.3s deadline of the call cuts the attempt short.
     emulator.add_fault(Fault("slow", method="GET", delay=1.0))
     client = make_client(emulator.url, timeout=10.0, deadline=0.3)
-    with pytest.raises(TransportError, match="no complete answer within 0.3s"):
+    with pytest.raises(TransportError, match=r"no complete answer within 0\.3s"):
         client.list_applications()
     assert emulator.request_count("GET", APPS) == 1
 

@@ -215,15 +215,16 @@ class _Secrets:
         return self.scrub(escape_controls(masked))
 
 
-def _forms_of(value: str) -> tuple[str, ...]:
-    return (
-        value,
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-    )
+def _forms_of(value: str) -> set[str]:
+    # As sent, and as a JSON string holds it; each of those also URL-encoded (an API
+    # may echo the raw body in a query string or a form).
+    escaped = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    encoded = {code(form) for form in escaped for code in (_quote_all, quote, quote_plus)}
+    return escaped | encoded
+
+
+def _quote_all(text: str) -> str:
+    return quote(text, safe="")
 
 
 # C0 and C1 controls, DEL, and the format characters that reorder or hide text
