@@ -7,6 +7,8 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -582,3 +584,155 @@ def test_an_application_a_previous_run_created_is_not_waited_for(
     assert result.unconfirmed == []
     # The first list found it, and nothing was created: no confirmation round at all.
     assert emulator.request_count("GET") - gets_before == 1
+
+
+# --- a create answer that is malformed (a stand-in for the API on loopback) ------------
+
+ISSUED_KEY = "mv_live_ISSUED_CANARY_7c1e"
+
+
+class _StandIn(ThreadingHTTPServer):
+    """The API as a faulty server could answer: POST commits, answers ``post_body``."""
+
+    daemon_threads = True
+
+    def __init__(self, post_body: Callable[[dict[str, str], dict[str, object]], bytes]) -> None:
+        super().__init__(("127.0.0.1", 0), _StandInHandler)
+        self.post_body = post_body
+        self.listed: list[dict[str, object]] = []
+        self.posts = 0
+        self.list_new_apps = True
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _StandInHandler(BaseHTTPRequestHandler):
+    server: _StandIn
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        apps = self.server.listed
+        self._send(200, json.dumps({"data": apps, "count": len(apps)}).encode())
+
+    def do_POST(self) -> None:
+        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.posts += 1
+        app: dict[str, object] = {
+            "id": f"app_20260529T120000.00000000{self.server.posts}",
+            "customer_id": "cust_1",
+            "name": sent["name"],
+            "answer_url": sent["answer_url"],
+            "webhook_url": sent.get("webhook_url"),
+            "created_at": "2026-05-29T12:00:00Z",
+        }
+        if self.server.list_new_apps:
+            self.server.listed.append(app)
+        self._send(201, self.server.post_body(sent, app))
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., _StandIn]]:
+    servers: list[_StandIn] = []
+
+    def serve(post_body: Callable[[dict[str, str], dict[str, object]], bytes]) -> _StandIn:
+        server = _StandIn(post_body)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _apply_against(server: _StandIn, env: DesiredEnvironment) -> tuple[ApplyResult, list[str]]:
+    notes: list[str] = []
+
+    class Notes(NullReporter):
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    retry = RetryPolicy(deadline=3.0, initial_backoff=0.01, max_backoff=0.05)
+    settings = ApplySettings(unknown_wait=0.01, confirm_deadline=0.3, confirm_backoff=0.01)
+    with MiniVoiceClient(server.url, TEST_API_KEY, timeout=2.0, retry=retry) as client:
+        result = apply_environment(
+            env, client, settings=settings, secret_of=secret_of, reporter=Notes()
+        )
+    assert_no_secrets(repr(result) + "\n".join(notes), extra=(ISSUED_KEY,))
+    return result, notes
+
+
+def _with_key(app: dict[str, object], **fields: object) -> bytes:
+    return json.dumps({**app, "api_key": ISSUED_KEY, **fields}).encode()
+
+
+def test_a_key_in_a_create_answer_with_a_malformed_id_is_stored_with_the_listed_id(
+    stand_in: Callable[..., _StandIn], tmp_path: Path
+) -> None:
+    server = stand_in(lambda _sent, app: _with_key(app, id=12345))
+    env = desired_env(tmp_path, server.url, count=1)
+    result, _ = _apply_against(server, env)
+    app_id = "app_20260529T120000.000000001"
+    assert server.posts == 1
+    assert stored_entries(env) == {
+        "App 0": {"id": app_id, "api_key": ISSUED_KEY, "key_captured": True}
+    }
+    assert (result.ok, result.created, result.failed) == (True, [("App 0", app_id)], [])
+
+
+def test_a_key_in_a_create_answer_with_a_readable_id_is_stored_with_that_id(
+    stand_in: Callable[..., _StandIn], tmp_path: Path
+) -> None:
+    server = stand_in(lambda _sent, app: _with_key(app, created_at=5))
+    env = desired_env(tmp_path, server.url, count=1)
+    result, _ = _apply_against(server, env)
+    app_id = "app_20260529T120000.000000001"
+    assert server.posts == 1
+    assert stored_entries(env)["App 0"] == {
+        "id": app_id,
+        "api_key": ISSUED_KEY,
+        "key_captured": True,
+    }
+    assert (result.ok, result.created) == (True, [("App 0", app_id)])
+
+
+def test_a_key_whose_application_is_not_listed_is_stored_under_an_unknown_id_and_reported(
+    stand_in: Callable[..., _StandIn], tmp_path: Path
+) -> None:
+    server = stand_in(lambda _sent, app: _with_key(app, id=5))
+    server.list_new_apps = False
+    env = desired_env(tmp_path, server.url, count=2)
+    result, notes = _apply_against(server, env)
+    assert server.posts == 2  # one each: a POST that returned a key is never sent again
+    entries = stored_entries(env)
+    assert sorted(entries) == ["App 0", "App 1"]
+    for entry in entries.values():
+        assert entry["api_key"] == ISSUED_KEY
+        assert str(entry["id"]).startswith("unknown-")
+    assert entries["App 0"]["id"] != entries["App 1"]["id"]
+    assert not result.ok and result.failed == []
+    assert sorted(name for name, _ in result.unconfirmed) == ["App 0", "App 1"]
+    assert any("key is stored with the id unknown-" in note for note in notes)
+
+
+def test_a_2xx_create_answer_without_a_readable_key_is_never_posted_again(
+    stand_in: Callable[..., _StandIn], tmp_path: Path
+) -> None:
+    server = stand_in(lambda _sent, _app: b"api_key=mv_live_ISSUED_CANARY_7c1e not json")
+    server.list_new_apps = False
+    env = desired_env(tmp_path, server.url, count=1)
+    result, _ = _apply_against(server, env)
+    assert server.posts == 1
+    ((name, message),) = result.failed
+    assert name == "App 0"
+    assert message.startswith("probably created, key not captured, not in the list yet: ")
+    assert "not created" not in message.replace("probably created", "")

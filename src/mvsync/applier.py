@@ -25,9 +25,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +54,28 @@ from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 
 NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
+# The id stored with a key whose create answer held no usable id (and the list none either).
+UNKNOWN_ID_PREFIX = "unknown-"
+# An id mvsync will store and print: what the API documents, nothing a terminal interprets.
+_MAX_ID_LENGTH = 200
+
+
+def _usable_id(app_id: str) -> bool:
+    return (
+        0 < len(app_id) <= _MAX_ID_LENGTH
+        and app_id.isprintable()
+        and not any(c.isspace() for c in app_id)
+        and not app_id.startswith(UNKNOWN_ID_PREFIX)
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _quoted(name: str) -> str:
+    # Raw: whoever prints the message escapes it (mvsync.render.escape).
+    return f'"{name}"'
 
 
 @dataclass(frozen=True)
@@ -444,7 +468,12 @@ class _Run:
             self._append(writer, journal.intent(name))
             try:
                 app = self.client.create_application(request)
-            except (OutcomeUnknownError, ApiResponseError) as unknown:
+            except ApiResponseError as malformed:
+                # A 2xx: the API says it created the application. Never POST it again.
+                if malformed.issued_key is not None:
+                    return self._store_issued_key(writer, name, malformed, known_ids)
+                return self._created_without_key(name, malformed, known_ids, writer)
+            except OutcomeUnknownError as unknown:
                 # It may exist now: look before deciding (SPEC guarantee 2).
                 self.settings.sleep(self.settings.unknown_wait)
                 try:
@@ -465,17 +494,95 @@ class _Run:
                     return _Done(
                         name,
                         _Outcome.FAILED,
-                        message=f"{unknown}; not created after {attempts} attempts",
+                        message=f"{unknown}; not in the list after {attempts} attempts, so "
+                        "probably not created (the next apply finds out)",
                     )
                 continue
             except ApiError as error:
                 if error.status not in (400, 404, 409, 413, 422):
                     self._halt.set()  # 401, 403, no connection...: every create would meet it
-                return _Done(name, _Outcome.FAILED, message=str(error))
+                return _Done(name, _Outcome.FAILED, message=f"not created: {error}")
             # The key is on disk when this returns: only then does the create count as done.
             self._append(writer, journal.created(name, app.id, app.api_key, app.created_at))
             return _Done(name, _Outcome.CREATED, app_id=app.id)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _store_issued_key(
+        self,
+        writer: JournalWriter,
+        name: str,
+        malformed: ApiResponseError,
+        known_ids: set[str],
+    ) -> _Done:
+        """A malformed create answer that carries a key: the key goes to disk first."""
+        assert malformed.issued_key is not None
+        key = malformed.issued_key
+        received_at = _now()
+        if malformed.app_id is not None and _usable_id(malformed.app_id):
+            self._append(writer, journal.created(name, malformed.app_id, key, received_at))
+            self.reporter.note(
+                f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
+                "its key and id are stored"
+            )
+            return _Done(name, _Outcome.CREATED, app_id=malformed.app_id)
+        # No usable id: store the key now under a marker (a kill must not lose it), then
+        # look the id up; a found id replaces the marker in what this run folds.
+        marker = f"{UNKNOWN_ID_PREFIX}{uuid.uuid4().hex[:12]}"
+        record = journal.created(name, marker, key, received_at)
+        self._append(writer, record)
+        found: list[RemoteApp] = []
+        try:
+            found = [
+                a
+                for a in self.client.list_applications()
+                if a.name == name and a.id not in known_ids
+            ]
+        except ApiError as listing:
+            self.reporter.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
+        if len(found) == 1:
+            app_id = found[0].id
+            with self._records_lock:
+                index = self._records.index(record)
+                self._records[index] = journal.created(name, app_id, key, received_at)
+            self.reporter.note(
+                f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
+                f"its key is stored, its id {_quoted(app_id)} was read from the list"
+            )
+            return _Done(name, _Outcome.CREATED, app_id=app_id)
+        self.reporter.note(
+            f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); its "
+            f"key is stored with the id {marker} because the list shows "
+            f"{'no' if not found else len(found)} new application(s) of that name: look its id "
+            f"up in MiniVoice and put it in {self.secrets_path}"
+        )
+        return _Done(name, _Outcome.CREATED, app_id=marker)
+
+    def _created_without_key(
+        self, name: str, malformed: ApiResponseError, known_ids: set[str], writer: JournalWriter
+    ) -> _Done:
+        """A 2xx answer with no readable key: created, key lost; never POST it again."""
+        self.settings.sleep(self.settings.unknown_wait)
+        try:
+            remote = self.client.list_applications()
+        except ApiError as listing:
+            self._halt.set()
+            return _Done(
+                name,
+                _Outcome.FAILED,
+                message=f"probably created, key not captured: {malformed}; listing to find its "
+                f"id failed too: {listing} (the next apply finds out)",
+            )
+        found = [a for a in remote if a.name == name and a.id not in known_ids]
+        if found:
+            self._append(writer, journal.not_captured(name, found[0].id))
+            return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
+        return _Done(
+            name,
+            _Outcome.FAILED,
+            message=f"probably created, key not captured, not in the list yet: {malformed}; "
+            "not sent again (the API answered success). Run mvsync plan later: once it is "
+            "listed, issue a new key in MiniVoice",
+        )
 
     # --- after creating -----------------------------------------------------------
 
@@ -491,7 +598,11 @@ class _Run:
             result.interrupted = True
             final = plan
         elif new_ids:
-            listed = self._confirm_visible(set(new_ids))
+            # An unknown id can never show up in a list: do not wait for it (it stays
+            # unconfirmed, its key stored).
+            listed = self._confirm_visible(
+                {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)}
+            )
             final = build_plan(self.desired, listed) if listed is not None else plan
             missing = set(new_ids) - {app.id for app in listed or ()}
             result.unconfirmed = sorted((new_ids[app_id], app_id) for app_id in missing)
