@@ -70,13 +70,13 @@ def run(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start(folder: Path, *args: str) -> subprocess.Popen[str]:
+def start(folder: Path, *args: str, **variables: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command(folder, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=cli_env(),
+        env={**cli_env(), **variables},
         stdin=subprocess.DEVNULL,
     )
 
@@ -388,7 +388,10 @@ def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flig
     # 1 s per answer: a create is in flight (committed, answer pending) when both signals land.
     emulator = make_emulator(latency=1.0)
     write_manifest(tmp_path, emulator.url, count=5)
-    process = start(tmp_path, "apply", "--env", "dev", "--concurrency", "1")
+    # Each attempt's whole time is bounded by the HTTP timeout: 1 s would race the latency.
+    process = start(
+        tmp_path, "apply", "--env", "dev", "--concurrency", "1", MVSYNC_HTTP_TIMEOUT="5"
+    )
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("Creating "):
@@ -466,3 +469,60 @@ def test_plain_lines_without_a_terminal() -> None:
         '+ created "A\\x1b[31m" (app_1)',
     ]
     assert err.getvalue() == ""
+
+
+HOSTILE_ID = "app_1\x1b]0;PWN\x07\n::error::fake\u202e"
+SHOWN_ID = "app_1\\x1b]0;PWN\\x07\\x0a::error::fake\\u202e"
+
+
+def _no_raw_controls(text: str) -> None:
+    assert not any(c in text for c in "\x1b\x07\u202e\u2066\x9b"), text
+    assert not any(line.startswith("::") for line in text.splitlines()), text
+
+
+def test_progress_lines_escape_ids_names_and_messages() -> None:
+    from mvsync.cli.apply import CliReporter
+
+    out, err = io.StringIO(), io.StringIO()
+    reporter = CliReporter(out, err)
+    reporter.creating(3)
+    reporter.created("A\u202e", HOSTILE_ID)
+    reporter.not_captured("B", HOSTILE_ID)
+    reporter.failed("C", "not created: POST answered 400: bad \x1b[31m\n::error::x\u2066")
+    reporter.note('the id of "D\x9b" is \n::warning::y')
+    text = out.getvalue()
+    _no_raw_controls(text)
+    assert f'+ created "A\\u202e" ({SHOWN_ID})' in text
+    assert f'! "B" ({SHOWN_ID}): ' in text
+
+
+def test_result_summary_escapes_ids_and_says_what_is_known_of_a_failed_create(
+    tmp_path: Path,
+) -> None:
+    from mvsync.applier import ApplyResult
+    from mvsync.cli.apply import render_result
+    from mvsync.planner import Action, Change, FieldDrift
+
+    result = ApplyResult(environment="dev", secrets_path=tmp_path / "dev.secrets.yaml")
+    result.drift = [
+        Change(
+            Action.DRIFT,
+            "D",
+            id=HOSTILE_ID,
+            drift=(FieldDrift("answer_url", "https://e/\u202e\n::x", "https://e/"),),
+        )
+    ]
+    result.ambiguous = [Change(Action.AMBIGUOUS, "A", ids=(HOSTILE_ID, "../\u2066x"))]
+    result.not_captured = [("N", HOSTILE_ID)]
+    result.unconfirmed = [("U", HOSTILE_ID)]
+    result.renamed = [("R (x)", HOSTILE_ID)]
+    result.failed = [("Sales", "probably created, key not captured, not in the list yet: ...")]
+    out = io.StringIO()
+    render_result(result, out)
+    text = out.getvalue()
+    _no_raw_controls(text)
+    assert text.count(SHOWN_ID) == 5
+    assert "../\\u2066x" in text
+    assert 'remote "https://e/\\u202e\\x0a::x"' in text
+    assert 'x "Sales": probably created, key not captured' in text
+    assert "was not created" not in text

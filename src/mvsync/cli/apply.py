@@ -194,7 +194,7 @@ class CliReporter:
     def not_captured(self, name: str, app_id: str) -> None:
         from mvsync.applier import NOT_CAPTURED_ADVICE
 
-        self._line(f"! {name_of(name)} ({app_id}): {NOT_CAPTURED_ADVICE}")
+        self._line(f"! {name_of(name)} ({id_of(app_id)}): {NOT_CAPTURED_ADVICE}")
         self._tick()
 
     def creating(self, total: int) -> None:
@@ -205,15 +205,15 @@ class CliReporter:
 
     def created(self, name: str, app_id: str) -> None:
         if not self.live:
-            self._line(f"+ created {name_of(name)} ({app_id})")
+            self._line(f"+ created {name_of(name)} ({id_of(app_id)})")
         self._tick()
 
     def failed(self, name: str, message: str) -> None:
-        self._line(f"x {name_of(name)}: {message}")
+        self._line(f"x {name_of(name)}: {text_of(message)}")
         self._tick()
 
     def note(self, message: str) -> None:
-        self._line(message)
+        self._line(text_of(message))
 
     def finish(self) -> None:
         if self.live and self._total:
@@ -251,14 +251,25 @@ class CliReporter:
         self.err.flush()
 
 
+def text_of(text: str) -> str:
+    """Any text from the API or the manifest (an error message, say), safe to print."""
+    from mvsync.render import escape
+
+    return escape(text)
+
+
 def name_of(name: str) -> str:
-    """A name safe to print: quoted, control characters escaped (no terminal tricks)."""
-    cleaned = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
-    return f'"{cleaned}"'
+    """A name safe to print: quoted, control and bidi characters escaped (no terminal tricks)."""
+    return f'"{text_of(name)}"'
+
+
+def id_of(app_id: str) -> str:
+    """An application id as the API gave it, safe to print."""
+    return text_of(app_id)
 
 
 def _shown(value: str | None) -> str:
-    return "(unset)" if value is None else repr(value)
+    return "(unset)" if value is None else name_of(value)
 
 
 def render_result(result: ApplyResult, out: TextIO) -> None:
@@ -273,31 +284,36 @@ def render_result(result: ApplyResult, out: TextIO) -> None:
             for d in change.drift
         )
         lines.append(
-            f"~ {name_of(change.name)} ({change.id}) drifted: {fields}; the API cannot update: "
-            "change it in MiniVoice or in the manifest"
+            f"~ {name_of(change.name)} ({id_of(change.id or '')}) drifted: {fields}; the API "
+            "cannot update: change it in MiniVoice or in the manifest"
         )
     for change in result.ambiguous:
         lines.append(
             f"! {name_of(change.name)}: {len(change.ids)} applications have this name "
-            f"({', '.join(change.ids)}); apply leaves it alone: delete or rename all but one"
+            f"({', '.join(id_of(i) for i in change.ids)}); apply leaves it alone: delete or "
+            "rename all but one"
         )
     for name, app_id in result.not_captured:
-        lines.append(f"environment {env}, name {name_of(name)}, id {app_id}: {NOT_CAPTURED_ADVICE}")
+        lines.append(
+            f"environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: "
+            f"{NOT_CAPTURED_ADVICE}"
+        )
     not_captured_ids = {app_id for _, app_id in result.not_captured}
     for name, app_id in result.unconfirmed:
         key = "key not captured" if app_id in not_captured_ids else "key stored"
         lines.append(
-            f"? {name_of(name)} ({app_id}) was created ({key}) but is not yet in the list; "
+            f"? {name_of(name)} ({id_of(app_id)}) was created ({key}) but is not yet in the list; "
             "run mvsync plan later to check"
         )
     for name, message in result.failed:
-        lines.append(f"x {name_of(name)} was not created: {message}")
+        lines.append(f"x {name_of(name)}: {text_of(message)}")
     if result.skipped:
         why = "interrupted" if result.interrupted else "stopped after the error above"
         lines.append(f"- {len(result.skipped)} create(s) not started ({why}); apply again")
     for name, app_id in result.renamed:
         lines.append(
-            f"note: the key of {app_id} is stored as {name_of(name)}: its name already had an entry"
+            f"note: the key of {id_of(app_id)} is stored as {name_of(name)}: its name already "
+            "had an entry"
         )
     created = len(result.created)
     already = len(result.already_existed)
@@ -309,11 +325,14 @@ def render_result(result: ApplyResult, out: TextIO) -> None:
         else "Apply incomplete"
     )
     lines.append(
-        f"{verdict} for environment '{env}': {created} created, {already} already existed, "
+        f"{verdict} for environment '{text_of(env)}': {created} created, "
+        f"{already} already existed, "
         f"{result.unchanged} unchanged, {len(result.drift)} drifted, "
         f"{len(result.ambiguous)} ambiguous, {len(result.not_captured)} key(s) not captured, "
         f"{len(result.failed)} failed."
     )
-    lines.append(f"Keys are in {result.secrets_path} (mode 0600; keep it out of git).")
+    lines.append(
+        f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."
+    )
     out.write("\n".join(lines) + "\n")
     out.flush()
