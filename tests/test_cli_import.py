@@ -169,3 +169,43 @@ def test_import_with_a_refused_key_fails_without_showing_the_key(
     assert (code, out) == (1, "")
     assert "401" in err
     assert "mvtest_WRONG_CANARY_0b7d" not in err
+
+
+IMPORT_PASSWORD = "mvtest_PASSWORD_CANARY_91c3"
+CREDENTIALS = (
+    "api_url must not carry credentials (user:password@): the API key comes from api_key_env"
+)
+
+
+def test_import_refuses_credentials_in_api_url_without_showing_them(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MY_KEY", TEST_API_KEY)
+    monkeypatch.setenv("MV_PASS", IMPORT_PASSWORD)
+    host = emulator.url.partition("://")[2]
+    for api_url in (f"http://user:{IMPORT_PASSWORD}@{host}", f"http://user:${{MV_PASS}}@{host}"):
+        code, out, err = run(
+            capsys, "import", "--env", "prod", "--api-url", api_url, "--api-key-env", "MY_KEY"
+        )
+        assert (code, out) == (1, "")
+        assert err == f"mvsync: error: --api-url: {CREDENTIALS}\n"
+    assert emulator.request_count("GET") == 0
+
+
+def test_import_refuses_a_manifest_api_url_that_expands_to_credentials(
+    staging: Path,
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host = emulator.url.partition("://")[2]
+    monkeypatch.setenv("MV_API_URL", f"http://user:{IMPORT_PASSWORD}@{host}")
+    code, out, err = run(capsys, "import", "-f", str(staging), "--env", "staging")
+    assert (code, out) == (1, "")
+    assert CREDENTIALS in err
+    assert IMPORT_PASSWORD not in err
+    assert emulator.request_count("GET") == 0

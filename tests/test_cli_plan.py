@@ -468,3 +468,21 @@ def test_hostile_names_and_urls_from_the_api_are_escaped_in_every_format(
     document = json.loads(outputs[2])
     names = {c["name"] for c in document["environments"][0]["changes"]}
     assert "Evil\x1b[31m\n::error::fake\n# PWNED <img src=x>\u2028" in names
+
+
+def test_an_api_url_that_expands_to_credentials_is_refused_before_any_request(
+    accounts: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    password = "mvtest_PASSWORD_CANARY_d00d"
+    host = accounts.url.partition("://")[2]
+    monkeypatch.setenv("MV_API_URL", f"http://user:{password}@{host}")
+    saved_path = tmp_path / "plan.json"
+    code, out, err = run(capsys, "--debug", "-o", str(saved_path))
+    assert (code, out) == (1, "")
+    assert "api_url must not carry credentials (user:password@)" in err
+    assert password not in err
+    assert not saved_path.exists()
+    assert accounts.request_count("GET") == 0

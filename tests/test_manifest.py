@@ -439,3 +439,42 @@ def test_an_invalid_environment_name_with_brackets_is_a_clean_error(
 ) -> None:
     path = write("version: 1\nenvironments:\n  '[': {api_url: 1}\n")
     assert len(problems_of(path)) == 2
+
+
+# -- credentials in api_url ----------------------------------------------------------------
+
+PASSWORD = "mvtest_PASSWORD_CANARY_4e2a"
+CREDENTIALS = (
+    "api_url must not carry credentials (user:password@): the API key comes from api_key_env"
+)
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        f"https://user:{PASSWORD}@api.example.com",
+        f"http://{PASSWORD}@127.0.0.1:8080/",
+        "https://user:${MV_PASS}@api.example.com",
+        "https://${MV_USERINFO}@api.example.com",
+        f"${{MV_URL:-https://user:{PASSWORD}@api.example.com}}",
+        f"https://user:{PASSWORD}@",
+    ],
+)
+def test_credentials_in_api_url_as_written_are_a_located_error_that_does_not_show_them(
+    write: Callable[[str], Path], api_url: str
+) -> None:
+    path = write(MINIMAL.replace("    api_key_env: KEY_PROD\n", f"    api_url: {api_url}\n"))
+    assert problems_of(path) == [f"{path}:6:14: {CREDENTIALS}"]
+
+
+def test_credentials_that_api_url_expands_to_are_a_located_error_without_the_value(
+    write: Callable[[str], Path],
+) -> None:
+    path = write(MINIMAL.replace("    api_key_env: KEY_PROD\n", "    api_url: ${MV_URL}\n"))
+    manifest = load_manifest(path)
+    url = f"https://user:{PASSWORD}@api.example.com"
+    with pytest.raises(ManifestError) as raised:
+        resolve_environment(manifest, "prod", variables(MV_URL=url))
+    assert str(raised.value) == f"{path}:6:14: {CREDENTIALS}"
+    plain = resolve_environment(manifest, "prod", variables(MV_URL="https://a.example.com"))
+    assert plain.api_url == "https://a.example.com"

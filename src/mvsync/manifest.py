@@ -101,6 +101,36 @@ def _check_url(value: str) -> str:
     return value
 
 
+API_URL_CREDENTIALS = (
+    "api_url must not carry credentials (user:password@): the API key comes from api_key_env"
+)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` (a ``${}`` template or a value) has a ``user:password@`` part.
+
+    A template is judged by its text, each variable read as its default or a plain word:
+    ``https://user:${PASS}@host`` has credentials whatever PASS holds.
+    """
+    try:
+        parts = interpolate.parse(url)
+    except interpolate.TemplateSyntaxError:
+        text = url
+    else:
+        text = "".join(part if isinstance(part, str) else (part.default or "x") for part in parts)
+    try:
+        return "@" in urlsplit(text).netloc
+    except ValueError:
+        return "@" in text.partition("://")[2].partition("/")[0]
+
+
+def _check_api_url(value: str) -> str:
+    # Before any other check: those quote the URL, and this one must not.
+    if url_has_credentials(value):
+        raise _custom(API_URL_CREDENTIALS)
+    return _check_url(value)
+
+
 def _check_secret_ref(value: str) -> str:
     # The value is never quoted back: it may be the very secret we refuse.
     try:
@@ -153,6 +183,7 @@ Version = Annotated[int, AfterValidator(_check_version), Field(json_schema_extra
 Template = Annotated[str, AfterValidator(_check_template)]
 NameTemplate = Annotated[str, AfterValidator(_check_name)]
 UrlTemplate = Annotated[str, AfterValidator(_check_url)]
+ApiUrlTemplate = Annotated[str, AfterValidator(_check_api_url)]
 SecretRef = Annotated[
     str,
     AfterValidator(_check_secret_ref),
@@ -181,7 +212,7 @@ class EnvironmentConfig(BaseModel):
 
     model_config = _STRICT
 
-    api_url: UrlTemplate = Field(
+    api_url: ApiUrlTemplate = Field(
         DEFAULT_API_URL, description="Base URL of the MiniVoice API. ${} allowed."
     )
     api_key_env: KeyVarName = Field(
@@ -385,6 +416,15 @@ def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> Desired
         known = ", ".join(manifest.environments)
         raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
     desired = resolve(manifest, env, lookup)
+    if url_has_credentials(desired.api_url):
+        # Only a ${} can get here (a literal one is refused at load); the value is not shown.
+        from mvsync.manifest_checks import Issue, raise_located
+
+        raise_located(
+            manifest.label,
+            manifest._text,
+            [Issue(("environments", env, "api_url"), False, API_URL_CREDENTIALS)],
+        )
     _check_account_after_expansion(manifest, desired, lookup)
     return desired
 

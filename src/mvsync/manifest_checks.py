@@ -156,6 +156,8 @@ def issues_from_validation(error: ValidationError) -> list[Issue]:
             issues.append(Issue(loc, False, message))
         elif kind == "invalid_key":
             issues.append(Issue(loc[:-1], False, f"key {loc[-1]}: keys must be strings"))
+        elif kind == "mvsync" and str(detail["msg"]).startswith(f"{_label(loc)} "):
+            issues.append(Issue(loc, False, str(detail["msg"])))  # a sentence naming its key
         else:
             issues.append(Issue(loc, False, f"{_label(loc)}: {_type_message(kind, detail, given)}"))
     return issues

@@ -65,7 +65,7 @@ def import_(
     from mvsync import interpolate
     from mvsync.client import MiniVoiceClient
     from mvsync.importer import render_import
-    from mvsync.manifest import read_api_key
+    from mvsync.manifest import API_URL_CREDENTIALS, read_api_key, url_has_credentials
     from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
 
     lookup = os.environ.get
@@ -81,6 +81,9 @@ def import_(
     if out_path is not None and manifest_file is not None and _same_file(out_path, manifest_file):
         raise UsageError(f"-o {out_path} is the manifest being read: write the import elsewhere")
 
+    # Before anything quotes the URL: a password in it must not reach the output.
+    if url_has_credentials(url_template):
+        raise UsageError(f"--api-url: {API_URL_CREDENTIALS}")
     try:
         missing = interpolate.missing_variables(url_template, lookup)
     except interpolate.TemplateSyntaxError as error:
@@ -90,6 +93,8 @@ def import_(
             f"environment {env!r}: api_url needs the variable(s) {', '.join(missing)}"
         )
     resolved_url = interpolate.expand(url_template, lookup)
+    if url_has_credentials(resolved_url):
+        raise MvsyncError(f"environment {env!r}: {API_URL_CREDENTIALS} (the value is not shown)")
     target = DesiredEnvironment(env, resolved_url, key_variable, Path(), ())
     with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
         remote_apps = client.list_applications()
