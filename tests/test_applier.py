@@ -721,7 +721,11 @@ def test_a_key_whose_application_is_not_listed_is_stored_under_an_unknown_id_and
     assert entries["App 0"]["id"] != entries["App 1"]["id"]
     assert not result.ok and result.failed == []
     assert sorted(name for name, _ in result.unconfirmed) == ["App 0", "App 1"]
-    assert any("key is stored with the id unknown-" in note for note in notes)
+    assert any(
+        "key is stored with the id unknown-" in note
+        and "because the list shows no new application(s) of that name" in note
+        for note in notes
+    )
 
 
 def test_a_2xx_create_answer_without_a_readable_key_is_never_posted_again(

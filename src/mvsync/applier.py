@@ -531,12 +531,14 @@ class _Run:
         record = journal.created(name, marker, key, received_at)
         self._append(writer, record)
         found: list[RemoteApp] = []
+        why = "the list could not be read"
         try:
             found = [
                 a
                 for a in self.client.list_applications()
                 if a.name == name and a.id not in known_ids
             ]
+            why = f"the list shows {len(found) or 'no'} new application(s) of that name"
         except ApiError as listing:
             self.reporter.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
         if len(found) == 1:
@@ -551,9 +553,8 @@ class _Run:
             return _Done(name, _Outcome.CREATED, app_id=app_id)
         self.reporter.note(
             f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); its "
-            f"key is stored with the id {marker} because the list shows "
-            f"{'no' if not found else len(found)} new application(s) of that name: look its id "
-            f"up in MiniVoice and put it in {self.secrets_path}"
+            f"key is stored with the id {marker} because {why}: look its id up in MiniVoice "
+            f"and put it in {self.secrets_path}"
         )
         return _Done(name, _Outcome.CREATED, app_id=marker)
 
