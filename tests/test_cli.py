@@ -66,3 +66,12 @@ def test_an_unknown_flag_is_a_usage_error_with_exit_1(tmp_path: Path) -> None:
 def test_debug_is_accepted_after_the_command_name(two_manifests: Path) -> None:
     done = mvsync("envs", "-f", "flag.yaml", "--debug", cwd=two_manifests)
     assert (done.returncode, done.stdout) == (0, "fromflag\n")
+
+
+def test_error_messages_cannot_act_on_the_terminal(tmp_path: Path) -> None:
+    # A manifest path is quoted in the message: its escape sequence must not reach stderr.
+    hostile = "evil\x1b]0;PWNED\x07.yaml"
+    done = mvsync("validate", "-f", hostile, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "evil\\x1b]0;PWNED\\x07.yaml" in done.stderr

@@ -56,6 +56,7 @@ from mvsync.errors import (
     TransportError,
     UsageError,
 )
+from mvsync.escape import escape
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
 
 log = logging.getLogger("mvsync.client")
@@ -212,7 +213,7 @@ class _Secrets:
         masked = self.scrub(text)
         if limit is not None and len(masked) > limit:
             masked = masked[:limit] + "…"
-        return self.scrub(escape_controls(masked))
+        return self.scrub(escape(masked))
 
 
 def _forms_of(value: str) -> set[str]:
@@ -225,30 +226,6 @@ def _forms_of(value: str) -> set[str]:
 
 def _quote_all(text: str) -> str:
     return quote(text, safe="")
-
-
-# C0 and C1 controls, DEL, and the format characters that reorder or hide text
-# (bidi embeddings, overrides and isolates, the Arabic letter mark, zero-width marks).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_one(match: re.Match[str]) -> str:
-    char = match.group()
-    named = _NAMED_ESCAPES.get(char)
-    if named is not None:
-        return named
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def escape_controls(text: str) -> str:
-    """``text`` with every control and bidi character written as a visible escape.
-
-    A terminal then shows the server's text as text: no escape sequence (colours, window
-    titles, cursor moves) and no right-to-left override reaches it.
-    """
-    return _CONTROLS.sub(_escape_one, text)
 
 
 class _Retryable(Exception):
@@ -849,7 +826,7 @@ _USERINFO = re.compile(r"//[^/?#]*@")
 
 def _without_userinfo(api_url: str) -> str:
     # For a URL too broken to parse: never show what may be a password.
-    return escape_controls(_USERINFO.sub("//", api_url))
+    return escape(_USERINFO.sub("//", api_url))
 
 
 def _checked_base_url(api_url: str) -> httpx.URL:

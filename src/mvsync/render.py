@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import TextIO
 
+from mvsync.escape import UNSAFE, escape
 from mvsync.planner import RESOLVE_DRIFT, Action, Change, EnvironmentPlan, Plan
 
 MARKERS: dict[Action, str] = {
@@ -41,29 +42,6 @@ _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 # GitHub refuses a comment longer than 65,536 characters; keep a margin below it.
 MARKDOWN_LIMIT = 65_535
 _MARKDOWN_BUDGET = MARKDOWN_LIMIT - 535
-
-# What a value from the API or the manifest may not carry to a terminal, a log or a
-# comment: C0 controls (newlines, ESC...), DEL, C1 controls, the bidirectional controls
-# that reorder what is shown (U+202E...), zero-width and invisible format characters, and
-# the Unicode line separators. The same set as mvsync.client's escaping of API messages.
-_C0 = "\x00-\x1f"
-_OTHER_UNSAFE = "\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-_UNSAFE = re.compile(f"[{_C0}{_OTHER_UNSAFE}]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def escape(value: str) -> str:
-    """``value`` safe to print: every unsafe character shown as ``\\xNN`` or ``\\uNNNN``.
-
-    The one escaping of mvsync's output: every renderer and ``mvsync apply``'s lines use it,
-    so no name, id, URL or API message can move the cursor, recolour the terminal, start a
-    line of its own (a GitHub Actions ``::`` command, a Markdown heading) or reorder the text.
-    """
-    return _UNSAFE.sub(_escaped, value)
 
 
 def _clean(value: str | None) -> str:
@@ -174,8 +152,9 @@ def plan_json(plan: Plan) -> dict[str, object]:
     }
 
 
-# JSON escapes C0 itself; these it would write raw, though a terminal may act on them.
-_JSON_UNSAFE = re.compile(f"[{_OTHER_UNSAFE}]")
+# JSON escapes C0 itself; the rest of the unsafe set it would write raw, though a
+# terminal may act on them: they are written as \u escapes (the same values).
+_JSON_UNSAFE = UNSAFE
 
 
 def render_json(plan: Plan, file: TextIO) -> None:

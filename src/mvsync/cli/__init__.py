@@ -29,6 +29,7 @@ from mvsync.cli import schema as schema_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 from mvsync.errors import AbortedError, ManifestError, MvsyncError
+from mvsync.escape import escape
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -67,8 +68,10 @@ for _command in (
 
 
 def _error(message: str) -> None:
+    # A message may quote a name, an id or a path from outside: escaped, line by line,
+    # so that none of them can act on the terminal or the CI log.
     for line in message.splitlines() or [""]:
-        click.echo(f"mvsync: error: {line}" if line else "mvsync: error", err=True)
+        click.echo(f"mvsync: error: {escape(line)}" if line else "mvsync: error", err=True)
 
 
 def github_annotation(path: str, line: int, column: int, message: str) -> str:
@@ -90,11 +93,11 @@ def report_manifest_error(error: ManifestError) -> None:
     """Every problem as ``path:line:col: message`` on stderr, whatever the command; in
     GitHub Actions also as ``::error`` annotations that mark the lines in the diff."""
     for problem in error.problems:
-        click.echo(str(problem), err=True)
+        click.echo(escape(str(problem)), err=True)
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for problem in error.problems:
             annotation = github_annotation(
-                problem.path, problem.line, problem.column, problem.message
+                escape(problem.path), problem.line, problem.column, escape(problem.message)
             )
             click.echo(annotation, err=True)
 

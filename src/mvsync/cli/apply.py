@@ -253,7 +253,7 @@ class CliReporter:
 
 def text_of(text: str) -> str:
     """Any text from the API or the manifest (an error message, say), safe to print."""
-    from mvsync.render import escape
+    from mvsync.escape import escape
 
     return escape(text)
 
