@@ -17,13 +17,8 @@ import httpx
 import pytest
 
 from mvsync import __version__
-from mvsync.client import (
-    MiniVoiceClient,
-    RetryPolicy,
-    UnsafeApiUrlError,
-    is_loopback_host,
-    parse_retry_after,
-)
+from mvsync.api_answers import is_loopback_host, parse_retry_after
+from mvsync.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
 from mvsync.errors import (
     ApiError,
     ApiResponseError,

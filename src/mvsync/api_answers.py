@@ -1,0 +1,379 @@
+"""What one answer of the MiniVoice API means: a value, a retry, or a typed error.
+
+Used by ``mvsync.client`` only: it turns an HTTP reply (``mvsync.http_exchange``) or a
+transport failure into the parsed body, a ``Retryable`` failure the retry loop may try
+again, or one of the errors of ``mvsync.errors`` — every text in them masked
+(``mvsync.redact``) and escaped (``mvsync.escape``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import httpx
+import pydantic
+from pydantic import SecretStr
+
+from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError, TransportError
+from mvsync.http_exchange import Reply
+from mvsync.model import CreatedApp, RemoteApp
+from mvsync.redact import Secrets
+
+log = logging.getLogger("mvsync.client")
+
+# Longest API error code and message shown (after masking, before escaping).
+CODE_CHARS = 100
+MESSAGE_CHARS = 300
+# An id, customer_id or created_at longer than this, or with a space, control or
+# format character in it, is not an identifier: it would break every line it is shown on.
+MAX_ID_CHARS = 256
+# How much longer httpx's per-read timeouts are than the attempt's own budget.
+_HTTPX_TIMEOUT_SLACK = 1.0
+
+# Transport failures that prove the request never reached the server: safe to retry a POST.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Transport failures after the request may have been sent: a GET retries, a POST is unknown.
+MAYBE_SENT = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds asked by a ``Retry-After`` header, or ``None`` when absent or unreadable.
+
+    Accepts delay-seconds (``"2"``, also ``"1.5"``) and an HTTP date; a date in the
+    past means "now" (0 seconds).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, infinities
+            return None
+        return max(seconds, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" and obsolete forms: HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max((when - current).total_seconds(), 0.0)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (the hosts plain http may reach)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def display_url(url: httpx.URL) -> str:
+    # No userinfo and no query string in anything shown to a user.
+    return str(url.copy_with(username=None, password=None, query=None, fragment=None))
+
+
+class Retryable(Exception):
+    """One failed attempt that the retry loop may try again (never leaves this module)."""
+
+    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass
+class Call:
+    """The state of one client call across its attempts."""
+
+    method: str
+    url: httpx.URL
+    shown_url: str
+    secrets: Secrets
+    body: dict[str, str] | None = None
+    attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
+
+
+def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn:
+    reason = call.secrets.shown(str(exc) or type(exc).__name__, MESSAGE_CHARS)
+    what = f"{call.method} {call.shown_url}"
+    log.debug("%s attempt %d: no answer (%s: %s)", what, number, type(exc).__name__, reason)
+    if isinstance(exc.__cause__, ssl.SSLError):
+        # A certificate or TLS failure will not heal by retrying: say so at once.
+        raise TransportError(
+            f"{what}: TLS failed ({reason})", method=call.method, url=call.shown_url
+        ) from None
+    if isinstance(exc, NOT_SENT):
+        error = TransportError(
+            f"{what}: could not connect ({type(exc).__name__}: {reason})",
+            method=call.method,
+            url=call.shown_url,
+        )
+        raise Retryable(error) from None
+    if isinstance(exc, MAYBE_SENT):
+        if call.method == "POST":
+            raise OutcomeUnknownError(
+                f"{what}: no answer after the request was sent ({type(exc).__name__}: {reason});"
+                " the application may or may not have been created — list before retrying",
+                method=call.method,
+                url=call.shown_url,
+            ) from None
+        error = TransportError(
+            f"{what}: no answer ({type(exc).__name__}: {reason})",
+            method=call.method,
+            url=call.shown_url,
+        )
+        raise Retryable(error) from None
+    raise TransportError(
+        f"{what} failed ({type(exc).__name__}: {reason})", method=call.method, url=call.shown_url
+    ) from None
+
+
+def attempt_timed_out(call: Call, number: int, budget: float, *, maybe_sent: bool) -> NoReturn:
+    """An attempt whose whole answer did not arrive within its budget: a timeout."""
+    what = f"{call.method} {call.shown_url}"
+    log.debug("%s attempt %d: no complete answer within %.3fs", what, number, budget)
+    if not maybe_sent:
+        error = TransportError(
+            f"{what}: could not connect within {budget:.3g}s",
+            method=call.method,
+            url=call.shown_url,
+        )
+        raise Retryable(error)
+    if call.method == "POST":
+        raise OutcomeUnknownError(
+            f"{what}: no complete answer within {budget:.3g}s after the request was sent;"
+            " the application may or may not have been created — list before retrying",
+            method=call.method,
+            url=call.shown_url,
+        )
+    error = TransportError(
+        f"{what}: no complete answer within {budget:.3g}s", method=call.method, url=call.shown_url
+    )
+    raise Retryable(error)
+
+
+def answer(call: Call, reply: Reply) -> Any:
+    status = reply.status
+    what = f"{call.method} {call.shown_url}"
+    if 200 <= status < 300:
+        return _json_body(call, reply)
+    if 300 <= status < 400:
+        location = reply.headers.get("Location")
+        target = ""
+        if location:
+            try:
+                target = f" to {display_url(call.url.join(location))}"
+            except httpx.InvalidURL:
+                target = " to an invalid URL"
+        raise ApiError(
+            f"{what}: the API redirected ({status}){call.secrets.shown(target)}; mvsync does not"
+            " follow redirects (its API key would go with them) — set api_url to the final URL",
+            method=call.method,
+            url=call.shown_url,
+            status=status,
+        )
+    code, api_message = _error_body(call, reply)
+    detail = f"{status} {code}" if code else str(status)
+    if api_message:
+        detail += f": {api_message}"
+    if status == 401:
+        raise ApiError(
+            f"the API at {call.shown_url} refused the API key ({detail}); check the key in the"
+            " environment's api_key_env variable",
+            method=call.method,
+            url=call.shown_url,
+            status=status,
+            code=code,
+        )
+    error_type: type[ApiError] = ApiError
+    message = f"{what} answered {detail}"
+    retry_after = parse_retry_after(reply.headers.get("Retry-After"))
+    if status == 429 or (status == 503 and retry_after is not None):
+        # Known not processed: safe to retry for both methods.
+        raise Retryable(
+            ApiError(message, method=call.method, url=call.shown_url, status=status, code=code),
+            retry_after,
+        )
+    if status >= 500:
+        if call.method == "POST":
+            error_type = OutcomeUnknownError
+            message += "; the application may or may not have been created — list before retrying"
+        else:
+            raise Retryable(
+                ApiError(message, method=call.method, url=call.shown_url, status=status, code=code),
+                retry_after,
+            )
+    raise error_type(message, method=call.method, url=call.shown_url, status=status, code=code)
+
+
+def _error_body(call: Call, reply: Reply) -> tuple[str | None, str | None]:
+    """The API's ``{"error": {"code", "message"}}``, safe to show; ``(None, None)`` if absent.
+
+    Each is masked first, then cut, then escaped: the API's own words are shown, but
+    never a secret it echoed, nor a terminal control sequence.
+    """
+    if reply.too_large:
+        return None, None
+    try:
+        payload = json.loads(reply.content)
+    except (ValueError, RecursionError):
+        return None, None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    code = error.get("code")
+    message = error.get("message")
+    return (
+        call.secrets.shown(code, CODE_CHARS) if isinstance(code, str) and code else None,
+        call.secrets.shown(message, MESSAGE_CHARS)
+        if isinstance(message, str) and message
+        else None,
+    )
+
+
+def _json_body(call: Call, reply: Reply) -> Any:
+    # The body itself is never shown: a create answer carries the new key.
+    if reply.too_large:
+        raise malformed(call, reply.status, f"the body is larger than {reply.cap:,} bytes")
+    try:
+        return json.loads(reply.content)
+    except json.JSONDecodeError:
+        reason = "the body is not JSON"
+    except UnicodeDecodeError:
+        reason = "the body is not JSON (not UTF-8 text)"
+    except ValueError:  # int() refuses a number of more than 4,300 digits
+        reason = "the body holds a number too long to read"
+    except RecursionError:
+        reason = "the body is nested too deeply to read"
+    raise malformed(call, reply.status, reason)
+
+
+def malformed(
+    call: Call,
+    status: int,
+    reason: str,
+    *,
+    issued_key: str | None = None,
+    app_id: str | None = None,
+) -> ApiResponseError:
+    message = f"{call.method} {call.shown_url} answered {status} with an unexpected body: {reason}"
+    secrets = call.secrets.with_(issued_key)
+    if issued_key is not None:
+        message += (
+            "; the application was created and the answer holds its key (not shown)"
+            f" — {'id ' + app_id if app_id else 'its id is unreadable'}"
+        )
+    elif call.method == "POST":
+        message += "; the application was probably created — list before retrying"
+    return ApiResponseError(
+        secrets.shown(message),
+        method=call.method,
+        url=call.shown_url,
+        status=status,
+        issued_key=SecretStr(issued_key) if issued_key is not None else None,
+        app_id=app_id,
+    )
+
+
+def _validation_summary(error: pydantic.ValidationError) -> str:
+    # Locations and messages only: pydantic's own text quotes the input, which may hold a key.
+    parts = []
+    for problem in error.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+# The fields that identify an application and are shown, stored and compared verbatim.
+_IDENTIFIERS = ("id", "customer_id", "created_at")
+
+
+def is_identifier(value: object) -> bool:
+    """True for a string an id may be: 1 to 256 characters, no space, control or format
+    character (``str.isprintable`` refuses C0, C1, DEL, bidi controls, line separators)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_ID_CHARS
+        and value.isprintable()
+        and not any(char.isspace() for char in value)
+    )
+
+
+def _identifier_problem(item: dict[str, Any]) -> str | None:
+    # The value is never quoted: it is what makes the answer hostile.
+    for name in _IDENTIFIERS:
+        value = item.get(name)
+        if isinstance(value, str) and not is_identifier(value):
+            return (
+                f"{name}: not an identifier (empty, longer than {MAX_ID_CHARS} characters,"
+                " or holding a space, control or format character)"
+            )
+    return None
+
+
+def parse_list(payload: Any, call: Call) -> list[RemoteApp]:
+    if not isinstance(payload, dict):
+        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
+    data = payload.get("data")
+    count = payload.get("count")
+    if not isinstance(data, list):
+        raise malformed(call, 200, '"data" is missing or not a list')
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise malformed(call, 200, '"count" is missing or not an integer')
+    if count != len(data):
+        raise malformed(call, 200, f'"count" is {count} but "data" holds {len(data)} applications')
+    apps: list[RemoteApp] = []
+    for index, item in enumerate(data):
+        try:
+            app = RemoteApp.model_validate(item)
+        except pydantic.ValidationError as exc:
+            raise malformed(call, 200, f"data[{index}]: {_validation_summary(exc)}") from None
+        problem = _identifier_problem(item)
+        if problem is not None:
+            raise malformed(call, 200, f"data[{index}].{problem}")
+        apps.append(app)
+    return apps
+
+
+def parse_created(payload: Any, call: Call) -> CreatedApp:
+    if not isinstance(payload, dict):
+        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
+    key = payload.get("api_key")
+    if not isinstance(key, str) or not key:
+        raise malformed(call, 200, "no api_key in the create answer")
+    # From here on the answer carries a key the API issued: whatever else is wrong
+    # with it, the key goes with the error so that apply stores it rather than lose it.
+    raw_id = payload.get("id")
+    app_id = raw_id if is_identifier(raw_id) else None
+    try:
+        created = CreatedApp.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise malformed(
+            call, 200, _validation_summary(exc), issued_key=key, app_id=app_id
+        ) from None
+    problem = _identifier_problem(payload)
+    if problem is not None:
+        raise malformed(call, 200, problem, issued_key=key, app_id=app_id)
+    return created
