@@ -326,10 +326,9 @@ def render_result(result: ApplyResult, out: TextIO) -> None:
     )
     lines.append(
         f"{verdict} for environment '{text_of(env)}': {created} created, "
-        f"{already} already existed, "
-        f"{result.unchanged} unchanged, {len(result.drift)} drifted, "
-        f"{len(result.ambiguous)} ambiguous, {len(result.not_captured)} key(s) not captured, "
-        f"{len(result.failed)} failed."
+        f"{already} already existed, {len(result.not_captured)} key(s) not captured, "
+        f"{len(result.failed)} failed; now {result.unchanged} equal to the manifest, "
+        f"{len(result.drift)} drifted, {len(result.ambiguous)} ambiguous."
     )
     lines.append(
         f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."
