@@ -382,10 +382,9 @@ def _partial_manifest(
             )
     applications: list[tuple[int, Application]] = []
     for index, application in enumerate(applications_data):
-        try:
-            applications.append((index, Application.model_validate(application)))
-        except ValidationError:
-            continue
+        salvaged = _salvage_application(application)
+        if salvaged is not None:
+            applications.append((index, salvaged))
     try:
         defaults, defaults_valid = Defaults.model_validate(data.get("defaults", {})), True
     except ValidationError:
@@ -397,6 +396,38 @@ def _partial_manifest(
         applications=[application for _index, application in applications],
     )
     return partial, applications, defaults_valid
+
+
+# Stands in for an invalid answer_url while the rest of an application is checked, so
+# that it is not also reported missing; never resolved, never sent.
+_PLACEHOLDER_URL = "https://placeholder.invalid/"
+
+
+def _salvage_application(data: object) -> Application | None:
+    """The application without its invalid fields, so that the cross-field checks still
+    see it (an unknown environment, a duplicate name...); None when its name is invalid.
+
+    What replaces a bad field says nothing new: answer_url a placeholder (not "missing"),
+    environments none at all (no check about environments can then fire for it).
+    """
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Application.model_validate(data)
+    except ValidationError as error:
+        invalid = {problem["loc"][0] for problem in error.errors() if problem["loc"]}
+    if "name" in invalid:
+        return None
+    repaired = {key: value for key, value in data.items() if key not in invalid}
+    if "answer_url" in invalid or "answer_url" not in repaired:
+        # Not "missing" as well: a misspelt key (anser_url) already says what is wrong.
+        repaired["answer_url"] = _PLACEHOLDER_URL
+    if "environments" in invalid:
+        repaired["environments"] = []
+    try:
+        return Application.model_validate(repaired)
+    except ValidationError:
+        return None
 
 
 def _is_extension(key: object) -> bool:
