@@ -475,21 +475,9 @@ class _Run:
                 return self._created_without_key(name, malformed, known_ids, writer)
             except OutcomeUnknownError as unknown:
                 # It may exist now: look before deciding (SPEC guarantee 2).
-                self.settings.sleep(self.settings.unknown_wait)
-                try:
-                    remote = self.client.list_applications()
-                except ApiError as listing:
-                    self._halt.set()
-                    return _Done(
-                        name,
-                        _Outcome.FAILED,
-                        message=f"{unknown}; listing to find out failed too: {listing} "
-                        "(the next apply finds out)",
-                    )
-                found = [a for a in remote if a.name == name and a.id not in known_ids]
-                if found:
-                    self._append(writer, journal.not_captured(name, found[0].id))
-                    return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
+                listed = self._record_if_listed(writer, name, known_ids, doubt=str(unknown))
+                if listed is not None:
+                    return listed
                 if attempt == attempts:
                     return _Done(
                         name,
@@ -533,11 +521,7 @@ class _Run:
         found: list[RemoteApp] = []
         why = "the list could not be read"
         try:
-            found = [
-                a
-                for a in self.client.list_applications()
-                if a.name == name and a.id not in known_ids
-            ]
+            found = self._new_apps_named(name, known_ids)
             why = f"the list shows {len(found) or 'no'} new application(s) of that name"
         except ApiError as listing:
             self.reporter.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
@@ -562,21 +546,10 @@ class _Run:
         self, name: str, malformed: ApiResponseError, known_ids: set[str], writer: JournalWriter
     ) -> _Done:
         """A 2xx answer with no readable key: created, key lost; never POST it again."""
-        self.settings.sleep(self.settings.unknown_wait)
-        try:
-            remote = self.client.list_applications()
-        except ApiError as listing:
-            self._halt.set()
-            return _Done(
-                name,
-                _Outcome.FAILED,
-                message=f"probably created, key not captured: {malformed}; listing to find its "
-                f"id failed too: {listing} (the next apply finds out)",
-            )
-        found = [a for a in remote if a.name == name and a.id not in known_ids]
-        if found:
-            self._append(writer, journal.not_captured(name, found[0].id))
-            return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
+        doubt = f"probably created, key not captured: {malformed}"
+        listed = self._record_if_listed(writer, name, known_ids, doubt=doubt)
+        if listed is not None:
+            return listed
         return _Done(
             name,
             _Outcome.FAILED,
@@ -584,6 +557,34 @@ class _Run:
             "not sent again (the API answered success). Run mvsync plan later: once it is "
             "listed, issue a new key in MiniVoice",
         )
+
+    def _new_apps_named(self, name: str, known_ids: set[str]) -> list[RemoteApp]:
+        """The listed applications of that name that were not there before the creates."""
+        return [
+            a for a in self.client.list_applications() if a.name == name and a.id not in known_ids
+        ]
+
+    def _record_if_listed(
+        self, writer: JournalWriter, name: str, known_ids: set[str], *, doubt: str
+    ) -> _Done | None:
+        """After an answer that leaves doubt: wait, list; a new application of that name is
+        journalled "not captured". None when none is listed; a failed list ends this create
+        (and halts the others: the next apply finds out)."""
+        self.settings.sleep(self.settings.unknown_wait)
+        try:
+            found = self._new_apps_named(name, known_ids)
+        except ApiError as listing:
+            self._halt.set()
+            return _Done(
+                name,
+                _Outcome.FAILED,
+                message=f"{doubt}; listing to find out failed too: {listing} "
+                "(the next apply finds out)",
+            )
+        if not found:
+            return None
+        self._append(writer, journal.not_captured(name, found[0].id))
+        return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
 
     # --- after creating -----------------------------------------------------------
 
