@@ -25,12 +25,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -38,13 +35,12 @@ from pydantic import SecretStr
 
 from mvsync import journal, secrets
 from mvsync.client import MiniVoiceClient
+from mvsync.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
 from mvsync.durable import ensure_private_dir
 from mvsync.errors import (
     AbortedError,
     ApiError,
-    ApiResponseError,
     MvsyncError,
-    OutcomeUnknownError,
     UnsafePlanError,
 )
 from mvsync.journal import JournalRecord, JournalWriter
@@ -54,28 +50,6 @@ from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 
 NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
-# The id stored with a key whose create answer held no usable id (and the list none either).
-UNKNOWN_ID_PREFIX = "unknown-"
-# An id mvsync will store and print: what the API documents, nothing a terminal interprets.
-_MAX_ID_LENGTH = 200
-
-
-def _usable_id(app_id: str) -> bool:
-    return (
-        0 < len(app_id) <= _MAX_ID_LENGTH
-        and app_id.isprintable()
-        and not any(c.isspace() for c in app_id)
-        and not app_id.startswith(UNKNOWN_ID_PREFIX)
-    )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _quoted(name: str) -> str:
-    # Raw: whoever prints the message escapes it (mvsync.render.escape).
-    return f'"{name}"'
 
 
 @dataclass(frozen=True)
@@ -176,21 +150,6 @@ class ApplyResult:
         )
 
 
-class _Outcome(Enum):
-    CREATED = "created"
-    NOT_CAPTURED = "not_captured"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class _Done:
-    name: str
-    outcome: _Outcome
-    app_id: str | None = None
-    message: str | None = None
-
-
 def apply_environment(
     desired: DesiredEnvironment,
     client: MiniVoiceClient,
@@ -239,10 +198,8 @@ class _Run:
         self.secrets_path = desired.secrets_path
         self.journal_path = journal.journal_path(self.secrets_path)
         self.result = ApplyResult(environment=desired.name, secrets_path=self.secrets_path)
-        # Records of this run, kept in memory too: the fold writes them even if an
-        # append failed, so a key is never only in a failed journal write.
-        self._records: list[JournalRecord] = []
-        self._records_lock = threading.Lock()
+        # Every record of this run, kept in memory too (see create_once.Records).
+        self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).
         self._halt = threading.Event()
         # Applications a previous run created, found in the first list: already visible.
@@ -392,9 +349,20 @@ class _Run:
             ):
                 # Workers hand their outcome to a queue: waiting on 1,000 futures at
                 # once would cost O(n) per completion, a measurable share of an apply.
-                outcomes: queue.SimpleQueue[_Done | BaseException] = queue.SimpleQueue()
+                outcomes: queue.SimpleQueue[Done | BaseException] = queue.SimpleQueue()
+                creator = CreateOnce(
+                    client=self.client,
+                    writer=writer,
+                    records=self._records,
+                    known_ids=known_ids,
+                    settings=self.settings,
+                    note=self.reporter.note,
+                    stop=self.stop,
+                    halt=self._halt,
+                    secrets_path=self.secrets_path,
+                )
                 for change in creates:
-                    pool.submit(self._worker, outcomes, writer, requests[change.name], known_ids)
+                    pool.submit(self._worker, outcomes, creator, requests[change.name])
                 first_error: BaseException | None = None
                 for _ in creates:
                     outcome = self._next(outcomes)
@@ -410,14 +378,12 @@ class _Run:
             raise
         finally:
             # Whatever happened, every key received is folded now (one rewrite).
-            with self._records_lock:
-                records = list(self._records)
-            folded = secrets.add_records(stored, records)
+            folded = secrets.add_records(stored, self._records.snapshot())
             self.result.renamed.extend(folded.renamed)
             secrets.write_secrets(self.secrets_path, stored)
             secrets.remove_journal(self.journal_path)
 
-    def _next(self, outcomes: queue.SimpleQueue[_Done | BaseException]) -> _Done | BaseException:
+    def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:
             try:
                 # A bounded wait: the main thread stays free to run signal handlers.
@@ -427,164 +393,28 @@ class _Run:
 
     def _worker(
         self,
-        outcomes: queue.SimpleQueue[_Done | BaseException],
-        writer: JournalWriter,
+        outcomes: queue.SimpleQueue[Done | BaseException],
+        creator: CreateOnce,
         request: CreateRequest,
-        known_ids: set[str],
     ) -> None:
         try:
-            outcomes.put(self._create_one(writer, request, known_ids))
+            outcomes.put(creator.run(request))
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, re-raised there
             outcomes.put(error)
 
-    def _record(self, done: _Done) -> None:
-        if done.outcome is _Outcome.CREATED and done.app_id is not None:
+    def _record(self, done: Done) -> None:
+        if done.outcome is Outcome.CREATED and done.app_id is not None:
             self.result.created.append((done.name, done.app_id))
             self.reporter.created(done.name, done.app_id)
-        elif done.outcome is _Outcome.NOT_CAPTURED and done.app_id is not None:
+        elif done.outcome is Outcome.NOT_CAPTURED and done.app_id is not None:
             self.result.not_captured.append((done.name, done.app_id))
             self.reporter.not_captured(done.name, done.app_id)
-        elif done.outcome is _Outcome.FAILED:
+        elif done.outcome is Outcome.FAILED:
             message = done.message or "failed"
             self.result.failed.append((done.name, message))
             self.reporter.failed(done.name, message)
         else:
             self.result.skipped.append(done.name)
-
-    def _append(self, writer: JournalWriter, record: JournalRecord) -> None:
-        if record.event != "intent":
-            with self._records_lock:
-                self._records.append(record)
-        writer.append(record)
-
-    def _create_one(
-        self, writer: JournalWriter, request: CreateRequest, known_ids: set[str]
-    ) -> _Done:
-        name = request.name
-        attempts = self.settings.max_post_attempts
-        for attempt in range(1, attempts + 1):
-            if self.stop.is_set() or self._halt.is_set():
-                return _Done(name, _Outcome.SKIPPED)
-            self._append(writer, journal.intent(name))
-            try:
-                app = self.client.create_application(request)
-            except ApiResponseError as malformed:
-                # A 2xx: the API says it created the application. Never POST it again.
-                if malformed.issued_key is not None:
-                    return self._store_issued_key(writer, name, malformed, known_ids)
-                return self._created_without_key(name, malformed, known_ids, writer)
-            except OutcomeUnknownError as unknown:
-                # It may exist now: look before deciding (SPEC guarantee 2).
-                listed = self._record_if_listed(writer, name, known_ids, doubt=str(unknown))
-                if listed is not None:
-                    return listed
-                if attempt == attempts:
-                    return _Done(
-                        name,
-                        _Outcome.FAILED,
-                        message=f"{unknown}; not in the list after {attempts} attempts, so "
-                        "probably not created (the next apply finds out)",
-                    )
-                continue
-            except ApiError as error:
-                if error.status not in (400, 404, 409, 413, 422):
-                    self._halt.set()  # 401, 403, no connection...: every create would meet it
-                return _Done(name, _Outcome.FAILED, message=f"not created: {error}")
-            # The key is on disk when this returns: only then does the create count as done.
-            self._append(writer, journal.created(name, app.id, app.api_key, app.created_at))
-            return _Done(name, _Outcome.CREATED, app_id=app.id)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _store_issued_key(
-        self,
-        writer: JournalWriter,
-        name: str,
-        malformed: ApiResponseError,
-        known_ids: set[str],
-    ) -> _Done:
-        """A malformed create answer that carries a key: the key goes to disk first."""
-        assert malformed.issued_key is not None
-        key = malformed.issued_key
-        received_at = _now()
-        if malformed.app_id is not None and _usable_id(malformed.app_id):
-            self._append(writer, journal.created(name, malformed.app_id, key, received_at))
-            self.reporter.note(
-                f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
-                "its key and id are stored"
-            )
-            return _Done(name, _Outcome.CREATED, app_id=malformed.app_id)
-        # No usable id: store the key now under a marker (a kill must not lose it), then
-        # look the id up; a found id replaces the marker in what this run folds.
-        marker = f"{UNKNOWN_ID_PREFIX}{uuid.uuid4().hex[:12]}"
-        record = journal.created(name, marker, key, received_at)
-        self._append(writer, record)
-        found: list[RemoteApp] = []
-        why = "the list could not be read"
-        try:
-            found = self._new_apps_named(name, known_ids)
-            why = f"the list shows {len(found) or 'no'} new application(s) of that name"
-        except ApiError as listing:
-            self.reporter.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
-        if len(found) == 1:
-            app_id = found[0].id
-            with self._records_lock:
-                index = self._records.index(record)
-                self._records[index] = journal.created(name, app_id, key, received_at)
-            self.reporter.note(
-                f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
-                f"its key is stored, its id {_quoted(app_id)} was read from the list"
-            )
-            return _Done(name, _Outcome.CREATED, app_id=app_id)
-        self.reporter.note(
-            f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); its "
-            f"key is stored with the id {marker} because {why}: look its id up in MiniVoice "
-            f"and put it in {self.secrets_path}"
-        )
-        return _Done(name, _Outcome.CREATED, app_id=marker)
-
-    def _created_without_key(
-        self, name: str, malformed: ApiResponseError, known_ids: set[str], writer: JournalWriter
-    ) -> _Done:
-        """A 2xx answer with no readable key: created, key lost; never POST it again."""
-        doubt = f"probably created, key not captured: {malformed}"
-        listed = self._record_if_listed(writer, name, known_ids, doubt=doubt)
-        if listed is not None:
-            return listed
-        return _Done(
-            name,
-            _Outcome.FAILED,
-            message=f"probably created, key not captured, not in the list yet: {malformed}; "
-            "not sent again (the API answered success). Run mvsync plan later: once it is "
-            "listed, issue a new key in MiniVoice",
-        )
-
-    def _new_apps_named(self, name: str, known_ids: set[str]) -> list[RemoteApp]:
-        """The listed applications of that name that were not there before the creates."""
-        return [
-            a for a in self.client.list_applications() if a.name == name and a.id not in known_ids
-        ]
-
-    def _record_if_listed(
-        self, writer: JournalWriter, name: str, known_ids: set[str], *, doubt: str
-    ) -> _Done | None:
-        """After an answer that leaves doubt: wait, list; a new application of that name is
-        journalled "not captured". None when none is listed; a failed list ends this create
-        (and halts the others: the next apply finds out)."""
-        self.settings.sleep(self.settings.unknown_wait)
-        try:
-            found = self._new_apps_named(name, known_ids)
-        except ApiError as listing:
-            self._halt.set()
-            return _Done(
-                name,
-                _Outcome.FAILED,
-                message=f"{doubt}; listing to find out failed too: {listing} "
-                "(the next apply finds out)",
-            )
-        if not found:
-            return None
-        self._append(writer, journal.not_captured(name, found[0].id))
-        return _Done(name, _Outcome.NOT_CAPTURED, app_id=found[0].id)
 
     # --- after creating -----------------------------------------------------------
 
