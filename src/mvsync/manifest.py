@@ -313,7 +313,13 @@ class Manifest(BaseModel):
 def load_manifest(path: Path) -> Manifest:
     """Read, parse and validate ``path``; ManifestError carries every located problem."""
     from mvsync import yamlpos
-    from mvsync.manifest_checks import Issue, check_manifest, issues_from_validation, raise_located
+    from mvsync.manifest_checks import (
+        Issue,
+        check_manifest,
+        issues_from_validation,
+        partial_manifest,
+        raise_located,
+    )
 
     label = str(path)
     try:
@@ -343,7 +349,7 @@ def load_manifest(path: Path) -> Manifest:
         issues = issues_from_validation(error)
         # Also the cross-field problems of the parts that are valid on their own, so
         # that fixing one problem does not reveal a new batch of them.
-        partial = _partial_manifest(data)
+        partial = partial_manifest(data)
         if partial is not None:
             issues += check_manifest(*partial)
         raise_located(label, text, issues)
@@ -357,79 +363,6 @@ def load_manifest(path: Path) -> Manifest:
     return manifest
 
 
-def _partial_manifest(
-    data: dict[Any, Any],
-) -> tuple[Manifest, list[tuple[int, Application]], bool] | None:
-    """The parts of an invalid manifest that validate alone, for ``check_manifest``.
-
-    An environment whose settings are invalid keeps its name with a placeholder
-    account of its own; invalid applications are left out (their indices kept);
-    answer_url is not required when ``defaults`` itself is invalid.
-    """
-    environments_data = data.get("environments")
-    applications_data = data.get("applications", [])
-    if not isinstance(environments_data, dict) or not isinstance(applications_data, list):
-        return None
-    if not all(isinstance(name, str) for name in environments_data):
-        return None
-    environments: dict[str, EnvironmentConfig] = {}
-    for position, (name, settings) in enumerate(environments_data.items()):
-        try:
-            environments[name] = EnvironmentConfig.model_validate(settings)
-        except ValidationError:
-            environments[name] = EnvironmentConfig.model_construct(
-                api_url=f"invalid://{position}", api_key_env=DEFAULT_API_KEY_ENV, secrets_file=None
-            )
-    applications: list[tuple[int, Application]] = []
-    for index, application in enumerate(applications_data):
-        salvaged = _salvage_application(application)
-        if salvaged is not None:
-            applications.append((index, salvaged))
-    try:
-        defaults, defaults_valid = Defaults.model_validate(data.get("defaults", {})), True
-    except ValidationError:
-        defaults, defaults_valid = Defaults(), False
-    partial = Manifest.model_construct(
-        version=1,
-        environments=environments,
-        defaults=defaults,
-        applications=[application for _index, application in applications],
-    )
-    return partial, applications, defaults_valid
-
-
-# Stands in for an invalid answer_url while the rest of an application is checked, so
-# that it is not also reported missing; never resolved, never sent.
-_PLACEHOLDER_URL = "https://placeholder.invalid/"
-
-
-def _salvage_application(data: object) -> Application | None:
-    """The application without its invalid fields, so that the cross-field checks still
-    see it (an unknown environment, a duplicate name...); None when its name is invalid.
-
-    What replaces a bad field says nothing new: answer_url a placeholder (not "missing"),
-    environments none at all (no check about environments can then fire for it).
-    """
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Application.model_validate(data)
-    except ValidationError as error:
-        invalid = {problem["loc"][0] for problem in error.errors() if problem["loc"]}
-    if "name" in invalid:
-        return None
-    repaired = {key: value for key, value in data.items() if key not in invalid}
-    if "answer_url" in invalid or "answer_url" not in repaired:
-        # Not "missing" as well: a misspelt key (anser_url) already says what is wrong.
-        repaired["answer_url"] = _PLACEHOLDER_URL
-    if "environments" in invalid:
-        repaired["environments"] = []
-    try:
-        return Application.model_validate(repaired)
-    except ValidationError:
-        return None
-
-
 def _is_extension(key: object) -> bool:
     return isinstance(key, str) and key.startswith("x-")
 
@@ -441,7 +374,7 @@ def environment_names(manifest: Manifest) -> list[str]:
 
 def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     """The desired state of ``env``: defaults, application, override, then ``${}``."""
-    from mvsync.manifest_resolve import resolve
+    from mvsync.manifest_resolve import check_account_after_expansion, resolve
 
     if env not in manifest.environments:
         known = ", ".join(manifest.environments)
@@ -456,52 +389,8 @@ def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> Desired
             manifest._text,
             [Issue(("environments", env, "api_url"), False, API_URL_CREDENTIALS)],
         )
-    _check_account_after_expansion(manifest, desired, lookup)
+    check_account_after_expansion(manifest, desired, lookup)
     return desired
-
-
-def _check_account_after_expansion(
-    manifest: Manifest, desired: DesiredEnvironment, lookup: Lookup
-) -> None:
-    """Two environments whose api_url only *expands* to one account: no shared name.
-
-    ``load_manifest`` compares api_url as written; a ``${}`` api_url can only be
-    compared here, once expanded. An environment whose variables are not set cannot
-    be expanded, so it cannot be compared: it is left out (it is not in use here).
-    """
-    from mvsync.manifest_checks import Issue, account_url, raise_located
-    from mvsync.manifest_resolve import resolve
-
-    mine = manifest.environments[desired.name]
-    names = {app.name for app in desired.apps}
-    issues: list[Issue] = []
-    for other, config in manifest.environments.items():
-        if other == desired.name or config.api_key_env != mine.api_key_env:
-            continue
-        if "$" not in config.api_url and "$" not in mine.api_url:
-            continue  # compared as written by load_manifest already
-        try:
-            theirs = resolve(manifest, other, lookup)
-        except ManifestError:
-            continue
-        if account_url(theirs.api_url) != account_url(desired.api_url):
-            continue
-        shared = sorted(names & {app.name for app in theirs.apps})
-        if shared:
-            issues.append(
-                Issue(
-                    ("environments", desired.name),
-                    True,
-                    f"environments {other!r} and {desired.name!r} expand to one account"
-                    f" ({desired.api_url}, {mine.api_key_env}) and both have application"
-                    f" {shared[0]!r}"
-                    + (f" (and {len(shared) - 1} more)" if len(shared) > 1 else "")
-                    + ": one would adopt the other's application; rename it in one of"
-                    " them with an override",
-                )
-            )
-    if issues:
-        raise_located(manifest.label, manifest._text, issues)
 
 
 def read_api_key(env: DesiredEnvironment, lookup: Lookup) -> str:

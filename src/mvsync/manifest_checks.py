@@ -348,3 +348,81 @@ def _shared_secrets_file_issues(manifest: Manifest) -> list[Issue]:
         else:
             seen[normal] = env
     return issues
+
+
+def partial_manifest(
+    data: dict[Any, Any],
+) -> tuple[Manifest, list[tuple[int, Application]], bool] | None:
+    """The parts of an invalid manifest that validate alone, for ``check_manifest``.
+
+    An environment whose settings are invalid keeps its name with a placeholder
+    account of its own; invalid applications are left out (their indices kept);
+    answer_url is not required when ``defaults`` itself is invalid.
+    """
+    from mvsync.manifest import Defaults, EnvironmentConfig, Manifest
+    from mvsync.model import DEFAULT_API_KEY_ENV
+
+    environments_data = data.get("environments")
+    applications_data = data.get("applications", [])
+    if not isinstance(environments_data, dict) or not isinstance(applications_data, list):
+        return None
+    if not all(isinstance(name, str) for name in environments_data):
+        return None
+    environments: dict[str, EnvironmentConfig] = {}
+    for position, (name, settings) in enumerate(environments_data.items()):
+        try:
+            environments[name] = EnvironmentConfig.model_validate(settings)
+        except ValidationError:
+            environments[name] = EnvironmentConfig.model_construct(
+                api_url=f"invalid://{position}", api_key_env=DEFAULT_API_KEY_ENV, secrets_file=None
+            )
+    applications: list[tuple[int, Application]] = []
+    for index, application in enumerate(applications_data):
+        salvaged = _salvage_application(application)
+        if salvaged is not None:
+            applications.append((index, salvaged))
+    try:
+        defaults, defaults_valid = Defaults.model_validate(data.get("defaults", {})), True
+    except ValidationError:
+        defaults, defaults_valid = Defaults(), False
+    partial = Manifest.model_construct(
+        version=1,
+        environments=environments,
+        defaults=defaults,
+        applications=[application for _index, application in applications],
+    )
+    return partial, applications, defaults_valid
+
+
+# Stands in for an invalid answer_url while the rest of an application is checked, so
+# that it is not also reported missing; never resolved, never sent.
+_PLACEHOLDER_URL = "https://placeholder.invalid/"
+
+
+def _salvage_application(data: object) -> Application | None:
+    """The application without its invalid fields, so that the cross-field checks still
+    see it (an unknown environment, a duplicate name...); None when its name is invalid.
+
+    What replaces a bad field says nothing new: answer_url a placeholder (not "missing"),
+    environments none at all (no check about environments can then fire for it).
+    """
+    from mvsync.manifest import Application
+
+    if not isinstance(data, dict):
+        return None
+    try:
+        return Application.model_validate(data)
+    except ValidationError as error:
+        invalid = {problem["loc"][0] for problem in error.errors() if problem["loc"]}
+    if "name" in invalid:
+        return None
+    repaired = {key: value for key, value in data.items() if key not in invalid}
+    if "answer_url" in invalid or "answer_url" not in repaired:
+        # Not "missing" as well: a misspelt key (anser_url) already says what is wrong.
+        repaired["answer_url"] = _PLACEHOLDER_URL
+    if "environments" in invalid:
+        repaired["environments"] = []
+    try:
+        return Application.model_validate(repaired)
+    except ValidationError:
+        return None

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from mvsync import interpolate
-from mvsync.manifest_checks import DataPath, Issue, raise_located
+from mvsync.errors import ManifestError
+from mvsync.manifest_checks import DataPath, Issue, account_url, raise_located
 from mvsync.model import DesiredApp, DesiredEnvironment
 
 if TYPE_CHECKING:
@@ -144,3 +145,44 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
         secrets_path=secrets_path,
         apps=tuple(apps),
     )
+
+
+def check_account_after_expansion(
+    manifest: Manifest, desired: DesiredEnvironment, lookup: Lookup
+) -> None:
+    """Two environments whose api_url only *expands* to one account: no shared name.
+
+    ``load_manifest`` compares api_url as written; a ``${}`` api_url can only be
+    compared here, once expanded. An environment whose variables are not set cannot
+    be expanded, so it cannot be compared: it is left out (it is not in use here).
+    """
+    mine = manifest.environments[desired.name]
+    names = {app.name for app in desired.apps}
+    issues: list[Issue] = []
+    for other, config in manifest.environments.items():
+        if other == desired.name or config.api_key_env != mine.api_key_env:
+            continue
+        if "$" not in config.api_url and "$" not in mine.api_url:
+            continue  # compared as written by load_manifest already
+        try:
+            theirs = resolve(manifest, other, lookup)
+        except ManifestError:
+            continue
+        if account_url(theirs.api_url) != account_url(desired.api_url):
+            continue
+        shared = sorted(names & {app.name for app in theirs.apps})
+        if shared:
+            issues.append(
+                Issue(
+                    ("environments", desired.name),
+                    True,
+                    f"environments {other!r} and {desired.name!r} expand to one account"
+                    f" ({desired.api_url}, {mine.api_key_env}) and both have application"
+                    f" {shared[0]!r}"
+                    + (f" (and {len(shared) - 1} more)" if len(shared) > 1 else "")
+                    + ": one would adopt the other's application; rename it in one of"
+                    " them with an override",
+                )
+            )
+    if issues:
+        raise_located(manifest.label, manifest._text, issues)
