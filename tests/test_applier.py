@@ -740,3 +740,38 @@ def test_a_2xx_create_answer_without_a_readable_key_is_never_posted_again(
     assert name == "App 0"
     assert message.startswith("probably created, key not captured, not in the list yet: ")
     assert "not created" not in message.replace("probably created", "")
+
+
+class _SeesTheSecretsFileWhenReported(NullReporter):
+    """Records whether the not-captured entry was already on disk when it was reported."""
+
+    def __init__(self, env: DesiredEnvironment) -> None:
+        self.env = env
+        self.on_disk_when_reported: list[bool] = []
+
+    def not_captured(self, name: str, app_id: str) -> None:
+        stored = read_secrets(self.env.secrets_path)
+        self.on_disk_when_reported.append(stored is not None and name in stored.applications)
+
+
+def test_a_previous_runs_lost_key_is_reported_before_the_secrets_file_records_it(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Killed between writing the entry and reporting it, a run would lose the report for
+    # good: no later run reports an entry that is already stored.
+    env = desired_env(tmp_path, emulator.url, count=1)
+    env.secrets_path.parent.mkdir(mode=0o700)
+    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
+        writer.append(journal.intent("App 0"))
+    with client_for(emulator) as client:
+        client.create_application(
+            CreateRequest(
+                name="App 0",
+                answer_url="https://example.com/0/answer",
+                webhook_url="https://example.com/hooks",
+            )
+        )
+    reporter = _SeesTheSecretsFileWhenReported(env)
+    run_apply(env, emulator, reporter=reporter)
+    assert reporter.on_disk_when_reported == [False]
+    assert stored_entries(env)["App 0"]["key_captured"] is False

@@ -247,15 +247,18 @@ class _Run:
             for app in remote:
                 if app.name == name and app.id not in stored_ids:
                     records.append(journal.not_captured(name, app.id))
-        folded = secrets.add_records(stored, records)
-        # One atomic rewrite, then the journal goes: a crash in between folds again (a no-op).
-        secrets.write_secrets(self.secrets_path, stored)
-        secrets.remove_journal(self.journal_path)
+        folded = secrets.add_records(stored, records)  # in memory only, so far
         self.result.renamed.extend(folded.renamed)
+        # Reported BEFORE the secrets file records it: once the entry is on disk, no later
+        # run reports it again, so a run killed in between would lose the report for good.
+        # Killed after the report instead, the next run reconciles and reports it again.
         for name, app_id in folded.not_captured:
             self.result.not_captured.append((name, app_id))
             self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
+        # One atomic rewrite, then the journal goes: a crash in between folds again (a no-op).
+        secrets.write_secrets(self.secrets_path, stored)
+        secrets.remove_journal(self.journal_path)
         if folded.stored:
             self.reporter.note(
                 f"stored {len(folded.stored)} key(s) a previous run received in {self.secrets_path}"
