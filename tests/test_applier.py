@@ -68,6 +68,23 @@ def run_apply(
         return apply_environment(env, client, secret_of=secret_of, **options)  # type: ignore[arg-type]
 
 
+def killed_after_creating_app_0(tmp_path: Path, emulator: Emulator) -> DesiredEnvironment:
+    """What a run killed mid-create leaves: its intent journalled, the app created, no key."""
+    env = desired_env(tmp_path, emulator.url, count=1)
+    env.secrets_path.parent.mkdir(mode=0o700)
+    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
+        writer.append(journal.intent("App 0"))
+    with client_for(emulator) as client:
+        client.create_application(
+            CreateRequest(
+                name="App 0",
+                answer_url="https://example.com/0/answer",
+                webhook_url="https://example.com/hooks",
+            )
+        )
+    return env
+
+
 def stored_entries(env: DesiredEnvironment) -> dict[str, dict[str, object]]:
     stored = read_secrets(env.secrets_path)
     assert stored is not None
@@ -566,18 +583,7 @@ def test_an_application_a_previous_run_created_is_not_waited_for(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # A previous run was killed after its intent: the app exists, its key is lost.
-    env = desired_env(tmp_path, emulator.url, count=1)
-    env.secrets_path.parent.mkdir(mode=0o700)
-    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
-        writer.append(journal.intent("App 0"))
-    with client_for(emulator) as client:
-        client.create_application(
-            CreateRequest(
-                name="App 0",
-                answer_url="https://example.com/0/answer",
-                webhook_url="https://example.com/hooks",
-            )
-        )
+    env = killed_after_creating_app_0(tmp_path, emulator)
     gets_before = emulator.request_count("GET")
     result = run_apply(env, emulator)
     assert [name for name, _ in result.not_captured] == ["App 0"]
@@ -759,18 +765,7 @@ def test_a_previous_runs_lost_key_is_reported_before_the_secrets_file_records_it
 ) -> None:
     # Killed between writing the entry and reporting it, a run would lose the report for
     # good: no later run reports an entry that is already stored.
-    env = desired_env(tmp_path, emulator.url, count=1)
-    env.secrets_path.parent.mkdir(mode=0o700)
-    with journal.JournalWriter(journal.journal_path(env.secrets_path)) as writer:
-        writer.append(journal.intent("App 0"))
-    with client_for(emulator) as client:
-        client.create_application(
-            CreateRequest(
-                name="App 0",
-                answer_url="https://example.com/0/answer",
-                webhook_url="https://example.com/hooks",
-            )
-        )
+    env = killed_after_creating_app_0(tmp_path, emulator)
     reporter = _SeesTheSecretsFileWhenReported(env)
     run_apply(env, emulator, reporter=reporter)
     assert reporter.on_disk_when_reported == [False]
