@@ -1,4 +1,4 @@
-"""mvsync.applier against the real emulator on loopback: exactly once, no key lost."""
+"""mvsync.apply.run against the real emulator on loopback: exactly once, no key lost."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ import pytest
 from pydantic import SecretStr
 
 from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
-from mvsync import journal
-from mvsync.applier import ApplyResult, ApplySettings, NullReporter, apply_environment
-from mvsync.client import MiniVoiceClient, RetryPolicy
+from mvsync.api.client import MiniVoiceClient, RetryPolicy
+from mvsync.apply.run import apply_environment
+from mvsync.apply.settings import ApplyResult, ApplySettings, NullReporter
 from mvsync.emulator import Emulator, Fault
 from mvsync.errors import AbortedError, MvsyncError, SecretsError, UnsafePlanError
 from mvsync.model import CreateRequest, DesiredApp, DesiredEnvironment
 from mvsync.planfile import read_plan, write_plan
 from mvsync.planner import Plan, build_plan
-from mvsync.secrets import SecretEntry, SecretsFile, read_secrets, write_secrets
+from mvsync.store import journal
+from mvsync.store.keys import SecretEntry, SecretsFile, read_secrets, write_secrets
 
 FAST = ApplySettings(unknown_wait=0.01, confirm_deadline=2.0, confirm_backoff=0.01)
 SECRET_REF = "${MV_WEBHOOK_SECRET}"

@@ -54,8 +54,8 @@ import pytest
 
 from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET
 from mvsync.emulator import Emulator, Fault
-from mvsync.journal import journal_path, read_journal
-from mvsync.secrets import read_secrets
+from mvsync.store.journal import journal_path, read_journal
+from mvsync.store.keys import read_secrets
 
 pytestmark = pytest.mark.slow
 

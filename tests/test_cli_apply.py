@@ -16,9 +16,9 @@ import pytest
 
 from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.emulator import Emulator, Fault
-from mvsync.lock import EnvironmentLock, lock_path
 from mvsync.model import CreateRequest
-from mvsync.secrets import read_secrets
+from mvsync.store.keys import read_secrets
+from mvsync.store.lock import EnvironmentLock, lock_path
 
 NOT_CAPTURED = "created, key not captured — issue a new key in MiniVoice"
 
@@ -103,7 +103,7 @@ def remote_names(emulator: Emulator) -> Counter[str]:
 
 
 def create_out_of_band(emulator: Emulator, name: str) -> None:
-    from mvsync.client import MiniVoiceClient
+    from mvsync.api.client import MiniVoiceClient
 
     with MiniVoiceClient(emulator.url, TEST_API_KEY) as client:
         client.create_application(CreateRequest(name=name, answer_url="https://x.example/a"))
@@ -447,7 +447,7 @@ class Terminal(io.StringIO):
 
 
 def test_progress_line_on_a_terminal_shows_done_total_rate_and_time_left() -> None:
-    from mvsync.cli.apply import CliReporter
+    from mvsync.cli.progress import CliReporter
 
     now = [0.0]
     out, err = io.StringIO(), Terminal()
@@ -462,7 +462,7 @@ def test_progress_line_on_a_terminal_shows_done_total_rate_and_time_left() -> No
 
 
 def test_plain_lines_without_a_terminal() -> None:
-    from mvsync.cli.apply import CliReporter
+    from mvsync.cli.progress import CliReporter
 
     out, err = io.StringIO(), io.StringIO()
     reporter = CliReporter(out, err)
@@ -485,7 +485,7 @@ def _no_raw_controls(text: str) -> None:
 
 
 def test_progress_lines_escape_ids_names_and_messages() -> None:
-    from mvsync.cli.apply import CliReporter
+    from mvsync.cli.progress import CliReporter
 
     out, err = io.StringIO(), io.StringIO()
     reporter = CliReporter(out, err)
@@ -503,9 +503,9 @@ def test_progress_lines_escape_ids_names_and_messages() -> None:
 def test_result_summary_escapes_ids_and_says_what_is_known_of_a_failed_create(
     tmp_path: Path,
 ) -> None:
-    from mvsync.applier import ApplyResult
-    from mvsync.cli.apply import render_result
+    from mvsync.apply.settings import ApplyResult
     from mvsync.planner import Action, Change, FieldDrift
+    from mvsync.render import render_apply_result
 
     result = ApplyResult(environment="dev", secrets_path=tmp_path / "dev.secrets.yaml")
     result.drift = [
@@ -522,7 +522,7 @@ def test_result_summary_escapes_ids_and_says_what_is_known_of_a_failed_create(
     result.renamed = [("R (x)", HOSTILE_ID)]
     result.failed = [("Sales", "probably created, key not captured, not in the list yet: ...")]
     out = io.StringIO()
-    render_result(result, out)
+    render_apply_result(result, out)
     text = out.getvalue()
     _no_raw_controls(text)
     assert text.count(SHOWN_ID) == 5

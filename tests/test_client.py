@@ -1,4 +1,4 @@
-"""mvsync.client against httpx.MockTransport: parsing, refusals, errors, secrets.
+"""mvsync.api.client against httpx.MockTransport: parsing, refusals, errors, secrets.
 
 The retry and fault cases against the real emulator live in test_client_retry.py.
 """
@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from mvsync import __version__
-from mvsync.api_answers import is_loopback_host, parse_retry_after
-from mvsync.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
+from mvsync.api.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
+from mvsync.api.responses import is_loopback_host, parse_retry_after
 from mvsync.errors import (
     ApiError,
     ApiResponseError,
@@ -504,7 +504,7 @@ def test_debug_log_shows_attempts_and_waits_with_the_token_masked(
     client, _ = make_client(script)
     with caplog.at_level(logging.DEBUG):
         client.list_applications()
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "mvsync.client")
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "mvsync.api.client")
     assert f"GET {APPS_URL} attempt 1" in text
     assert "Authorization: Bearer ***" in text
     assert "attempt 1 answered 429" in text

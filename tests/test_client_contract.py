@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mvsync.client import MiniVoiceClient, RetryPolicy
+from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.emulator import Emulator
 from mvsync.errors import ApiError
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp

@@ -1,4 +1,4 @@
-"""mvsync.client against a hostile server on a loopback port: real sockets, raw bytes.
+"""mvsync.api.client against a hostile server on a loopback port: real sockets, raw bytes.
 
 Each test starts a small fake MiniVoice whose answer is written byte by byte by the
 test (drips, endless headers, huge or deep bodies, echoed secrets, hostile ids), so
@@ -19,7 +19,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from mvsync.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
+from mvsync.api.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError, TransportError
 from mvsync.model import CreateRequest
 

@@ -1,4 +1,4 @@
-"""mvsync.client against the real emulator on a loopback port: one test per fault case.
+"""mvsync.api.client against the real emulator on a loopback port: one test per fault case.
 
 Every client here records its waits instead of sleeping (``RetryPolicy.sleep``), so the
 tests assert on the waits the client chose, never on wall time.
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mvsync.client import MiniVoiceClient, RetryPolicy
+from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.emulator import Emulator, Fault
 from mvsync.errors import ApiError, MvsyncError, OutcomeUnknownError, TransportError
 from mvsync.model import CreateRequest

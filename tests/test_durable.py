@@ -1,4 +1,4 @@
-"""mvsync.durable: secret-bearing files are 0600 from birth and replaced atomically."""
+"""mvsync.store.durable: secret-bearing files are 0600 from birth and replaced atomically."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mvsync.durable import (
+from mvsync.errors import SecretsError
+from mvsync.store.durable import (
     DurableAppender,
     append_durable,
     check_private,
@@ -18,7 +19,6 @@ from mvsync.durable import (
     read_private,
     write_atomic,
 )
-from mvsync.errors import SecretsError
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mvsync.interpolate import (
+from mvsync.manifest.interpolate import (
     MissingVariableError,
     TemplateSyntaxError,
     Variable,

@@ -1,4 +1,4 @@
-"""mvsync.journal: fsynced JSON lines; a torn last line is ignored, others refused."""
+"""mvsync.store.journal: fsynced JSON lines; a torn last line is ignored, others refused."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from mvsync import journal
 from mvsync.errors import SecretsError
-from mvsync.journal import JournalWriter, read_journal
+from mvsync.store import journal
+from mvsync.store.journal import JournalWriter, read_journal
 
 KEY = "mv_live_JOURNAL_CANARY"
 

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET
 from mvsync.emulator import Emulator
-from mvsync.secrets import read_secrets
+from mvsync.store.keys import read_secrets
 
 TRIALS = 12
 CREATES = 40

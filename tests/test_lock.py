@@ -1,4 +1,4 @@
-"""mvsync.lock: one apply per environment; a killed holder never deadlocks."""
+"""mvsync.store.lock: one apply per environment; a killed holder never deadlocks."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from conftest import TEST_API_KEY, assert_no_secrets
 from mvsync.cli import main
 from mvsync.emulator import Emulator
 from mvsync.errors import LockError
-from mvsync.lock import EnvironmentLock, lock_path
-from mvsync.secrets import SecretEntry, SecretsFile, write_secrets
+from mvsync.store.keys import SecretEntry, SecretsFile, write_secrets
+from mvsync.store.lock import EnvironmentLock, lock_path
 
 HOLD_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from mvsync.lock import EnvironmentLock
+    from mvsync.store.lock import EnvironmentLock
     lock = EnvironmentLock(Path(sys.argv[1]), command="mvsync apply --env holder")
     lock.acquire()
     print("held", flush=True)

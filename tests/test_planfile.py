@@ -17,7 +17,7 @@ from mvsync.errors import PlanFileError
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planfile import check_fresh, read_plan, write_plan
 from mvsync.planner import Plan, build_plan
-from mvsync.secrets import SecretEntry, SecretsFile, read_secrets, write_secrets
+from mvsync.store.keys import SecretEntry, SecretsFile, read_secrets, write_secrets
 
 CREATED_AT = datetime(2026, 5, 29, 12, 0, 0, tzinfo=UTC)
 

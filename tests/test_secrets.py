@@ -1,4 +1,4 @@
-"""mvsync.secrets: the secrets file is read strictly and entries are only ever added."""
+"""mvsync.store.keys: the secrets file is read strictly and entries are only ever added."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from conftest import TEST_API_KEY, assert_no_secrets
-from mvsync import journal, secrets
 from mvsync.cli import main
 from mvsync.emulator import Emulator
 from mvsync.errors import SecretsError
-from mvsync.secrets import SecretEntry, SecretsFile
+from mvsync.store import journal, keys
+from mvsync.store.keys import SecretEntry, SecretsFile
 
 KEY = "mv_live_SECRETS_CANARY"
 
@@ -38,10 +38,10 @@ def sample() -> SecretsFile:
 
 def test_written_file_reads_back_equal_with_header_and_0600(tmp_path: Path) -> None:
     path = tmp_path / "prod.secrets.yaml"
-    secrets.write_secrets(path, sample())
+    keys.write_secrets(path, sample())
     text = path.read_text()
     assert text.startswith('# mvsync secrets for environment "prod": live MiniVoice API keys.')
-    assert secrets.read_secrets(path) == sample()
+    assert keys.read_secrets(path) == sample()
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -52,7 +52,7 @@ def test_spec_example_file_is_accepted(tmp_path: Path) -> None:
         "  Support IVR:\n    id: app_20260529T120000.000000000\n    api_key: mv_live_xxx\n"
         '    created_at: "2026-05-29T12:00:00Z"\n',
     )
-    loaded = secrets.read_secrets(path)
+    loaded = keys.read_secrets(path)
     assert loaded is not None
     assert loaded.applications["Support IVR"].id == "app_20260529T120000.000000000"
 
@@ -70,11 +70,11 @@ def test_any_name_and_key_round_trip(names: list[str], key: str) -> None:
             for n, name in enumerate(names)
         },
     )
-    assert secrets.parse(secrets.dump(original).decode(), Path("x")) == original
+    assert keys.parse(keys.dump(original).decode(), Path("x")) == original
 
 
 def test_missing_file_reads_as_none(tmp_path: Path) -> None:
-    assert secrets.read_secrets(tmp_path / "absent.yaml") is None
+    assert keys.read_secrets(tmp_path / "absent.yaml") is None
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_missing_file_reads_as_none(tmp_path: Path) -> None:
 def test_malformed_file_is_refused(tmp_path: Path, text: str, reason: str) -> None:
     path = write(tmp_path / "s.yaml", text)
     with pytest.raises(SecretsError, match=reason):
-        secrets.read_secrets(path)
+        keys.read_secrets(path)
 
 
 def test_malformed_file_error_never_quotes_a_key(tmp_path: Path) -> None:
@@ -104,26 +104,26 @@ def test_malformed_file_error_never_quotes_a_key(tmp_path: Path) -> None:
         f"environment: prod\napi_url: u\napplications:\n  A: {{id: 7, api_key: {KEY}}}\n",
     )
     with pytest.raises(SecretsError) as refused:
-        secrets.read_secrets(path)
+        keys.read_secrets(path)
     assert KEY not in str(refused.value)
 
 
 def test_group_readable_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    secrets.write_secrets(path, sample())
+    keys.write_secrets(path, sample())
     path.chmod(0o640)
     with pytest.raises(SecretsError, match="lets the group or others read it"):
-        secrets.read_secrets(path)
+        keys.read_secrets(path)
 
 
 def test_file_of_another_environment_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SecretsError, match="belongs to another environment"):
-        secrets.check_matches(sample(), tmp_path / "s", "staging", "https://api.minivoice.eu")
+        keys.check_matches(sample(), tmp_path / "s", "staging", "https://api.minivoice.eu")
 
 
 def test_fold_adds_new_entries_and_keeps_every_existing_one(tmp_path: Path) -> None:
     current = sample()
-    result = secrets.add_records(
+    result = keys.add_records(
         current,
         [
             journal.intent("New"),
@@ -138,7 +138,7 @@ def test_fold_adds_new_entries_and_keeps_every_existing_one(tmp_path: Path) -> N
 
 def test_fold_never_overwrites_an_entry_with_the_same_name() -> None:
     current = sample()
-    result = secrets.add_records(
+    result = keys.add_records(
         current, [journal.created("Support IVR", "app_9", SecretStr("mv_live_other"), "t9")]
     )
     assert current.applications["Support IVR"].api_key == SecretStr(KEY)
@@ -148,7 +148,7 @@ def test_fold_never_overwrites_an_entry_with_the_same_name() -> None:
 
 def test_fold_of_an_already_folded_record_changes_nothing() -> None:
     current = sample()
-    result = secrets.add_records(
+    result = keys.add_records(
         current, [journal.created("Support IVR", "app_1", SecretStr(KEY), "t1")]
     )
     assert (current, result.changed) == (sample(), False)
@@ -156,7 +156,7 @@ def test_fold_of_an_already_folded_record_changes_nothing() -> None:
 
 def test_not_captured_never_replaces_a_stored_key() -> None:
     current = sample()
-    secrets.add_records(current, [journal.not_captured("Support IVR", "app_1")])
+    keys.add_records(current, [journal.not_captured("Support IVR", "app_1")])
     assert current.applications["Support IVR"].key_captured is True
 
 
@@ -166,7 +166,7 @@ def test_not_captured_never_replaces_a_stored_key() -> None:
 def _refusal(tmp_path: Path, text: str) -> str:
     path = write(tmp_path / "s.yaml", text)
     with pytest.raises(SecretsError) as refused:
-        secrets.read_secrets(path)
+        keys.read_secrets(path)
     return str(refused.value)
 
 
@@ -206,12 +206,12 @@ def test_a_file_of_another_environment_is_refused_without_echoing_its_values() -
     stray = sample()
     stray.environment = KEY
     with pytest.raises(SecretsError, match="belongs to another environment") as refused:
-        secrets.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
+        keys.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
     assert KEY not in str(refused.value)
     stray = sample()
     stray.api_url = KEY
     with pytest.raises(SecretsError, match="belongs to another account") as refused:
-        secrets.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
+        keys.check_matches(stray, Path("s"), "prod", "https://api.minivoice.eu")
     assert KEY not in str(refused.value)
 
 
@@ -239,11 +239,11 @@ def test_a_deep_or_huge_number_file_is_one_secrets_error(
 
 def test_a_secrets_file_that_is_a_symbolic_link_is_refused(tmp_path: Path) -> None:
     target = tmp_path / "real.yaml"
-    secrets.write_secrets(target, sample())
+    keys.write_secrets(target, sample())
     link = tmp_path / "s.yaml"
     link.symlink_to(target)
     with pytest.raises(SecretsError, match="is a symbolic link"):
-        secrets.read_secrets(link)
+        keys.read_secrets(link)
 
 
 def test_apply_refuses_a_linked_secrets_file_before_creating_anything(
@@ -260,7 +260,7 @@ def test_apply_refuses_a_linked_secrets_file_before_creating_anything(
         "applications:\n  - name: New\n    answer_url: https://example.com/new\n"
     )
     target = tmp_path / "vault.yaml"
-    secrets.write_secrets(target, secrets.empty("dev", emulator.url))
+    keys.write_secrets(target, keys.empty("dev", emulator.url))
     before = target.read_bytes()
     (tmp_path / "keys").mkdir(mode=0o700)
     link = tmp_path / "keys" / "dev.secrets.yaml"

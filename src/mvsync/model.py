@@ -1,7 +1,7 @@
 """The values that flow between mvsync's steps.
 
 manifest file → ``DesiredEnvironment`` (mvsync.manifest) → ``RemoteApp`` list
-(mvsync.client) → ``Plan`` (mvsync.planner) → apply (mvsync.applier).
+(mvsync.api.client) → ``Plan`` (mvsync.planner) → apply (mvsync.apply.run).
 
 These are plain, frozen values with no I/O. ``RemoteApp`` is a pydantic model
 because it is parsed from API answers; the desired side is already validated by

@@ -62,10 +62,9 @@ def import_(
     """
     from datetime import UTC, datetime
 
-    from mvsync import interpolate
-    from mvsync.client import MiniVoiceClient
+    from mvsync.api.client import MiniVoiceClient
     from mvsync.importer import render_import
-    from mvsync.manifest import API_URL_CREDENTIALS, read_api_key, url_has_credentials
+    from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
     from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
 
     lookup = os.environ.get

@@ -15,10 +15,9 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import click
 
@@ -28,12 +27,8 @@ from mvsync.cli.options import (
     manifest_option,
     manifest_path,
 )
+from mvsync.cli.status import EXIT_CHANGES
 from mvsync.errors import MvsyncError, UsageError
-
-if TYPE_CHECKING:
-    from mvsync.model import DesiredEnvironment, RemoteApp
-
-EXIT_CHANGES = 2
 
 
 @click.command()
@@ -91,6 +86,7 @@ def _plan(
 ) -> int:
     from datetime import UTC, datetime
 
+    from mvsync.api.listing import list_environments
     from mvsync.manifest import environment_names, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import write_plan
     from mvsync.planner import Plan, build_plan
@@ -156,42 +152,3 @@ def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
             f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}; "
             "nothing was written"
         ) from error
-
-
-def list_environments(
-    desired_envs: Sequence[DesiredEnvironment], api_keys: Sequence[str], *, deadline: float
-) -> list[list[RemoteApp]]:
-    """One GET per environment, all at once; every failure reported, one line each."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mvsync.client import MiniVoiceClient, RetryPolicy
-    from mvsync.errors import ApiError
-
-    retry = RetryPolicy(deadline=deadline)
-
-    def list_one(desired: DesiredEnvironment, api_key: str) -> list[RemoteApp]:
-        with MiniVoiceClient(desired.api_url, api_key, retry=retry) as client:
-            return client.list_applications()
-
-    if not desired_envs:
-        return []
-    with ThreadPoolExecutor(max_workers=len(desired_envs), thread_name_prefix="plan") as pool:
-        futures = [pool.submit(list_one, d, k) for d, k in zip(desired_envs, api_keys, strict=True)]
-    results: list[list[RemoteApp]] = []
-    problems: list[str] = []
-    for desired, future in zip(desired_envs, futures, strict=True):
-        error = future.exception()
-        if error is None:
-            results.append(future.result())
-        elif isinstance(error, ApiError) and error.status == 401:
-            problems.append(
-                f"environment '{desired.name}': the API key in {desired.api_key_env} "
-                f"was refused by {error.url} (401 unauthorized)"
-            )
-        elif isinstance(error, MvsyncError):
-            problems.append(f"environment '{desired.name}': {error}")
-        else:
-            raise error
-    if problems:
-        raise MvsyncError("\n".join(problems))
-    return results

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from mvsync.durable import PRIVATE_FILE_MODE
 from mvsync.errors import LockError
+from mvsync.store.durable import PRIVATE_FILE_MODE
 
 LOCK_SUFFIX = ".lock"
 POLL_INTERVAL = 0.1

@@ -20,7 +20,7 @@ call instead.
 
 Token safety (SPEC guarantee 4): the bearer token is refused over plain ``http`` to a
 non-loopback host before any request; redirects are never followed; error texts and
-logs (logger ``mvsync.client``) show ``Bearer ***`` at most, and every text this module
+logs (logger ``mvsync.api.client``) show ``Bearer ***`` at most, and every text this module
 produces is scrubbed of the token and of the webhook secret being sent.
 """
 
@@ -39,7 +39,9 @@ import httpx
 import tenacity
 
 from mvsync import __version__
-from mvsync.api_answers import (
+from mvsync.api.exchange import Exchange
+from mvsync.api.redact import MASK, Redactor
+from mvsync.api.responses import (
     Call,
     Retryable,
     answer,
@@ -57,11 +59,9 @@ from mvsync.errors import (
     UsageError,
 )
 from mvsync.escape import escape
-from mvsync.http_exchange import Exchange
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
-from mvsync.redact import MASK, Secrets
 
-log = logging.getLogger("mvsync.client")
+log = logging.getLogger("mvsync.api.client")
 
 USER_AGENT = f"mvsync/{__version__}"
 APPLICATIONS_PATH = "/v1/applications"
@@ -131,7 +131,7 @@ class MiniVoiceClient:
         _check_api_key(api_key)
         self._base_url = base
         self._applications_url = base.copy_with(path=base.path.rstrip("/") + APPLICATIONS_PATH)
-        self._secrets = Secrets(api_key)
+        self._secrets = Redactor(api_key)
         self._timeout = timeout
         self._retry = retry
         self._max_body_bytes = max_body_bytes
@@ -186,7 +186,7 @@ class MiniVoiceClient:
 
     # --- the retry loop ---------------------------------------------------------------
 
-    def _new_call(self, method: str, body: dict[str, str] | None, secrets: Secrets) -> Call:
+    def _new_call(self, method: str, body: dict[str, str] | None, secrets: Redactor) -> Call:
         return Call(
             method=method,
             url=self._applications_url,

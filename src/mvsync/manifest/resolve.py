@@ -9,17 +9,22 @@ before sending (``mvsync.manifest.expand_secret``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from mvsync import interpolate
-from mvsync.errors import ManifestError
-from mvsync.manifest_checks import DataPath, Issue, account_url, raise_located
+from mvsync.errors import ManifestError, MvsyncError, UsageError
+from mvsync.manifest import interpolate
+from mvsync.manifest.checks import account_url
+from mvsync.manifest.problems import DataPath, Issue, raise_located
+from mvsync.manifest.schema import (
+    API_URL_CREDENTIALS,
+    Application,
+    Lookup,
+    Manifest,
+    is_absolute_http_url,
+    url_has_credentials,
+)
 from mvsync.model import DesiredApp, DesiredEnvironment
-
-if TYPE_CHECKING:
-    from mvsync.manifest import Application, Lookup, Manifest
 
 
 class _Expander:
@@ -48,8 +53,6 @@ class _Expander:
         return interpolate.expand(template, self.lookup)
 
     def expand_url(self, template: str, path: DataPath) -> str | None:
-        from mvsync.manifest import is_absolute_http_url
-
         if "$" not in template:  # a literal URL was already checked when the file was loaded
             return template
         value = self.expand(template, path)
@@ -186,3 +189,45 @@ def check_account_after_expansion(
             )
     if issues:
         raise_located(manifest.label, manifest._text, issues)
+
+
+def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
+    """The desired state of ``env``: defaults, application, override, then ``${}``."""
+    if env not in manifest.environments:
+        known = ", ".join(manifest.environments)
+        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+    desired = resolve(manifest, env, lookup)
+    if url_has_credentials(desired.api_url):
+        # Only a ${} can get here (a literal one is refused at load); the value is not shown.
+        raise_located(
+            manifest.label,
+            manifest._text,
+            [Issue(("environments", env, "api_url"), False, API_URL_CREDENTIALS)],
+        )
+    check_account_after_expansion(manifest, desired, lookup)
+    return desired
+
+
+def read_api_key(env: DesiredEnvironment, lookup: Lookup) -> str:
+    """The API key of ``env`` from its variable; MvsyncError naming the variable if unset."""
+    value = lookup(env.api_key_env)
+    if not value:
+        raise MvsyncError(
+            f"environment {env.name!r}: the API key variable {env.api_key_env} is not set"
+        )
+    return value
+
+
+def expand_secret(ref: str, lookup: Lookup) -> str:
+    """The webhook secret ``ref`` (``${VAR}``) stands for; MvsyncError naming VAR if unset."""
+    try:
+        variables = interpolate.variables(ref)
+    except interpolate.TemplateSyntaxError:
+        variables = []
+    if len(variables) != 1 or variables[0].default is not None:
+        raise MvsyncError("webhook_secret must be a single ${VARIABLE}")
+    name = variables[0].name
+    value = lookup(name)
+    if not value:
+        raise MvsyncError(f"the webhook secret variable {name} is not set")
+    return value

@@ -1,16 +1,4 @@
-"""The manifest: pydantic models of the file, loading, and resolution per environment.
-
-``load_manifest(path)`` parses (``mvsync.yamlpos``), validates the models, then
-runs the checks that span several places of the file (``mvsync.manifest_checks``).
-Every problem is collected with its data path; only when there is one is the file
-composed again to turn the paths into line:column (``mvsync.manifest_checks``).
-
-``resolve_environment`` is a pure function of the manifest and a variable
-``lookup``: defaults, then the application, then its override, then ``${}``.
-Variables are read only where their value is used: ``validate`` reads none,
-``plan`` the ``${}`` of the environments it plans and their API key variable,
-``apply`` additionally the webhook secret, right before sending it
-(``expand_secret``).
+"""The manifest file as pydantic models: patterns, URL predicates, field checks.
 
 Decisions (see docs/manifest.md):
 - environment names match ``[a-z0-9][a-z0-9_-]{0,62}``: they become file names
@@ -40,14 +28,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from mvsync import interpolate
-from mvsync.errors import ManifestError, MvsyncError, Problem, UsageError
-from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
+from mvsync.manifest import interpolate
+from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL
 
 Lookup = Callable[[str], str | None]
 
@@ -308,114 +294,6 @@ class Manifest(BaseModel):
     def label(self) -> str:
         """The file name as given, for messages."""
         return str(self._source)
-
-
-def load_manifest(path: Path) -> Manifest:
-    """Read, parse and validate ``path``; ManifestError carries every located problem."""
-    from mvsync import yamlpos
-    from mvsync.manifest_checks import (
-        Issue,
-        check_manifest,
-        issues_from_validation,
-        partial_manifest,
-        raise_located,
-    )
-
-    label = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ManifestError([Problem(label, 0, 0, f"cannot read the manifest: {reason}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        raise ManifestError([Problem(label, line, column, "the manifest is not UTF-8")]) from None
-    data = yamlpos.load(text, label)
-    if not isinstance(data, dict):
-        raise_located(
-            label,
-            text,
-            [Issue((), False, "the manifest must be a mapping with version, environments, ...")],
-        )
-    # Top-level keys starting with "x-" are free, as in docker compose: a place for
-    # anchors that several applications then merge or alias.
-    data = {key: value for key, value in data.items() if not _is_extension(key)}
-    try:
-        manifest = Manifest.model_validate(data)
-    except ValidationError as error:
-        issues = issues_from_validation(error)
-        # Also the cross-field problems of the parts that are valid on their own, so
-        # that fixing one problem does not reveal a new batch of them.
-        partial = partial_manifest(data)
-        if partial is not None:
-            issues += check_manifest(*partial)
-        raise_located(label, text, issues)
-    except RecursionError:
-        raise ManifestError([Problem(label, 0, 0, "the manifest refers to itself")]) from None
-    issues = check_manifest(manifest)
-    if issues:
-        raise_located(label, text, issues)
-    manifest._source = path
-    manifest._text = text
-    return manifest
-
-
-def _is_extension(key: object) -> bool:
-    return isinstance(key, str) and key.startswith("x-")
-
-
-def environment_names(manifest: Manifest) -> list[str]:
-    """The environment names, in file order."""
-    return list(manifest.environments)
-
-
-def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
-    """The desired state of ``env``: defaults, application, override, then ``${}``."""
-    from mvsync.manifest_resolve import check_account_after_expansion, resolve
-
-    if env not in manifest.environments:
-        known = ", ".join(manifest.environments)
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
-    desired = resolve(manifest, env, lookup)
-    if url_has_credentials(desired.api_url):
-        # Only a ${} can get here (a literal one is refused at load); the value is not shown.
-        from mvsync.manifest_checks import Issue, raise_located
-
-        raise_located(
-            manifest.label,
-            manifest._text,
-            [Issue(("environments", env, "api_url"), False, API_URL_CREDENTIALS)],
-        )
-    check_account_after_expansion(manifest, desired, lookup)
-    return desired
-
-
-def read_api_key(env: DesiredEnvironment, lookup: Lookup) -> str:
-    """The API key of ``env`` from its variable; MvsyncError naming the variable if unset."""
-    value = lookup(env.api_key_env)
-    if not value:
-        raise MvsyncError(
-            f"environment {env.name!r}: the API key variable {env.api_key_env} is not set"
-        )
-    return value
-
-
-def expand_secret(ref: str, lookup: Lookup) -> str:
-    """The webhook secret ``ref`` (``${VAR}``) stands for; MvsyncError naming VAR if unset."""
-    try:
-        variables = interpolate.variables(ref)
-    except interpolate.TemplateSyntaxError:
-        variables = []
-    if len(variables) != 1 or variables[0].default is not None:
-        raise MvsyncError("webhook_secret must be a single ${VARIABLE}")
-    name = variables[0].name
-    value = lookup(name)
-    if not value:
-        raise MvsyncError(f"the webhook secret variable {name} is not set")
-    return value
 
 
 def json_schema() -> dict[str, Any]:

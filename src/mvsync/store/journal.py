@@ -9,7 +9,7 @@ apply appends, and fsyncs, one line per step of a create (SPEC guarantee 3)::
 
 A create counts as done when its ``created`` line is on disk: two fsynced
 appends per create, whatever the number of keys already stored. The journal is
-folded into the secrets file once per apply (``mvsync.secrets``), then removed.
+folded into the secrets file once per apply (``mvsync.store.keys``), then removed.
 
 A kill -9 in the middle of an append can leave a torn last line (no final
 newline): it is ignored, since whatever it was about is found again by the
@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from mvsync.durable import DurableAppender, read_private
 from mvsync.errors import SecretsError
+from mvsync.store.durable import DurableAppender, read_private
 
 JOURNAL_SUFFIX = ".journal"
 

@@ -1,6 +1,6 @@
 """Masking what must never be shown: the bearer token, a webhook secret, an issued key.
 
-``Secrets`` holds the texts of one client call that must never leave it, and masks
+``Redactor`` holds the texts of one client call that must never leave it, and masks
 every form each takes in an answer that echoes it: as sent, JSON-escaped (a secret
 holding a quote or a backslash is echoed escaped), and URL-encoded; case-insensitively,
 since an echo may change case. Its ``repr`` masks everything.
@@ -17,7 +17,7 @@ from mvsync.escape import escape
 MASK = "***"
 
 
-class Secrets:
+class Redactor:
     """The bearer token, other texts that must never leave this module, and the scrubber.
 
     ``scrub`` masks every form a secret takes in an answer that echoes it: as sent,
@@ -42,8 +42,8 @@ class Secrets:
     def authorization(self) -> str:
         return f"Bearer {self.token}"
 
-    def with_(self, other: str | None) -> Secrets:
-        return Secrets(self.token, *self._values[1:], other)
+    def with_(self, other: str | None) -> Redactor:
+        return Redactor(self.token, *self._values[1:], other)
 
     def scrub(self, text: str) -> str:
         return self._pattern.sub(MASK, text)

@@ -1,9 +1,9 @@
 """What one answer of the MiniVoice API means: a value, a retry, or a typed error.
 
-Used by ``mvsync.client`` only: it turns an HTTP reply (``mvsync.http_exchange``) or a
+Used by ``mvsync.api.client`` only: it turns an HTTP reply (``mvsync.api.exchange``) or a
 transport failure into the parsed body, a ``Retryable`` failure the retry loop may try
 again, or one of the errors of ``mvsync.errors`` — every text in them masked
-(``mvsync.redact``) and escaped (``mvsync.escape``).
+(``mvsync.api.redact``) and escaped (``mvsync.escape``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import httpx
 import pydantic
 from pydantic import SecretStr
 
+from mvsync.api.exchange import Reply
+from mvsync.api.redact import Redactor
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError, TransportError
-from mvsync.http_exchange import Reply
 from mvsync.model import CreatedApp, RemoteApp
-from mvsync.redact import Secrets
 
-log = logging.getLogger("mvsync.client")
+log = logging.getLogger("mvsync.api.client")
 
 # Longest API error code and message shown (after masking, before escaping).
 CODE_CHARS = 100
@@ -110,7 +110,7 @@ class Call:
     method: str
     url: httpx.URL
     shown_url: str
-    secrets: Secrets
+    secrets: Redactor
     body: dict[str, str] | None = None
     attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
 

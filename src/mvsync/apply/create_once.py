@@ -16,16 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mvsync import journal
-from mvsync.client import MiniVoiceClient
+from mvsync.api.client import MiniVoiceClient
+from mvsync.apply.settings import ApplySettings
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError
-from mvsync.journal import JournalRecord, JournalWriter
 from mvsync.model import CreateRequest, RemoteApp
-
-if TYPE_CHECKING:
-    from mvsync.applier import ApplySettings
+from mvsync.store import journal
+from mvsync.store.journal import JournalRecord, JournalWriter
 
 # The id stored with a key whose create answer held no usable id (and the list none either).
 UNKNOWN_ID_PREFIX = "unknown-"

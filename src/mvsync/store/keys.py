@@ -15,7 +15,7 @@
         key_captured: false
 
 Entries are only ever added. ``fold`` adds the journal's records to the file in
-one atomic rewrite (``mvsync.durable.write_atomic``) and only then removes the
+one atomic rewrite (``mvsync.store.durable.write_atomic``) and only then removes the
 journal: a crash in between leaves both, and folding again is a no-op.
 """
 
@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
-from mvsync.durable import fsync_dir, read_private, write_atomic
 from mvsync.errors import SecretsError
-from mvsync.journal import JournalRecord
+from mvsync.store.durable import fsync_dir, read_private, write_atomic
+from mvsync.store.journal import JournalRecord
 
 
 class SecretEntry(BaseModel):

@@ -3,7 +3,7 @@
 The order of the steps is the design (SPEC sections 4-6)::
 
     check the secrets file and its journal (refuse malformed / readable by others)
-    take the environment's lock (mvsync.lock)
+    take the environment's lock (mvsync.store.lock)
     reconcile what a previous run left in the journal, and fold it
     list → plan (or check a saved plan is still fresh) → --max-creates
     refuse a create whose name already has a secrets entry (it could not be stored)
@@ -25,86 +25,34 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 from pydantic import SecretStr
 
-from mvsync import journal, secrets
-from mvsync.client import MiniVoiceClient
-from mvsync.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
-from mvsync.durable import ensure_private_dir
+from mvsync.api.client import MiniVoiceClient
+from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
+from mvsync.apply.settings import (
+    ApplyResult,
+    ApplySettings,
+    Confirm,
+    NullReporter,
+    Reporter,
+    SecretOf,
+)
 from mvsync.errors import (
     AbortedError,
     ApiError,
     MvsyncError,
     UnsafePlanError,
 )
-from mvsync.journal import JournalRecord, JournalWriter
-from mvsync.lock import EnvironmentLock, lock_path
 from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
-
-NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
-
-
-@dataclass(frozen=True)
-class ApplySettings:
-    """How one apply behaves; the CLI fills it from flags and MVSYNC_* variables."""
-
-    concurrency: int = 4
-    max_creates: int | None = None
-    lock_timeout: float = 0.0
-    command: str = "mvsync apply"
-    # After a POST whose outcome is unknown: wait, then list, before deciding.
-    unknown_wait: float = 0.5
-    # POSTs of one name whose outcome was unknown and whose name was then absent.
-    max_post_attempts: int = 3
-    # Listing until every new application is visible (the seed's test procedure).
-    confirm_deadline: float = 30.0
-    confirm_backoff: float = 0.2
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-
-class Reporter(Protocol):
-    """What the applier tells its caller while it runs (the CLI renders it)."""
-
-    def plan_ready(self, plan: EnvironmentPlan) -> None: ...
-    def not_captured(self, name: str, app_id: str) -> None: ...
-    def creating(self, total: int) -> None: ...
-    def created(self, name: str, app_id: str) -> None: ...
-    def failed(self, name: str, message: str) -> None: ...
-    def note(self, message: str) -> None: ...
-
-
-class NullReporter:
-    """A reporter that says nothing."""
-
-    def plan_ready(self, plan: EnvironmentPlan) -> None:
-        return None
-
-    def not_captured(self, name: str, app_id: str) -> None:
-        return None
-
-    def creating(self, total: int) -> None:
-        return None
-
-    def created(self, name: str, app_id: str) -> None:
-        return None
-
-    def failed(self, name: str, message: str) -> None:
-        return None
-
-    def note(self, message: str) -> None:
-        return None
-
-
-Confirm = Callable[[EnvironmentPlan], bool]
-SecretOf = Callable[[str], str]  # a webhook_secret reference → its value
+from mvsync.store import journal, keys
+from mvsync.store.durable import ensure_private_dir
+from mvsync.store.journal import JournalRecord, JournalWriter
+from mvsync.store.lock import EnvironmentLock, lock_path
 
 
 def _always(_plan: EnvironmentPlan) -> bool:
@@ -113,41 +61,6 @@ def _always(_plan: EnvironmentPlan) -> bool:
 
 def _no_secret(ref: str) -> str:
     raise MvsyncError(f"no way to read the webhook secret {ref}")
-
-
-@dataclass
-class ApplyResult:
-    """What one apply did and left; ``ok`` is the SPEC's exit-0 condition."""
-
-    environment: str
-    secrets_path: Path
-    plan: EnvironmentPlan | None = None
-    created: list[tuple[str, str]] = field(default_factory=list)
-    already_existed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    drift: list[Change] = field(default_factory=list)
-    ambiguous: list[Change] = field(default_factory=list)
-    not_created: list[str] = field(default_factory=list)
-    not_captured: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    unconfirmed: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """The environment equals the manifest and every new key is stored."""
-        return not (
-            self.drift
-            or self.ambiguous
-            or self.not_created
-            or self.not_captured
-            or self.failed
-            or self.unconfirmed
-            or self.skipped
-            or self.interrupted
-        )
 
 
 def apply_environment(
@@ -207,14 +120,12 @@ class _Run:
 
     # --- the steps -------------------------------------------------------------------
 
-    def _read_stored(self) -> tuple[secrets.SecretsFile, list[JournalRecord]]:
-        stored = secrets.read_secrets(self.secrets_path)
+    def _read_stored(self) -> tuple[keys.SecretsFile, list[JournalRecord]]:
+        stored = keys.read_secrets(self.secrets_path)
         if stored is None:
-            stored = secrets.empty(self.desired.name, self.desired.api_url)
+            stored = keys.empty(self.desired.name, self.desired.api_url)
         else:
-            secrets.check_matches(
-                stored, self.secrets_path, self.desired.name, self.desired.api_url
-            )
+            keys.check_matches(stored, self.secrets_path, self.desired.name, self.desired.api_url)
         return stored, journal.read_journal(self.journal_path)
 
     def apply(self) -> ApplyResult:
@@ -229,14 +140,14 @@ class _Run:
         with lock:
             # Another apply may have changed both while this one waited for the lock.
             stored, leftover = self._read_stored()
-            secrets.remove_stale_temps(self.secrets_path)
+            keys.remove_stale_temps(self.secrets_path)
             remote = self.client.list_applications()
             if leftover or self.journal_path.exists():
                 self._reconcile(stored, leftover, remote)
             return self._apply_locked(stored, remote)
 
     def _reconcile(
-        self, stored: secrets.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
+        self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
     ) -> None:
         """Fold a previous run's journal; its unanswered intents become "not captured"."""
         answered = {r.name for r in leftover if r.event != "intent"}
@@ -247,7 +158,7 @@ class _Run:
             for app in remote:
                 if app.name == name and app.id not in stored_ids:
                     records.append(journal.not_captured(name, app.id))
-        folded = secrets.add_records(stored, records)  # in memory only, so far
+        folded = keys.add_records(stored, records)  # in memory only, so far
         self.result.renamed.extend(folded.renamed)
         # Reported BEFORE the secrets file records it: once the entry is on disk, no later
         # run reports it again, so a run killed in between would lose the report for good.
@@ -257,14 +168,14 @@ class _Run:
             self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
         # One atomic rewrite, then the journal goes: a crash in between folds again (a no-op).
-        secrets.write_secrets(self.secrets_path, stored)
-        secrets.remove_journal(self.journal_path)
+        keys.write_secrets(self.secrets_path, stored)
+        keys.remove_journal(self.journal_path)
         if folded.stored:
             self.reporter.note(
                 f"stored {len(folded.stored)} key(s) a previous run received in {self.secrets_path}"
             )
 
-    def _apply_locked(self, stored: secrets.SecretsFile, remote: list[RemoteApp]) -> ApplyResult:
+    def _apply_locked(self, stored: keys.SecretsFile, remote: list[RemoteApp]) -> ApplyResult:
         plan = build_plan(self.desired, remote)
         if self.saved is not None:
             check_fresh(self.saved, plan)
@@ -296,7 +207,7 @@ class _Run:
             self._create_all(creates, requests, {app.id for app in remote}, stored)
         return self._finish(plan, remote)
 
-    def _refuse_unstorable(self, creates: Sequence[Change], stored: secrets.SecretsFile) -> None:
+    def _refuse_unstorable(self, creates: Sequence[Change], stored: keys.SecretsFile) -> None:
         taken = [c.name for c in creates if c.name in stored.applications]
         if not taken:
             return
@@ -340,7 +251,7 @@ class _Run:
         creates: Sequence[Change],
         requests: dict[str, CreateRequest],
         known_ids: set[str],
-        stored: secrets.SecretsFile,
+        stored: keys.SecretsFile,
     ) -> None:
         self.reporter.creating(len(creates))
         try:
@@ -381,10 +292,10 @@ class _Run:
             raise
         finally:
             # Whatever happened, every key received is folded now (one rewrite).
-            folded = secrets.add_records(stored, self._records.snapshot())
+            folded = keys.add_records(stored, self._records.snapshot())
             self.result.renamed.extend(folded.renamed)
-            secrets.write_secrets(self.secrets_path, stored)
-            secrets.remove_journal(self.journal_path)
+            keys.write_secrets(self.secrets_path, stored)
+            keys.remove_journal(self.journal_path)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:

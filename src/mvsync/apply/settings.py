@@ -1,0 +1,106 @@
+"""What an apply is told (``ApplySettings``), whom it tells (``Reporter``), what it returns.
+
+Values only: imported by ``run`` and ``create_once`` alike, importing neither.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mvsync.planner import Change, EnvironmentPlan
+
+NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How one apply behaves; the CLI fills it from flags and MVSYNC_* variables."""
+
+    concurrency: int = 4
+    max_creates: int | None = None
+    lock_timeout: float = 0.0
+    command: str = "mvsync apply"
+    # After a POST whose outcome is unknown: wait, then list, before deciding.
+    unknown_wait: float = 0.5
+    # POSTs of one name whose outcome was unknown and whose name was then absent.
+    max_post_attempts: int = 3
+    # Listing until every new application is visible (the seed's test procedure).
+    confirm_deadline: float = 30.0
+    confirm_backoff: float = 0.2
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+
+class Reporter(Protocol):
+    """What the applier tells its caller while it runs (the CLI renders it)."""
+
+    def plan_ready(self, plan: EnvironmentPlan) -> None: ...
+    def not_captured(self, name: str, app_id: str) -> None: ...
+    def creating(self, total: int) -> None: ...
+    def created(self, name: str, app_id: str) -> None: ...
+    def failed(self, name: str, message: str) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class NullReporter:
+    """A reporter that says nothing."""
+
+    def plan_ready(self, plan: EnvironmentPlan) -> None:
+        return None
+
+    def not_captured(self, name: str, app_id: str) -> None:
+        return None
+
+    def creating(self, total: int) -> None:
+        return None
+
+    def created(self, name: str, app_id: str) -> None:
+        return None
+
+    def failed(self, name: str, message: str) -> None:
+        return None
+
+    def note(self, message: str) -> None:
+        return None
+
+
+Confirm = Callable[[EnvironmentPlan], bool]
+SecretOf = Callable[[str], str]  # a webhook_secret reference → its value
+
+
+@dataclass
+class ApplyResult:
+    """What one apply did and left; ``ok`` is the SPEC's exit-0 condition."""
+
+    environment: str
+    secrets_path: Path
+    plan: EnvironmentPlan | None = None
+    created: list[tuple[str, str]] = field(default_factory=list)
+    already_existed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    drift: list[Change] = field(default_factory=list)
+    ambiguous: list[Change] = field(default_factory=list)
+    not_created: list[str] = field(default_factory=list)
+    not_captured: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unconfirmed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The environment equals the manifest and every new key is stored."""
+        return not (
+            self.drift
+            or self.ambiguous
+            or self.not_created
+            or self.not_captured
+            or self.failed
+            or self.unconfirmed
+            or self.skipped
+            or self.interrupted
+        )

@@ -1,0 +1,91 @@
+"""The live apply line: the applier's ``Reporter`` for a terminal or a CI log.
+
+On a terminal (stderr a tty) one line redrawn in place, ``[done/total] rate/s, time left``;
+otherwise one plain line per event. Every name, id and message is escaped before printing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from mvsync.apply.settings import NOT_CAPTURED_ADVICE
+from mvsync.planner import EnvironmentPlan, Plan
+from mvsync.render import id_of, name_of, render_text, text_of, use_color
+
+
+class CliReporter:
+    """Renders the applier's progress: a live line on a terminal, plain lines otherwise."""
+
+    def __init__(self, out: TextIO, err: TextIO, clock: Callable[[], float] = time.monotonic):
+        self.out = out
+        self.err = err
+        self.live = err.isatty()
+        self.started_creating = False
+        self._clock = clock
+        self._total = 0
+        self._done = 0
+        self._started = 0.0
+        self._last_draw = 0.0
+
+    def plan_ready(self, plan: EnvironmentPlan) -> None:
+        render_text(Plan((plan,)), self.out, color=use_color(self.out))
+        self.out.flush()
+
+    def not_captured(self, name: str, app_id: str) -> None:
+        self._line(f"! {name_of(name)} ({id_of(app_id)}): {NOT_CAPTURED_ADVICE}")
+        self._tick()
+
+    def creating(self, total: int) -> None:
+        self.started_creating = True
+        self._total = total
+        self._started = self._clock()
+        self._line(f"Creating {total} application{'s' if total != 1 else ''}...")
+
+    def created(self, name: str, app_id: str) -> None:
+        if not self.live:
+            self._line(f"+ created {name_of(name)} ({id_of(app_id)})")
+        self._tick()
+
+    def failed(self, name: str, message: str) -> None:
+        self._line(f"x {name_of(name)}: {text_of(message)}")
+        self._tick()
+
+    def note(self, message: str) -> None:
+        self._line(text_of(message))
+
+    def finish(self) -> None:
+        if self.live and self._total:
+            self._draw(force=True)
+            self.err.write("\n")
+            self.err.flush()
+
+    def _line(self, text: str) -> None:
+        if self.live and self._total:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+        self.out.write(text + "\n")
+        self.out.flush()
+        if self.live and self._total:
+            self._draw(force=True)
+
+    def _tick(self) -> None:
+        self._done += 1
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.live or not self._total:
+            return
+        now = self._clock()
+        if not force and now - self._last_draw < 0.1 and self._done < self._total:
+            return
+        self._last_draw = now
+        elapsed = max(now - self._started, 1e-9)
+        rate = self._done / elapsed
+        if rate > 0:
+            left = f"about {(self._total - self._done) / rate:.0f}s left"
+        else:
+            left = "estimating time left"
+        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {rate:.1f}/s, {left}")
+        self.err.flush()

@@ -1,0 +1,70 @@
+"""``load_manifest(path)``: read, parse (``mvsync.yamlpos``), validate, check across fields.
+
+Every problem is collected with its data path; only when there is one is the file
+composed again to turn the paths into line:column (``mvsync.manifest.problems``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from mvsync import yamlpos
+from mvsync.errors import ManifestError, Problem
+from mvsync.manifest.checks import check_manifest, partial_manifest
+from mvsync.manifest.problems import Issue, issues_from_validation, raise_located
+from mvsync.manifest.schema import Manifest
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read, parse and validate ``path``; ManifestError carries every located problem."""
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ManifestError([Problem(label, 0, 0, f"cannot read the manifest: {reason}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ManifestError([Problem(label, line, column, "the manifest is not UTF-8")]) from None
+    data = yamlpos.load(text, label)
+    if not isinstance(data, dict):
+        raise_located(
+            label,
+            text,
+            [Issue((), False, "the manifest must be a mapping with version, environments, ...")],
+        )
+    # Top-level keys starting with "x-" are free, as in docker compose: a place for
+    # anchors that several applications then merge or alias.
+    data = {key: value for key, value in data.items() if not _is_extension(key)}
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as error:
+        issues = issues_from_validation(error)
+        # Also the cross-field problems of the parts that are valid on their own, so
+        # that fixing one problem does not reveal a new batch of them.
+        partial = partial_manifest(data)
+        if partial is not None:
+            issues += check_manifest(*partial)
+        raise_located(label, text, issues)
+    except RecursionError:
+        raise ManifestError([Problem(label, 0, 0, "the manifest refers to itself")]) from None
+    issues = check_manifest(manifest)
+    if issues:
+        raise_located(label, text, issues)
+    manifest._source = path
+    manifest._text = text
+    return manifest
+
+
+def _is_extension(key: object) -> bool:
+    return isinstance(key, str) and key.startswith("x-")
+
+
+def environment_names(manifest: Manifest) -> list[str]:
+    """The environment names, in file order."""
+    return list(manifest.environments)
