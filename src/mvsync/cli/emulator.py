@@ -41,6 +41,13 @@ FAULT_HELP = (
     help="Wait this long before every API answer.",
 )
 @click.option("--fault", "fault_specs", multiple=True, metavar="SPEC", help=FAULT_HELP)
+@click.option(
+    "--rate-limit",
+    "rate_limit_spec",
+    metavar="RATE[/BURST]",
+    help="Per customer, serve RATE requests a second in bursts of BURST (default: RATE, "
+    "at least 1) and answer 429 with Retry-After beyond that. Example: --rate-limit 100/10.",
+)
 def emulator(
     host: str,
     port: int,
@@ -48,6 +55,7 @@ def emulator(
     api_keys: tuple[str, ...],
     latency_ms: float,
     fault_specs: tuple[str, ...],
+    rate_limit_spec: str | None,
 ) -> int:
     """Run a local MiniVoice API on loopback (no account needed).
 
@@ -63,18 +71,23 @@ def emulator(
       GET    /_emulator/faults    the faults not yet spent
       DELETE /_emulator/faults    clear them
       PUT    /_emulator/latency   {"seconds": 0.02}
+      PUT    /_emulator/rate-limit  {"rate": 100, "burst": 10}; {"rate": null} lifts it
+      GET    /_emulator/rate-limit  the limit and the requests it refused
+      DELETE /_emulator/rate-limit  lift the limit
       GET    /_emulator/requests  {"counts": {"GET /v1/applications": n, ...}}
       DELETE /_emulator/requests  reset the counts
     """
-    from mvsync.emulator import Emulator, Fault
+    from mvsync.emulator import Emulator, Fault, RateLimit
 
     faults = [Fault.parse(spec) for spec in fault_specs]
+    rate_limit = RateLimit.parse(rate_limit_spec) if rate_limit_spec is not None else None
     server = Emulator(
         api_keys,
         host=host,
         port=port,
         state_file=Path(state_file) if state_file else None,
         latency=latency_ms / 1000.0,
+        rate_limit=rate_limit,
     )
     for fault in faults:
         server.add_fault(fault)
@@ -89,6 +102,8 @@ def emulator(
         server.start()
         keys = f"{len(api_keys)} key{'s' if len(api_keys) != 1 else ''}"
         where = f"; state in {state_file}" if state_file else ""
+        if rate_limit is not None:
+            where += f"; rate limit {rate_limit.rate:g}/s, burst {rate_limit.burst}"
         click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
         click.echo("mvsync emulator: press Ctrl-C to stop", err=True)
         while not stop.wait(1.0):

@@ -1,39 +1,30 @@
-"""The emulator's HTTP server and its Python API (``Emulator``).
+"""The emulator itself (``Emulator``): its Python API, and what it answers each request.
 
-Standard library ``http.server.ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive:
-it binds in about a millisecond, needs no dependency, and a thread per connection is
-plenty for loopback tests (see benchmarks/bench_emulator.py). Handler threads are
-tracked: ``stop()`` closes every open connection, wakes every injected wait, and joins
-the threads, so nothing leaks from one test to the next.
+Imports run one way: ``server`` -> ``httpd`` (the HTTP/1.1 plumbing, which hands every
+request back through the ``Responder`` protocol), ``controls`` (the ``/_emulator/*``
+endpoints, which drive the ``Controllable`` protocol), ``api``, ``faults``,
+``ratelimit``, ``state``; none of them imports this module. ``stop()`` closes every open
+connection, wakes every injected wait, and joins the request threads, so nothing leaks
+from one test to the next.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import json
-import selectors
-import socket
-import socketserver
 import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from mvsync.emulator import api, controls
 from mvsync.emulator.errors import EmulatorError
 from mvsync.emulator.faults import STATUS_FAULTS, Fault, FaultBook
+from mvsync.emulator.httpd import Request, Server, is_loopback
+from mvsync.emulator.ratelimit import RateLimit, RateLimiter
 from mvsync.emulator.state import Store
 
 CONTROL_PREFIX = "/_emulator/"
-MAX_BODY_BYTES = 1 << 20
-IDLE_CONNECTION_SECONDS = 60.0
 
 
 class Emulator:
@@ -42,6 +33,8 @@ class Emulator:
     ``api_keys`` each stand for one customer; every key issued by a create also
     authenticates as that create's customer. ``state_file`` keeps the applications
     across restarts. ``latency`` (seconds) is added before every API answer.
+    ``rate_limit=(rate, burst)`` answers 429 to a customer beyond ``rate`` requests a
+    second in bursts of ``burst`` (``burst`` ``None``: the rate, at least 1).
     """
 
     def __init__(
@@ -52,6 +45,7 @@ class Emulator:
         port: int = 0,
         state_file: Path | None = None,
         latency: float = 0.0,
+        rate_limit: tuple[float, int | None] | RateLimit | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise EmulatorError("api_keys is a sequence of keys, not one string")
@@ -61,10 +55,13 @@ class Emulator:
         self._faults = FaultBook()
         self._latency = 0.0
         self.set_latency(latency)
+        self._limiter = RateLimiter()
+        self.set_rate_limit(rate_limit)
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._refused: Counter[tuple[str, str]] = Counter()  # by the rate limit
         self._counts_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd: _Server | None = None
+        self._httpd: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle ---------------------------------------------------------------------
@@ -75,7 +72,7 @@ class Emulator:
             raise EmulatorError("the emulator is already running")
         self._stopping.clear()
         try:
-            httpd = _Server((self._host, self._port), self)
+            httpd = Server((self._host, self._port), self)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise EmulatorError(f"cannot listen on {self._host}:{self._port}: {reason}") from exc
@@ -144,6 +141,29 @@ class Emulator:
     def latency(self) -> float:
         return self._latency
 
+    def set_rate_limit(
+        self, rate: tuple[float, int | None] | RateLimit | float | None, burst: int | None = None
+    ) -> None:
+        """Limit each customer to ``rate`` requests a second in bursts of ``burst``.
+
+        ``set_rate_limit(100, 10)``, ``set_rate_limit((100, 10))`` or a ``RateLimit``;
+        ``None`` lifts the limit. Every customer's bucket starts full again.
+        """
+        limit: RateLimit | None
+        if rate is None or isinstance(rate, RateLimit):
+            limit = rate
+        elif isinstance(rate, tuple):
+            if len(rate) != 2:
+                raise EmulatorError("rate_limit is (rate, burst)")
+            limit = RateLimit.of(rate[0], rate[1])
+        else:
+            limit = RateLimit.of(rate, burst)
+        self._limiter.set_limit(limit)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        return self._limiter.limit
+
     def add_api_key(self, api_key: str) -> None:
         """Accept one more key, as a new customer."""
         self._store.add_customer(api_key)
@@ -168,9 +188,38 @@ class Emulator:
                 f"{method} {path}": count for (method, path), count in sorted(self._counts.items())
             }
 
+    def rate_limited_count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests the rate limit refused (429), optionally of one method/path."""
+        wanted_method = method.upper() if method is not None else None
+        with self._counts_lock:
+            return sum(
+                count
+                for (seen_method, seen_path), count in self._refused.items()
+                if (wanted_method is None or seen_method == wanted_method)
+                and (path is None or seen_path == path)
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """The limit and the counts: ``{"rate_limit": {"rate", "burst"} | None,
+        "requests": {"POST /v1/applications": n, ...}, "rate_limited": {...}}``.
+
+        ``requests`` counts every request that arrived (refused ones included), so the
+        share of creates refused is ``rate_limited[k] / requests[k]``.
+        """
+        limit = self._limiter.limit
+        with self._counts_lock:
+            refused = {f"{m} {p}": count for (m, p), count in sorted(self._refused.items())}
+        return {
+            "rate_limit": limit.to_json() if limit is not None else None,
+            "requests": self.request_counts(),
+            "rate_limited": refused,
+        }
+
     def reset_request_counts(self) -> None:
+        """Zero the request counts and the rate-limited counts (not the limit's buckets)."""
         with self._counts_lock:
             self._counts.clear()
+            self._refused.clear()
 
     def applications(self, api_key: str) -> list[dict[str, Any]]:
         """The applications of that key's customer, as the list shows them."""
@@ -184,7 +233,66 @@ class Emulator:
         app = self._store.app(app_id)
         return app.webhook_secret if app is not None else None
 
-    # -- used by the request handler ----------------------------------------------------
+    # -- what each request is answered (the httpd.Responder protocol) -----------------
+
+    def respond(self, request: Request) -> api.Answer | None:
+        """The answer to one request, or ``None`` to close the connection without one."""
+        method, path = request.method, request.path
+        if path.startswith(CONTROL_PREFIX):
+            if not is_loopback(request.client_host):
+                return api.error(403, "forbidden", "emulator controls answer loopback only")
+            return controls.answer(self, method, path, request.body)
+        self._count(method, path)
+        if path != api.APPLICATIONS_PATH:
+            answer = api.not_found(method, path)
+        elif method not in api.API_METHODS:
+            answer = api.method_not_allowed(method, path, api.API_METHODS)
+        else:
+            return self._serve_limited(request)
+        self._wait(self._latency)
+        return answer
+
+    def _serve_limited(self, request: Request) -> api.Answer | None:
+        # The limit stands in front of everything else, as a gateway would: a refused
+        # request spends no fault and commits nothing. A request without a known key is
+        # nobody's to limit; it goes on to its 401 (or its fault).
+        if self._limiter.limit is not None:
+            token = api.bearer_token(request.authorization)
+            customer_id = self._store.customer_of(token) if token is not None else None
+            refusal = self._limiter.take(customer_id) if customer_id is not None else None
+            if refusal is not None:
+                with self._counts_lock:
+                    self._refused[(request.method, request.path)] += 1
+                self._wait(self._latency)
+                return api.error(
+                    429,
+                    "rate_limited",
+                    "rate limit exceeded, retry later",
+                    (("Retry-After", refusal.retry_after),),
+                )
+        return self._serve_with_faults(request.method, request.authorization, request.body)
+
+    def _serve_with_faults(
+        self, method: str, authorization: str | None, body: bytes
+    ) -> api.Answer | None:
+        fault = self._faults.take(method)
+        kind = fault.kind if fault is not None else None
+        if fault is not None and fault.kind in STATUS_FAULTS:
+            status, code, message = STATUS_FAULTS[fault.kind]
+            headers = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
+            self._wait(self._latency)
+            return api.error(status, code, message, headers)
+        if kind == "drop_before_commit":
+            self._wait(self._latency)
+            return None
+        answer = self._serve_api(method, authorization, body)
+        if kind == "drop_after_commit":
+            self._wait(self._latency)
+            return None
+        if fault is not None and kind == "slow":
+            self._wait(fault.delay)
+        self._wait(self._latency)
+        return answer
 
     def _count(self, method: str, path: str) -> None:
         with self._counts_lock:
@@ -207,232 +315,3 @@ class Emulator:
             # The state file could not be written: nothing was created (the app is only
             # remembered after its line is written), so say so like a real 500 would.
             return api.error(500, "internal_error", "the application could not be stored")
-
-
-class _Server(ThreadingHTTPServer):
-    # Request threads are daemons (they never keep the process alive), and the server
-    # joins them itself in server_close(): socketserver's block_on_close only joins
-    # threads that are *not* daemons, so it cannot be relied on here.
-    daemon_threads = True
-    block_on_close = False
-    JOIN_SECONDS = 10.0
-    request_queue_size = 128  # the default 5 refuses bursts of new connections
-
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._request_threads: list[threading.Thread] = []
-        self._stopped = False
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can take seconds
-        # on a machine without DNS; nothing here needs it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def serve_until_stopped(self) -> None:
-        """Accept connections until ``stop_serving``; woken at once, no polling interval."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while not self._stopped:
-                for key, _events in selector.select():
-                    if key.fileobj is self and not self._stopped:
-                        self.handle_request()  # ready: accepts one and starts its thread
-
-    def stop_serving(self) -> None:
-        self._stopped = True
-        with contextlib.suppress(OSError):
-            self._wake_writer.send(b"\0")
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-        with self._connections_lock:
-            threads, self._request_threads = self._request_threads, []
-        deadline = time.monotonic() + self.JOIN_SECONDS
-        for thread in threads:
-            thread.join(max(deadline - time.monotonic(), 0.0))
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self.process_request_thread, args=(request, client_address), daemon=True
-        )
-        with self._connections_lock:
-            self._connections.add(request)
-            self._request_threads = [t for t in self._request_threads if t.is_alive()]
-            self._request_threads.append(thread)
-        thread.start()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Unblock every request thread (idle keep-alive reads included)."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away mid-answer is normal here; the core never prints.
-        return
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "mvsync-emulator"
-    sys_version = ""
-    disable_nagle_algorithm = True  # header and body go in one write anyway
-    timeout = IDLE_CONNECTION_SECONDS
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # quiet: the emulator never prints (and a header could hold a key)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_OPTIONS(self) -> None:
-        self._handle("OPTIONS")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def _handle(self, method: str) -> None:
-        emulator = self.server.emulator
-        path = urlsplit(self.path).path
-        body = self._read_body()
-        if body is None:
-            return
-        if path.startswith(CONTROL_PREFIX):
-            if not _is_loopback(self.client_address[0]):
-                self._send(api.error(403, "forbidden", "emulator controls answer loopback only"))
-            else:
-                self._send(controls.answer(emulator, method, path, body))
-            return
-        emulator._count(method, path)
-        if path != api.APPLICATIONS_PATH:
-            answer = api.not_found(method, path)
-        elif method not in api.API_METHODS:
-            answer = api.method_not_allowed(method, path, api.API_METHODS)
-        else:
-            self._serve_with_faults(method, body)
-            return
-        emulator._wait(emulator.latency)
-        self._send(answer)
-
-    def _serve_with_faults(self, method: str, body: bytes) -> None:
-        emulator = self.server.emulator
-        fault = emulator._faults.take(method)
-        kind = fault.kind if fault is not None else None
-        if fault is not None and fault.kind in STATUS_FAULTS:
-            status, code, message = STATUS_FAULTS[fault.kind]
-            headers = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
-            emulator._wait(emulator.latency)
-            self._send(api.error(status, code, message, headers))
-            return
-        if kind == "drop_before_commit":
-            emulator._wait(emulator.latency)
-            self._drop()
-            return
-        answer = emulator._serve_api(method, self.headers.get("Authorization"), body)
-        if kind == "drop_after_commit":
-            emulator._wait(emulator.latency)
-            self._drop()
-            return
-        if fault is not None and kind == "slow":
-            emulator._wait(fault.delay)
-        emulator._wait(emulator.latency)
-        self._send(answer)
-
-    def _read_body(self) -> bytes | None:
-        """The whole request body (so a dropped connection is a clean close), or ``None``."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length_header = self.headers.get("Content-Length", "0") or "0"
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._send(api.error(400, "invalid_request", "malformed Content-Length"))
-            return None
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(api.error(413, "invalid_request", "request body too large"))
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes | None:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                size = -1
-            total += max(size, 0)
-            if size < 0 or total > MAX_BODY_BYTES:
-                self.close_connection = True
-                self._send(api.error(400, "invalid_request", "malformed or too large chunked body"))
-                return None
-            if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-
-    def _drop(self) -> None:
-        # No answer at all: the connection is closed once this request returns.
-        self.close_connection = True
-
-    def _send(self, answer: api.Answer) -> None:
-        payload = (json.dumps(answer.body) + "\n").encode("utf-8")
-        status = HTTPStatus(answer.status)
-        lines = [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            f"Server: {self.server_version}",
-            f"Date: {self.date_time_string()}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(payload)}",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in answer.headers)
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        # One write for header and body: no Nagle/delayed-ACK stall on keep-alive.
-        self.wfile.write(head if self.command == "HEAD" else head + payload)
-        self.wfile.flush()
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
