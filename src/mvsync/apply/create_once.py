@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from pathlib import Path
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.settings import ApplySettings
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError
 from mvsync.model import CreateRequest, RemoteApp
 from mvsync.store import journal
-from mvsync.store.journal import JournalRecord, JournalWriter
+from mvsync.store.base import JournalSink
+from mvsync.store.journal import JournalRecord
 
 # The id stored with a key whose create answer held no usable id (and the list none either).
 UNKNOWN_ID_PREFIX = "unknown-"
@@ -91,14 +91,14 @@ class CreateOnce:
     """Everything one create needs; shared by the apply's worker threads."""
 
     client: MiniVoiceClient
-    writer: JournalWriter
+    writer: JournalSink
     records: Records
     known_ids: set[str]  # the ids listed right before the creates
     settings: ApplySettings
     note: Callable[[str], None]
     stop: threading.Event  # the user asked to stop: start no new create
     halt: threading.Event  # an error every further create would meet
-    secrets_path: Path
+    location: str  # where the keys are, for messages
 
     def _append(self, record: JournalRecord) -> None:
         if record.event != "intent":
@@ -177,7 +177,7 @@ class CreateOnce:
         self.note(
             f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); its "
             f"key is stored with the id {marker} because {why}: look its id up in MiniVoice "
-            f"and put it in {self.secrets_path}"
+            f"and put it in {self.location}"
         )
         return Done(name, Outcome.CREATED, app_id=marker)
 

@@ -50,9 +50,9 @@ from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 from mvsync.store import journal, keys
-from mvsync.store.durable import ensure_private_dir
-from mvsync.store.journal import JournalRecord, JournalWriter
-from mvsync.store.lock import EnvironmentLock, lock_path
+from mvsync.store.base import KeyStore
+from mvsync.store.files import FileStore
+from mvsync.store.journal import JournalRecord
 
 
 def _always(_plan: EnvironmentPlan) -> bool:
@@ -73,11 +73,16 @@ def apply_environment(
     secret_of: SecretOf = _no_secret,
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
+    store: KeyStore | None = None,
 ) -> ApplyResult:
-    """Make environment ``desired.name`` equal to the manifest; see the module docstring."""
+    """Make environment ``desired.name`` equal to the manifest; see the module docstring.
+
+    ``store`` holds the ledger, journal and lock (default: the secrets file beside the
+    manifest)."""
     run = _Run(
         desired,
         client,
+        store or FileStore(desired.secrets_path, desired.name, desired.api_url),
         settings,
         saved,
         confirm,
@@ -93,6 +98,7 @@ class _Run:
         self,
         desired: DesiredEnvironment,
         client: MiniVoiceClient,
+        store: KeyStore,
         settings: ApplySettings,
         saved: SavedEnvironment | None,
         confirm: Confirm,
@@ -102,6 +108,7 @@ class _Run:
     ) -> None:
         self.desired = desired
         self.client = client
+        self.store = store
         self.settings = settings
         self.saved = saved
         self.confirm = confirm
@@ -109,7 +116,6 @@ class _Run:
         self.reporter = reporter
         self.stop = stop
         self.secrets_path = desired.secrets_path
-        self.journal_path = journal.journal_path(self.secrets_path)
         self.result = ApplyResult(environment=desired.name, secrets_path=self.secrets_path)
         # Every record of this run, kept in memory too (see create_once.Records).
         self._records = Records()
@@ -120,29 +126,13 @@ class _Run:
 
     # --- the steps -------------------------------------------------------------------
 
-    def _read_stored(self) -> tuple[keys.SecretsFile, list[JournalRecord]]:
-        stored = keys.read_secrets(self.secrets_path)
-        if stored is None:
-            stored = keys.empty(self.desired.name, self.desired.api_url)
-        else:
-            keys.check_matches(stored, self.secrets_path, self.desired.name, self.desired.api_url)
-        return stored, journal.read_journal(self.journal_path)
-
     def apply(self) -> ApplyResult:
         # Refuse a bad secrets file or journal before taking the lock or listing.
-        self._read_stored()
-        ensure_private_dir(self.secrets_path.parent)
-        lock = EnvironmentLock(
-            lock_path(self.secrets_path),
-            timeout=self.settings.lock_timeout,
-            command=self.settings.command,
-        )
-        with lock:
-            # Another apply may have changed both while this one waited for the lock.
-            stored, leftover = self._read_stored()
-            keys.remove_stale_temps(self.secrets_path)
+        self.store.check()
+        with self.store.lock(timeout=self.settings.lock_timeout, command=self.settings.command):
+            stored, leftover = self.store.read()
             remote = self.client.list_applications()
-            if leftover or self.journal_path.exists():
+            if leftover or self.store.has_journal():
                 self._reconcile(stored, leftover, remote)
             return self._apply_locked(stored, remote)
 
@@ -167,12 +157,11 @@ class _Run:
             self.result.not_captured.append((name, app_id))
             self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
-        # One atomic rewrite, then the journal goes: a crash in between folds again (a no-op).
-        keys.write_secrets(self.secrets_path, stored)
-        keys.remove_journal(self.journal_path)
+        self.store.save(stored)
         if folded.stored:
             self.reporter.note(
-                f"stored {len(folded.stored)} key(s) a previous run received in {self.secrets_path}"
+                f"stored {len(folded.stored)} key(s) a previous run received in "
+                f"{self.store.location}"
             )
 
     def _apply_locked(self, stored: keys.SecretsFile, remote: list[RemoteApp]) -> ApplyResult:
@@ -215,7 +204,7 @@ class _Run:
         more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
         raise UnsafePlanError(
             f"environment '{self.desired.name}': '{first}'{more} must be created, but "
-            f"{self.secrets_path} already has an entry for it (id "
+            f"{self.store.location} already has an entry for it (id "
             f"{stored.applications[first].id}): its application was probably deleted by "
             "hand. mvsync never overwrites a stored key: move that entry out of the secrets "
             "file (keep its key if you still need it), then apply again; nothing was created"
@@ -256,7 +245,7 @@ class _Run:
         self.reporter.creating(len(creates))
         try:
             with (
-                JournalWriter(self.journal_path) as writer,
+                self.store.journal() as writer,
                 ThreadPoolExecutor(
                     max_workers=self.settings.concurrency, thread_name_prefix="mvsync-create"
                 ) as pool,
@@ -273,7 +262,7 @@ class _Run:
                     note=self.reporter.note,
                     stop=self.stop,
                     halt=self._halt,
-                    secrets_path=self.secrets_path,
+                    location=self.store.location,
                 )
                 for change in creates:
                     pool.submit(self._worker, outcomes, creator, requests[change.name])
@@ -294,8 +283,7 @@ class _Run:
             # Whatever happened, every key received is folded now (one rewrite).
             folded = keys.add_records(stored, self._records.snapshot())
             self.result.renamed.extend(folded.renamed)
-            keys.write_secrets(self.secrets_path, stored)
-            keys.remove_journal(self.journal_path)
+            self.store.save(stored)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:
