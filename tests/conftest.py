@@ -8,6 +8,7 @@
   logs, error text, plan files or snapshots; ``assert_no_secrets(text, extra=...)``
   checks a text for them (and for any issued ``mv_live_`` key passed in ``extra``).
 - ``shared_dir``: ``../shared`` beside the checkout (the SPEC and the seed page), or skip.
+- ``pg_server``: a real PostgreSQL server for the session (``tests/pgserver.py``), or skip.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import pgserver
 from mvsync.emulator import Emulator
 
 TEST_API_KEY = "mvtest_BEARER_CANARY_7f3a9c"
@@ -70,3 +72,25 @@ def shared_dir() -> Path:
     if not shared.is_dir():
         pytest.skip(f"no shared directory at {shared}")
     return shared
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    """A real PostgreSQL server for the whole session (tests/pgserver.py), or skip.
+
+    ``pg_server.create_database()`` gives a test its own database and returns its
+    ``postgresql://`` URL; ``stop()``/``start()`` lose and bring back the server. A test
+    that stops it must start it again. Stopped (immediate) and removed at session end.
+    """
+    reason = pgserver.why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    bindir = pgserver.find_bindir()
+    assert bindir is not None
+    server = pgserver.PgServer(bindir)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
