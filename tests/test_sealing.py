@@ -1,4 +1,4 @@
-"""mvsync.store.sealing: age X25519 sealing, checked against the real ``age`` CLI.
+"""mvsync.sealing: age X25519 sealing, checked against the real ``age`` CLI.
 
 Identities are made by the real ``age-keygen``; what ``seal`` writes is opened by
 ``age -d``, and what ``age -a`` writes is opened by ``unseal``. Those tests skip only
@@ -17,7 +17,7 @@ import pytest
 from pyrage import x25519
 
 from mvsync.errors import MvsyncError, SecretsError
-from mvsync.store.sealing import (
+from mvsync.sealing import (
     ARMOR_BEGIN,
     ARMOR_END,
     is_armored,
