@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync import journal
 from mvsync.applier import ApplyResult, ApplySettings, NullReporter, apply_environment
 from mvsync.client import MiniVoiceClient, RetryPolicy
