@@ -167,7 +167,8 @@ def test_no_secret_in_any_output_or_plan_file(emulator: Emulator, tmp_path: Path
     for method in ("GET", "POST"):
         # The client's request line, bearer masked: --debug must print, not only not leak.
         request_line = (
-            f"debug: mvsync.api.client: {method} {re.escape(emulator.url)}/v1/applications attempt 1 "
+            f"debug: mvsync.api.client: {method} {re.escape(emulator.url)}/v1/applications"
+            " attempt 1 "
             r"\(timeout [0-9.]+s; Authorization: Bearer \*\*\*; User-Agent: mvsync/"
         )
         assert re.search(request_line, debug.stderr), debug.stderr
