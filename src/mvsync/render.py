@@ -289,6 +289,22 @@ RENDERERS: dict[str, Callable[[Plan, TextIO], None]] = {
 # -- the apply summary ---------------------------------------------------------------
 
 
+def render_last_resort(result: ApplyResult, err: TextIO) -> None:
+    """Keys received that no disk took: each sealed one printed as its age armor, with its
+    name and id (ciphertext: a CI log is a fine place for it). A plain key is never
+    printed; the summary names its application instead."""
+    for name, app_id, sealed in result.unstored:
+        if sealed is None:
+            continue
+        err.write(
+            f"mvsync: the key of {name_of(name)} ({id_of(app_id)}) in environment "
+            f"{text_of(result.environment)} could not be stored; here it is, sealed to the "
+            "manifest's recipients (open it with age -d):\n"
+        )
+        err.write(sealed.strip() + "\n")
+    err.flush()
+
+
 def text_of(text: str) -> str:
     """Any text from the API or the manifest (an error message, say), safe to print."""
     return escape(text)
@@ -344,6 +360,29 @@ def render_apply_result(result: ApplyResult, out: TextIO) -> None:
     if result.skipped:
         why = "interrupted" if result.interrupted else "stopped after the error above"
         lines.append(f"- {len(result.skipped)} create(s) not started ({why}); apply again")
+    for wanted, actual, app_id in result.renamed_by_api:
+        lines.append(
+            f"! {name_of(wanted)} was created as {name_of(actual)} ({id_of(app_id)}): the API "
+            f"changed the name; its key is stored as {name_of(actual)}. Write {name_of(actual)} "
+            "in the manifest, or the next apply creates another one"
+        )
+    for name, since in result.held_back:
+        lines.append(
+            f"- {name_of(name)}: its create at {text_of(since)} may have gone through and the "
+            "list does not show it yet; not sent again until the lag window has passed "
+            "(MVSYNC_LAG_WINDOW): apply again later"
+        )
+    if result.store_problem is not None:
+        lines.append(f"x the keys could not be stored: {text_of(result.store_problem)}")
+    for name, app_id, sealed in result.unstored:
+        where = (
+            "its sealed key is printed on stderr above: save it"
+            if sealed is not None
+            else f"{NOT_CAPTURED_ADVICE} (the key could not be written anywhere)"
+        )
+        lines.append(
+            f"x environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: {where}"
+        )
     for name, app_id in result.renamed:
         lines.append(
             f"note: the key of {id_of(app_id)} is stored as {name_of(name)}: its name already "

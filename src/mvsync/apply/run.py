@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
@@ -83,7 +84,14 @@ def apply_environment(
     run = _Run(
         desired,
         client,
-        store or FileStore(desired.secrets_path, desired.name, desired.api_url),
+        store
+        or FileStore(
+            desired.secrets_path,
+            desired.name,
+            desired.api_url,
+            retry_seconds=settings.store_retry,
+            sleep=settings.sleep,
+        ),
         settings,
         saved,
         confirm,
@@ -140,15 +148,25 @@ class _Run:
     def _reconcile(
         self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
     ) -> None:
-        """Fold a previous run's journal; its unanswered intents become "not captured"."""
-        answered = {r.name for r in leftover if r.event != "intent"}
-        pending = [r.name for r in leftover if r.event == "intent" and r.name not in answered]
-        records = [r for r in leftover if r.event != "intent"]
+        """Fold a previous run's journal; its unanswered intents become "not captured"
+        when the list shows them; those it does not show yet stay in doubt (held back)
+        until the lag window has passed."""
+        records = [r for r in leftover if r.event in ("created", "not_captured")]
         stored_ids = {entry.id for entry in stored.applications.values()}
-        for name in dict.fromkeys(pending):
-            for app in remote:
-                if app.name == name and app.id not in stored_ids:
-                    records.append(journal.not_captured(name, app.id))
+        doubtful: list[JournalRecord] = []
+        for intent in journal.in_doubt(leftover):
+            listed = [a for a in remote if a.name == intent.name and a.id not in stored_ids]
+            if listed:
+                records.extend(journal.not_captured(intent.name, a.id) for a in listed)
+            elif self._still_in_doubt(intent):
+                doubtful.append(intent)
+                self.result.held_back.append((intent.name, intent.ts or ""))
+                self.reporter.note(
+                    f"'{intent.name}': a create in doubt since {intent.ts} is not in the list "
+                    f"yet; not sent again before {self.settings.doubt_window:g}s have passed "
+                    "(a list can lag behind creates): apply again later"
+                )
+        self._records.extend(doubtful)
         folded = keys.add_records(stored, records)  # in memory only, so far
         self.result.renamed.extend(folded.renamed)
         # Reported BEFORE the secrets file records it: once the entry is on disk, no later
@@ -158,7 +176,13 @@ class _Run:
             self.result.not_captured.append((name, app_id))
             self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
-        self.store.save(stored)
+        try:
+            self.store.save(stored, doubtful)
+        except MvsyncError as error:
+            raise MvsyncError(
+                f"{error}; nothing was created: the keys a previous run received are still "
+                f"in its journal ({self.store.location})"
+            ) from None
         if folded.stored:
             self.reporter.note(
                 f"stored {len(folded.stored)} key(s) a previous run received in "
@@ -171,7 +195,8 @@ class _Run:
             check_fresh(self.saved, plan)
         self.result.plan = plan
         self.reporter.plan_ready(plan)
-        creates = plan.creates
+        held = {name for name, _since in self.result.held_back}
+        creates = tuple(c for c in plan.creates if c.name not in held)
         self._refuse_unstorable(creates, stored)
         limit = self.settings.max_creates
         if limit is not None and len(creates) > limit:
@@ -283,9 +308,39 @@ class _Run:
             raise
         finally:
             # Whatever happened, every key received is folded now (one rewrite).
-            folded = keys.add_records(stored, self._records.snapshot())
-            self.result.renamed.extend(folded.renamed)
-            self.store.save(stored)
+            self._fold(stored)
+
+    def _still_in_doubt(self, intent: JournalRecord) -> bool:
+        """Whether an unanswered intent is younger than the lag window."""
+        try:
+            since = datetime.fromisoformat((intent.ts or "").replace("Z", "+00:00"))
+        except ValueError:
+            return True  # no usable time: assume the worst
+        age = (datetime.now(UTC) - since).total_seconds()
+        return age < self.settings.doubt_window
+
+    def _fold(self, stored: keys.SecretsFile) -> None:
+        """Write this run's records into the ledger; if no disk takes them, say where
+        each key is: still in the journal, or — the last resort — only in memory."""
+        records = self._records.snapshot()
+        folded = keys.add_records(stored, records)
+        self.result.renamed.extend(folded.renamed)
+        doubtful = [r for r in journal.in_doubt(records) if self._still_in_doubt(r)]
+        try:
+            self.store.save(stored, doubtful)
+        except MvsyncError as error:
+            if self.store.journal_intact:
+                self.result.store_problem = (
+                    f"{error}; every key received is safe in the journal beside it: the next "
+                    "apply stores them"
+                )
+                return
+            self.result.store_problem = str(error)
+            by_id = {r.app_id: r for r in records if r.event == "created"}
+            for name, app_id in folded.stored:
+                record = by_id.get(app_id)
+                sealed = record.sealed_api_key if record is not None else None
+                self.result.unstored.append((name, app_id, sealed))
 
     def _sealer(self) -> Callable[[SecretStr], str] | None:
         if not self.desired.recipients:
@@ -313,7 +368,12 @@ class _Run:
             outcomes.put(error)
 
     def _record(self, done: Done) -> None:
-        if done.outcome is Outcome.CREATED and done.app_id is not None:
+        if done.outcome is Outcome.RENAMED and done.app_id is not None:
+            actual = done.actual_name or done.name
+            self.result.created.append((actual, done.app_id))
+            self.result.renamed_by_api.append((done.name, actual, done.app_id))
+            self.reporter.created(actual, done.app_id)
+        elif done.outcome is Outcome.CREATED and done.app_id is not None:
             self.result.created.append((done.name, done.app_id))
             self.reporter.created(done.name, done.app_id)
         elif done.outcome is Outcome.NOT_CAPTURED and done.app_id is not None:
@@ -345,6 +405,8 @@ class _Run:
             listed = self._confirm_visible(
                 {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)}
             )
+            # A signal during the confirmation listing is an interruption too (exit 130).
+            result.interrupted = self.stop.is_set()
             final = build_plan(self.desired, listed) if listed is not None else plan
             missing = set(new_ids) - {app.id for app in listed or ()}
             result.unconfirmed = sorted((new_ids[app_id], app_id) for app_id in missing)
@@ -355,6 +417,8 @@ class _Run:
         result.unchanged = final.summary["unchanged"]
         accounted = set(new_ids.values()) | {name for name, _ in result.failed}
         accounted.update(result.skipped)
+        accounted.update(name for name, _since in result.held_back)
+        accounted.update(name for name, _actual, _id in result.renamed_by_api)
         result.not_created = [c.name for c in final.creates if c.name not in accounted]
         return result
 

@@ -13,7 +13,10 @@ fsynced journal, and the next apply folds it.
 Variables (seconds), for CI and tests: ``MVSYNC_API_DEADLINE`` bounds each API call
 including its retries (default 60); ``MVSYNC_HTTP_TIMEOUT`` one HTTP request (default
 10); ``MVSYNC_CONFIRM_DEADLINE`` the listing until new applications are visible
-(default 30); ``MVSYNC_UNKNOWN_WAIT`` the pause before listing after a POST whose
+(default 30); ``MVSYNC_LAG_WINDOW`` how long a create in doubt waits for the list before it
+may be sent again (default: the confirm deadline); ``MVSYNC_STORE_RETRY`` how long a failed
+write of the journal or secrets file is retried (default 5); ``MVSYNC_UNKNOWN_WAIT`` the
+pause before listing after a POST whose
 outcome is unknown (default 0.5).
 """
 
@@ -86,7 +89,7 @@ def apply(
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
-    from mvsync.render import render_apply_result
+    from mvsync.render import render_apply_result, render_last_resort
 
     lookup = os.environ.get
     path = manifest_path(ctx)
@@ -101,6 +104,10 @@ def apply(
         command=f"mvsync apply --env {env}",
         unknown_wait=env_seconds("MVSYNC_UNKNOWN_WAIT", 0.5),
         confirm_deadline=env_seconds("MVSYNC_CONFIRM_DEADLINE", 30.0),
+        lag_window=env_seconds("MVSYNC_LAG_WINDOW", -1.0)
+        if "MVSYNC_LAG_WINDOW" in os.environ
+        else None,
+        store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
     )
     retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
@@ -134,6 +141,7 @@ def apply(
             stop=stop,
         )
     reporter.finish()
+    render_last_resort(result, sys.stderr)
     render_apply_result(result, out)
     if result.interrupted:
         return EXIT_INTERRUPTED

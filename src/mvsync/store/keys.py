@@ -287,22 +287,32 @@ def _free_name(applications: dict[str, SecretEntry], name: str, app_id: str) -> 
     return candidate
 
 
+def _same_key(entry: SecretEntry, record: JournalRecord) -> bool:
+    """Whether ``record`` holds the very key ``entry`` already holds."""
+    if record.sealed_api_key is not None:
+        return entry.sealed_api_key == record.sealed_api_key
+    stored = entry.api_key.get_secret_value() if entry.api_key is not None else None
+    return record.api_key is not None and stored == record.api_key.get_secret_value()
+
+
 def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldResult:
     """Add the ``created`` and ``not_captured`` records to ``secrets`` in place.
 
-    Never overwrites nor removes: a record whose id is already stored is a
-    no-op (a fold that ran before a crash); a key whose name holds another id
-    is kept under a new name rather than dropped. A ``not_captured`` record for
-    an id whose key was stored is ignored.
+    Never overwrites nor removes: a record already stored (same id, same key) is a
+    no-op (a fold that ran before a crash); a key whose name holds another id, or
+    whose id already holds another key (a reused id: a malformed answer), is kept
+    under a new name rather than dropped. A ``not_captured`` record for an id
+    already stored is ignored.
     """
     result = FoldResult()
     applications = secrets.applications
-    stored_ids = {entry.id for entry in applications.values()}
+    by_id = {entry.id: entry for entry in applications.values()}
     for record in records:
-        if record.event == "intent" or record.app_id is None:
+        if record.event not in ("created", "not_captured") or record.app_id is None:
             continue
-        if record.app_id in stored_ids:
-            continue
+        known = by_id.get(record.app_id)
+        if known is not None and (record.event != "created" or _same_key(known, record)):
+            continue  # folded before (a crash between the fold and the journal's removal)
         if record.event == "created":
             entry = SecretEntry(
                 id=record.app_id,
@@ -317,7 +327,7 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
             name = _free_name(applications, name, record.app_id)
             result.renamed.append((name, record.app_id))
         applications[name] = entry
-        stored_ids.add(record.app_id)
+        by_id.setdefault(record.app_id, entry)
         target = result.stored if record.event == "created" else result.not_captured
         target.append((name, record.app_id))
     return result
