@@ -370,11 +370,12 @@ def test_post_with_unknown_outcome_is_never_sent_again_in_the_same_run(
     emulator.add_fault(fault)
     first = run_apply(env, emulator, lag_window=0.3)
     assert not first.ok
-    assert [name for name, _ in first.failed] == ["App 0"]
-    assert "not sent again" in first.failed[0][1]
+    assert len(first.failed) == 1  # the fault hits whichever POST comes first
+    in_doubt, message = first.failed[0]
+    assert "not sent again" in message
     assert emulator.request_count("POST") == 3
     too_soon = run_apply(env, emulator, lag_window=30.0)
-    assert [name for name, _ in too_soon.held_back] == ["App 0"]
+    assert [name for name, _ in too_soon.held_back] == [in_doubt]
     assert emulator.request_count("POST") == 3
     time.sleep(0.35)
     second = run_apply(env, emulator, lag_window=0.3)

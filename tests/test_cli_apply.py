@@ -530,7 +530,7 @@ def test_result_summary_escapes_ids_and_says_what_is_known_of_a_failed_create(
 ) -> None:
     from mvsync.apply.settings import ApplyResult
     from mvsync.planner import Action, Change, FieldDrift
-    from mvsync.render import render_apply_result
+    from mvsync.report import render_apply_result
 
     result = ApplyResult(environment="dev", secrets_path=tmp_path / "dev.secrets.yaml")
     result.drift = [

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
+from mvsync.apply.doubt import confirm_visible, in_doubt_within
+from mvsync.apply.fold import fold_at_end
 from mvsync.apply.settings import (
     ApplyResult,
     ApplySettings,
@@ -43,7 +43,6 @@ from mvsync.apply.settings import (
 )
 from mvsync.errors import (
     AbortedError,
-    ApiError,
     MvsyncError,
     UnsafePlanError,
 )
@@ -158,7 +157,7 @@ class _Run:
             listed = [a for a in remote if a.name == intent.name and a.id not in stored_ids]
             if listed:
                 records.extend(journal.not_captured(intent.name, a.id) for a in listed)
-            elif self._still_in_doubt(intent):
+            elif in_doubt_within(intent, self.settings.doubt_window):
                 doubtful.append(intent)
                 self.result.held_back.append((intent.name, intent.ts or ""))
                 self.reporter.note(
@@ -310,37 +309,8 @@ class _Run:
             # Whatever happened, every key received is folded now (one rewrite).
             self._fold(stored)
 
-    def _still_in_doubt(self, intent: JournalRecord) -> bool:
-        """Whether an unanswered intent is younger than the lag window."""
-        try:
-            since = datetime.fromisoformat((intent.ts or "").replace("Z", "+00:00"))
-        except ValueError:
-            return True  # no usable time: assume the worst
-        age = (datetime.now(UTC) - since).total_seconds()
-        return age < self.settings.doubt_window
-
     def _fold(self, stored: keys.SecretsFile) -> None:
-        """Write this run's records into the ledger; if no disk takes them, say where
-        each key is: still in the journal, or — the last resort — only in memory."""
-        records = self._records.snapshot()
-        folded = keys.add_records(stored, records)
-        self.result.renamed.extend(folded.renamed)
-        doubtful = [r for r in journal.in_doubt(records) if self._still_in_doubt(r)]
-        try:
-            self.store.save(stored, doubtful)
-        except MvsyncError as error:
-            if self.store.journal_intact:
-                self.result.store_problem = (
-                    f"{error}; every key received is safe in the journal beside it: the next "
-                    "apply stores them"
-                )
-                return
-            self.result.store_problem = str(error)
-            by_id = {r.app_id: r for r in records if r.event == "created"}
-            for name, app_id in folded.stored:
-                record = by_id.get(app_id)
-                sealed = record.sealed_api_key if record is not None else None
-                self.result.unstored.append((name, app_id, sealed))
+        fold_at_end(self.store, stored, self._records.snapshot(), self.settings, self.result)
 
     def _sealer(self) -> Callable[[SecretStr], str] | None:
         if not self.desired.recipients:
@@ -402,8 +372,12 @@ class _Run:
         elif new_ids:
             # An unknown id can never show up in a list: do not wait for it (it stays
             # unconfirmed, its key stored).
-            listed = self._confirm_visible(
-                {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)}
+            listed = confirm_visible(
+                self.client,
+                {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)},
+                self.settings,
+                self.stop,
+                self.reporter.note,
             )
             # A signal during the confirmation listing is an interruption too (exit 130).
             result.interrupted = self.stop.is_set()
@@ -421,23 +395,3 @@ class _Run:
         accounted.update(name for name, _actual, _id in result.renamed_by_api)
         result.not_created = [c.name for c in final.creates if c.name not in accounted]
         return result
-
-    def _confirm_visible(self, new_ids: set[str]) -> list[RemoteApp] | None:
-        """List until every new id is there or the deadline passes; the last list."""
-        deadline = time.monotonic() + self.settings.confirm_deadline
-        backoff = self.settings.confirm_backoff
-        listed: list[RemoteApp] | None = None
-        while True:
-            try:
-                # Each list may retry, but never past the confirmation's own deadline.
-                remaining = max(deadline - time.monotonic(), 0.001)
-                listed = self.client.list_applications(deadline=remaining)
-            except ApiError as error:
-                self.reporter.note(f"listing to confirm the new applications failed: {error}")
-            if listed is not None and new_ids <= {app.id for app in listed}:
-                return listed
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.stop.is_set():
-                return listed
-            self.settings.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 5.0)

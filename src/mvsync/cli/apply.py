@@ -89,7 +89,7 @@ def apply(
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
-    from mvsync.render import render_apply_result, render_last_resort
+    from mvsync.report import render_apply_result, render_last_resort
 
     lookup = os.environ.get
     path = manifest_path(ctx)

@@ -12,7 +12,8 @@ from typing import TextIO
 
 from mvsync.apply.settings import NOT_CAPTURED_ADVICE
 from mvsync.planner import EnvironmentPlan, Plan
-from mvsync.render import id_of, name_of, render_text, text_of, use_color
+from mvsync.render import render_text, use_color
+from mvsync.report import id_of, name_of, text_of
 
 
 class CliReporter:
