@@ -145,8 +145,11 @@ def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
     """GitHub Actions' step summary, open for append; ``None`` outside GitHub Actions."""
     if not step_summary:
         return None
+    from mvsync.files import open_append
+
     try:
-        return stack.enter_context(open(step_summary, "a", encoding="utf-8"))
+        # Opening a FIFO for writing would wait for a reader: a regular file only.
+        return stack.enter_context(open_append(Path(step_summary)))
     except OSError as error:
         raise MvsyncError(
             f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}; "
