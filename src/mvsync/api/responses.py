@@ -12,6 +12,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,6 +114,7 @@ class Call:
     secrets: Redactor
     body: dict[str, str] | None = None
     attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
+    status: int = 0  # the status of the 2xx answer whose body is parsed, for its messages
 
 
 def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn:
@@ -178,6 +180,7 @@ def answer(call: Call, reply: Reply) -> Any:
     status = reply.status
     what = f"{call.method} {call.shown_url}"
     if 200 <= status < 300:
+        call.status = status
         return _json_body(call, reply)
     if 300 <= status < 400:
         location = reply.headers.get("Location")
@@ -306,6 +309,9 @@ def _validation_summary(error: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TEXT_FIELDS = ("id", "customer_id", "name", "answer_url", "webhook_url", "created_at")
+
 # The fields that identify an application and are shown, stored and compared verbatim.
 _IDENTIFIERS = ("id", "customer_id", "created_at")
 
@@ -333,36 +339,59 @@ def _identifier_problem(item: dict[str, Any]) -> str | None:
     return None
 
 
+def _text_problem(item: dict[str, Any]) -> str | None:
+    """A string field holding a lone surrogate (JSON's ``"\\ud800"``): not Unicode text,
+    so it can be neither printed, nor saved, nor written to a manifest or a journal."""
+    for name in _TEXT_FIELDS:
+        value = item.get(name)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return f"{name}: not valid Unicode (a lone surrogate escape)"
+    return None
+
+
+def _status(call: Call) -> int:
+    return call.status or 200
+
+
 def parse_list(payload: Any, call: Call) -> list[RemoteApp]:
+    status = _status(call)
     if not isinstance(payload, dict):
-        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
+        raise malformed(call, status, f"expected an object, got {type(payload).__name__}")
     data = payload.get("data")
     count = payload.get("count")
     if not isinstance(data, list):
-        raise malformed(call, 200, '"data" is missing or not a list')
+        raise malformed(call, status, '"data" is missing or not a list')
     if not isinstance(count, int) or isinstance(count, bool):
-        raise malformed(call, 200, '"count" is missing or not an integer')
+        raise malformed(call, status, '"count" is missing or not an integer')
     if count != len(data):
-        raise malformed(call, 200, f'"count" is {count} but "data" holds {len(data)} applications')
+        raise malformed(
+            call, status, f'"count" is {count} but "data" holds {len(data)} applications'
+        )
     apps: list[RemoteApp] = []
+    seen: dict[str, int] = {}
     for index, item in enumerate(data):
         try:
             app = RemoteApp.model_validate(item)
         except pydantic.ValidationError as exc:
-            raise malformed(call, 200, f"data[{index}]: {_validation_summary(exc)}") from None
-        problem = _identifier_problem(item)
+            raise malformed(call, status, f"data[{index}]: {_validation_summary(exc)}") from None
+        problem = _identifier_problem(item) or _text_problem(item)
         if problem is not None:
-            raise malformed(call, 200, f"data[{index}].{problem}")
+            raise malformed(call, status, f"data[{index}].{problem}")
+        if app.id in seen:
+            # One id is one application: listed twice, which one is it?
+            raise malformed(call, status, f"data[{index}].id: the id of data[{seen[app.id]}] again")
+        seen[app.id] = index
         apps.append(app)
     return apps
 
 
 def parse_created(payload: Any, call: Call) -> CreatedApp:
+    status = _status(call)
     if not isinstance(payload, dict):
-        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
+        raise malformed(call, status, f"expected an object, got {type(payload).__name__}")
     key = payload.get("api_key")
     if not isinstance(key, str) or not key:
-        raise malformed(call, 200, "no api_key in the create answer")
+        raise malformed(call, status, "no api_key in the create answer")
     # From here on the answer carries a key the API issued: whatever else is wrong
     # with it, the key goes with the error so that apply stores it rather than lose it.
     raw_id = payload.get("id")
@@ -371,9 +400,9 @@ def parse_created(payload: Any, call: Call) -> CreatedApp:
         created = CreatedApp.model_validate(payload)
     except pydantic.ValidationError as exc:
         raise malformed(
-            call, 200, _validation_summary(exc), issued_key=key, app_id=app_id
+            call, status, _validation_summary(exc), issued_key=key, app_id=app_id
         ) from None
-    problem = _identifier_problem(payload)
+    problem = _identifier_problem(payload) or _text_problem(payload)
     if problem is not None:
-        raise malformed(call, 200, problem, issued_key=key, app_id=app_id)
+        raise malformed(call, status, problem, issued_key=key, app_id=app_id)
     return created

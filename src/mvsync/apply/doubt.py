@@ -38,8 +38,9 @@ def confirm_visible(
     listed: list[RemoteApp] | None = None
     while True:
         try:
-            # Each list may retry, but never past the confirmation's own deadline.
-            remaining = max(deadline - time.monotonic(), 0.001)
+            # Each list may retry, but not past the confirmation's own deadline; the last
+            # one still gets a budget an answer fits in (it may overrun it by 2 s).
+            remaining = max(deadline - time.monotonic(), 2.0)
             listed = client.list_applications(deadline=remaining)
         except ApiError as error:
             note(f"listing to confirm the new applications failed: {error}")

@@ -40,6 +40,7 @@ from mvsync.cli.options import (
     manifest_option,
     manifest_path,
 )
+from mvsync.cli.pipe import CUT_NOTE, guarded_stdout
 from mvsync.cli.status import EXIT_INTERRUPTED
 from mvsync.errors import AbortedError
 
@@ -112,7 +113,8 @@ def apply(
     retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
-    out = sys.stdout
+    # A closed stdout (``| head``) never changes what apply does nor its status (cli/pipe.py).
+    out, guard = guarded_stdout()
     reporter = CliReporter(out, sys.stderr)
     stop = threading.Event()
     ask = not yes and sys.stdin.isatty()
@@ -143,6 +145,9 @@ def apply(
     reporter.finish()
     render_last_resort(result, sys.stderr)
     render_apply_result(result, out)
+    out.flush()
+    if guard.closed_early:
+        sys.stderr.write(CUT_NOTE)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.ok else 1

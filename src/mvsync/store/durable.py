@@ -22,9 +22,12 @@ import threading
 from pathlib import Path
 
 from mvsync.errors import SecretsError
+from mvsync.files import MIB, UnreadableFileError, read_open
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+# A secrets file of 100,000 keys is about 25 MiB; its journal about three times that.
+MAX_PRIVATE_BYTES = 256 * MIB
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -212,9 +215,8 @@ def read_private(path: Path) -> bytes | None:
         raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     try:
         _check_mode(path, os.fstat(fd).st_mode)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read()
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+        return read_open(fd, MAX_PRIVATE_BYTES)  # bounded while read, not only by st_size
+    except UnreadableFileError as error:
+        raise SecretsError(f"{path}: cannot read: {error.reason}") from None
     finally:
         os.close(fd)

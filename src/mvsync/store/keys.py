@@ -13,6 +13,13 @@
       "Sales IVR":
         id: "app_..."
         key_captured: false
+      ? "A name whose quoted form is longer than 1024 characters..."
+      :
+        id: "app_..."
+        key_captured: false
+
+A name longer than YAML allows for an implicit key (1024 characters, quotes and escapes
+included) is written as an explicit ``? `` key; every other entry is written as above.
 
 Entries are only ever added. ``fold`` adds the journal's records to the file in
 one atomic rewrite (``mvsync.store.durable.write_atomic``) and only then removes the
@@ -111,6 +118,20 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
+# YAML limits an implicit key ("name": on one line) to 1024 characters, the quotes and
+# escapes included; a longer name is written as an explicit key, which has no limit.
+_IMPLICIT_KEY_CHARS = 1024
+
+
+def _key(name: str) -> str:
+    """The lines that open the entry of ``name``: ``"name":``, or ``? "name"`` and ``:``
+    when the quoted name is too long for an implicit key (any YAML 1.2 loader reads both)."""
+    quoted = _quote(name)
+    if len(quoted) <= _IMPLICIT_KEY_CHARS:
+        return f"  {quoted}:\n"
+    return f"  ? {quoted}\n  :\n"
+
+
 def dump(secrets: SecretsFile) -> bytes:
     """The file's text. A small emitter of our own: ~50x faster than a YAML dumper,
     and every scalar is double-quoted, so no value is ever re-typed on reading."""
@@ -128,7 +149,7 @@ def dump(secrets: SecretsFile) -> bytes:
     else:
         lines.append("applications:\n")
     for name, entry in secrets.applications.items():
-        lines.append(f"  {_quote(name)}:\n    id: {_quote(entry.id)}\n")
+        lines.append(f"{_key(name)}    id: {_quote(entry.id)}\n")
         if entry.api_key is not None:
             lines.append(f"    api_key: {_quote(entry.api_key.get_secret_value())}\n")
         if entry.sealed_api_key is not None:
@@ -158,16 +179,17 @@ _FIELD_NAMES = frozenset(
 
 
 def _load_yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    from mvsync.yamlpos import MAX_DEPTH, nesting_bound
+    from mvsync.yamlpos import MAX_DEPTH, load_documents, nesting_bound
 
     # The C composer recurses: a deep enough file would overflow the C stack.
     if nesting_bound(text) > MAX_DEPTH:
         raise SecretsError(f"nested too deeply (more than {MAX_DEPTH} levels)")
     try:
-        return YAML(typ="safe").load(text)
+        # The manifest's loader: libyaml first, ruamel's pure parser for the valid YAML
+        # 1.2 libyaml refuses (a file edited by hand in flow style, say).
+        documents = load_documents(text)
     except MarkedYAMLError as error:
         # Only the place: ruamel's own text may quote the file (a key, a value).
         mark = error.problem_mark or error.context_mark
@@ -177,6 +199,9 @@ def _load_yaml(text: str) -> Any:
         raise SecretsError("not valid YAML (a value does not match its type)") from None
     except (RecursionError, MemoryError):
         raise SecretsError("nested too deeply") from None
+    if len(documents) > 1:
+        raise SecretsError("more than one YAML document")
+    return documents[0] if documents else None
 
 
 def _where(loc: tuple[int | str, ...], data: Any, text: str, *, at_key: bool) -> str:
