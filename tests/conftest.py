@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mvsync.api.ratelimit import forget_all
 from mvsync.emulator import Emulator
 
 TEST_API_KEY = "mvtest_BEARER_CANARY_7f3a9c"
@@ -32,6 +33,14 @@ def assert_no_secrets(text: str, extra: Iterable[str] = ()) -> None:
     for secret in (TEST_API_KEY, TEST_WEBHOOK_SECRET, *extra):
         if secret and secret in text:
             pytest.fail(f"a secret leaked into the text (canary {secret[:8]}…)")
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    """Each test starts with no account paused or paced (mvsync.api.ratelimit is per process)."""
+    forget_all()
+    yield
+    forget_all()
 
 
 @pytest.fixture
