@@ -98,10 +98,14 @@ def display_url(url: httpx.URL) -> str:
 class Retryable(Exception):
     """One failed attempt that the retry loop may try again (never leaves this module)."""
 
-    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
+    def __init__(
+        self, error: ApiError, retry_after: float | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        # Nothing listens there (ECONNREFUSED): worth a quick second try, not eight.
+        self.connection_refused = refused
 
 
 @dataclass
@@ -115,6 +119,7 @@ class Call:
     body: dict[str, str] | None = None
     attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
     status: int = 0  # the status of the 2xx answer whose body is parsed, for its messages
+    honored_until: float = 0.0  # the end of the account's pause this call waited out
 
 
 def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn:
@@ -132,7 +137,7 @@ def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn
             method=call.method,
             url=call.shown_url,
         )
-        raise Retryable(error) from None
+        raise Retryable(error, refused=_connection_refused(exc)) from None
     if isinstance(exc, MAYBE_SENT):
         if call.method == "POST":
             raise OutcomeUnknownError(
@@ -150,6 +155,25 @@ def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn
     raise TransportError(
         f"{what} failed ({type(exc).__name__}: {reason})", method=call.method, url=call.shown_url
     ) from None
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    # httpx wraps httpcore's error, which wraps (as context) the socket's own.
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or any(
+            isinstance(arg, ConnectionRefusedError) for arg in seen.args
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_refusal(status: int, retry_after: float | None) -> bool:
+    """A 429, or a 503 with ``Retry-After``: the API is known not to have processed it."""
+    return status == 429 or (status == 503 and retry_after is not None)
 
 
 def attempt_timed_out(call: Call, number: int, budget: float, *, maybe_sent: bool) -> NoReturn:
@@ -213,7 +237,7 @@ def answer(call: Call, reply: Reply) -> Any:
     error_type: type[ApiError] = ApiError
     message = f"{what} answered {detail}"
     retry_after = parse_retry_after(reply.headers.get("Retry-After"))
-    if status == 429 or (status == 503 and retry_after is not None):
+    if is_refusal(status, retry_after):
         # Known not processed: safe to retry for both methods.
         raise Retryable(
             ApiError(message, method=call.method, url=call.shown_url, status=status, code=code),

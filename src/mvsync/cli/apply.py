@@ -132,6 +132,7 @@ def apply(
         MiniVoiceClient(desired.api_url, api_key, timeout=timeout, retry=retry) as client,
         _signals(stop, reporter),
     ):
+        reporter.rate_status = client.rate_status
         result = apply_environment(
             desired,
             client,
