@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ import httpx
 import tenacity
 
 from mvsync import __version__
+from mvsync.api.bodies import parse_created, parse_list
 from mvsync.api.exchange import Exchange
 from mvsync.api.ratelimit import AccountLimiter, LimiterStatus, limiter_for
 from mvsync.api.redact import MASK, Redactor
@@ -48,20 +48,16 @@ from mvsync.api.responses import (
     answer,
     attempt_timed_out,
     display_url,
-    is_loopback_host,
     is_refusal,
-    parse_created,
-    parse_list,
     parse_retry_after,
     transport_failure,
 )
+from mvsync.api.safety import check_api_key, checked_base_url
 from mvsync.errors import (
     ApiError,
-    MvsyncError,
     TransportError,
     UsageError,
 )
-from mvsync.escape import escape
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
 
 log = logging.getLogger("mvsync.api.client")
@@ -79,10 +75,6 @@ _HTTPX_TIMEOUT_SLACK = 1.0
 # again: a server restarting gets one more chance, a wrong port fails at once.
 REFUSED_ATTEMPTS = 2
 REFUSED_BACKOFF = 0.2
-
-
-class UnsafeApiUrlError(MvsyncError):
-    """An ``api_url`` or API key that mvsync refuses to use (before any request)."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +128,8 @@ class MiniVoiceClient:
         max_body_bytes: int = MAX_BODY_BYTES,
         limiter: AccountLimiter | None = None,
     ) -> None:
-        base = _checked_base_url(api_url)
-        _check_api_key(api_key)
+        base = checked_base_url(api_url)
+        check_api_key(api_key)
         # One pause and one rate per account, shared with every other client of it.
         self._limiter = limiter if limiter is not None else limiter_for(str(base), api_key)
         self._base_url = base
@@ -364,46 +356,3 @@ def _gave_up(failure: Retryable, attempts: int, policy: RetryPolicy) -> ApiError
 # --- refusals before any request ---------------------------------------------------------
 
 # Everything between "//" and the last "@" of the authority: a user name and password.
-_USERINFO = re.compile(r"//[^/?#]*@")
-
-
-def _without_userinfo(api_url: str) -> str:
-    # For a URL too broken to parse: never show what may be a password.
-    return escape(_USERINFO.sub("//", api_url))
-
-
-def _checked_base_url(api_url: str) -> httpx.URL:
-    try:
-        url = httpx.URL(api_url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        raise UnsafeApiUrlError(
-            f"api_url {_without_userinfo(str(api_url))!r} is not a valid URL"
-        ) from None
-    if url.userinfo:
-        # httpx would send them as Basic auth instead of the bearer token, and they
-        # would show in every message that names the URL.
-        raise UnsafeApiUrlError(
-            f"api_url {display_url(url)!r} holds a user name or password (user:password@):"
-            " mvsync authenticates with the API key only — remove them from api_url"
-        )
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UnsafeApiUrlError(
-            f"api_url {display_url(url)!r} is not an absolute http(s) URL"
-        ) from None
-    if url.scheme == "http" and not is_loopback_host(url.host):
-        raise UnsafeApiUrlError(
-            f"refusing to send the API key over plain http to {url.host}: use https "
-            "(plain http is allowed only to a loopback host: localhost, 127.0.0.0/8, ::1)"
-        )
-    return url
-
-
-def _check_api_key(api_key: str) -> None:
-    # A key with spaces or control characters cannot be a header value, and the HTTP
-    # stack's own error would quote it: refuse it here without ever showing it.
-    if not api_key:
-        raise UnsafeApiUrlError("the API key is empty")
-    if not api_key.isascii() or not api_key.isprintable() or any(c.isspace() for c in api_key):
-        raise UnsafeApiUrlError(
-            "the API key contains spaces, control or non-ASCII characters (it is not shown)"
-        )
