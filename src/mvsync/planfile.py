@@ -20,7 +20,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mvsync.errors import PlanFileError
-from mvsync.files import MIB, UnreadableFileError, read_bounded
+from mvsync.files import MIB, UnreadableFileError, UnwritableFileError, read_bounded, write_atomic
 from mvsync.planner import SUMMARY_KEYS, Action, EnvironmentPlan, Plan
 
 FORMAT_VERSION = 1
@@ -113,21 +112,10 @@ def write_plan(
     _refuse_to_replace(path)
     moment = created_at if created_at is not None else datetime.now(UTC)
     text = json.dumps(plan_document(plan, manifest_path, moment), indent=2, ensure_ascii=False)
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
+        write_atomic(path, (text + "\n").encode("utf-8"), 0o644)  # a plan holds no secret
+    except UnwritableFileError as error:
+        raise PlanFileError(f"{path}: cannot write the plan: {error.reason}") from None
 
 
 def _refuse_to_replace(path: Path) -> None:

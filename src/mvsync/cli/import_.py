@@ -60,12 +60,11 @@ def import_(
     Webhook secrets cannot be read back: they become ${MV_WEBHOOK_SECRET}.
     Applications that share a name are written commented out, with a note.
     """
-    from datetime import UTC, datetime
 
     from mvsync.api.client import MiniVoiceClient
     from mvsync.importer import render_import
     from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
-    from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
+    from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment, utc_stamp
 
     lookup = os.environ.get
     manifest_file: Path | None = None
@@ -98,7 +97,7 @@ def import_(
     with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
         remote_apps = client.list_applications()
 
-    generated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generated_at = utc_stamp()
     text = render_import(env, url_template, remote_apps, generated_at, api_key_env=key_variable)
     if out_path is None:
         click.echo(text, nl=False)
@@ -130,7 +129,6 @@ def _same_file(first: Path, second: Path) -> bool:
 def _write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing."""
     import stat
-    import tempfile
 
     try:
         # Only a regular file is replaced: a FIFO or a device named by mistake is refused.
@@ -140,16 +138,9 @@ def _write_whole(path: Path, text: str) -> None:
         pass
     except OSError as error:
         raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
-    folder = path.parent if str(path.parent) else Path(".")
+    from mvsync.files import UnwritableFileError, write_atomic
+
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
+        write_atomic(path, text.encode("utf-8"), 0o644)
+    except UnwritableFileError as error:
+        raise MvsyncError(f"{path}: cannot write: {error.reason}") from None
