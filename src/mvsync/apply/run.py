@@ -310,7 +310,7 @@ class _Run:
             self._fold(stored)
 
     def _fold(self, stored: keys.SecretsFile) -> None:
-        fold_at_end(self.store, stored, self._records.snapshot(), self.settings, self.result)
+        fold_at_end(self.store, stored, self._records.snapshot(), self.result)
 
     def _sealer(self) -> Callable[[SecretStr], str] | None:
         if not self.desired.recipients:
