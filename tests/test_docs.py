@@ -101,7 +101,9 @@ INSTALL_SOURCES = [
 
 def test_no_page_installs_mvsync_from_a_package_index() -> None:
     # mvsync is not published: `pip install mvsync` would fetch whatever holds the name.
-    bare = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?mvsync(?!\s*@)(?:[=<>~!\s\"']|$)", re.MULTILINE)
+    bare = re.compile(
+        r"pip install\s+(?:-\S+\s+)*[\"']?mvsync(?!\s*@)(?:[=<>~!\s\"']|$)", re.MULTILINE
+    )
     found = [p.name for p in INSTALL_SOURCES if bare.search(p.read_text("utf-8"))]
     assert found == []
     requirement = re.compile(r"MVSYNC_REQUIREMENT:\s*[\"']?mvsync[\"']?\s*$", re.MULTILINE)
