@@ -12,7 +12,7 @@ def _shown(value: str | None) -> str:
     return "(unset)" if value is None else name_of(value)
 
 
-def render_apply_result(result: ApplyResult, out: TextIO) -> None:
+def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool = False) -> None:
     """The final summary: what was done, what is left, and where the keys are."""
     env = result.environment
     lines = [""]
@@ -55,13 +55,14 @@ def render_apply_result(result: ApplyResult, out: TextIO) -> None:
         )
     created = len(result.created)
     already = len(result.already_existed)
-    verdict = (
-        "Interrupted"
-        if result.interrupted
-        else "Apply complete"
-        if result.ok
-        else "Apply incomplete"
-    )
+    if result.interrupted:
+        verdict = "Interrupted"
+    elif result.ok:
+        verdict = "Apply complete"
+    elif allow_drift and result.creates_done:
+        verdict = "Apply complete except drift and ambiguous names (allowed by --allow-drift)"
+    else:
+        verdict = "Apply incomplete"
     lines.append(
         f"{verdict} for environment '{text_of(env)}': {created} created, "
         f"{already} already existed, {len(result.not_captured)} key(s) not captured, "
