@@ -21,6 +21,7 @@ from mvsync.manifest.schema import (
     Application,
     Lookup,
     Manifest,
+    api_url_problem,
     is_absolute_http_url,
     url_has_credentials,
 )
@@ -91,6 +92,18 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     config = manifest.environments[env]
     env_path: DataPath = ("environments", env)
     api_url = expander.expand_url(config.api_url, (*env_path, "api_url"))
+    if api_url is not None and "$" in config.api_url:
+        # A literal api_url was checked by validate; an expanded one is checked here.
+        problem = api_url_problem(api_url)
+        if problem:
+            expander.issues.append(
+                Issue(
+                    (*env_path, "api_url"),
+                    False,
+                    f"api_url: {config.api_url!r} expands to a URL that cannot be used in "
+                    f"environment {env!r}: {problem}",
+                )
+            )
     secrets_template = config.secrets_file or f".mvsync/{env}.secrets.yaml"
     secrets_file = expander.expand(secrets_template, (*env_path, "secrets_file"))
     folder = manifest.source.parent.absolute()
