@@ -16,8 +16,9 @@ import gc
 import os
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -30,6 +31,10 @@ from mvsync.cli.options import (
 )
 from mvsync.cli.status import EXIT_CHANGES
 from mvsync.errors import MvsyncError, UsageError
+
+if TYPE_CHECKING:
+    from mvsync.manifest import Lookup
+    from mvsync.planner import EnvironmentPlan
 
 
 @click.command()
@@ -120,7 +125,10 @@ def _plan(
         summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
-            tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
+            tuple(
+                _with_warnings(build_plan(d, r), lookup)
+                for d, r in zip(desired_envs, remote_lists, strict=True)
+            )
         )
 
         if out_file is not None:
@@ -138,6 +146,20 @@ def _plan(
                 ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _with_warnings(env_plan: EnvironmentPlan, lookup: Lookup) -> EnvironmentPlan:
+    """The plan, warning of every webhook-secret variable its creates will need that is
+    not set here: a green pull request must not fail on main for want of one."""
+    from mvsync.manifest import describe_missing, missing_secret_variables
+
+    apps = [change.desired for change in env_plan.creates if change.desired is not None]
+    missing = missing_secret_variables(apps, lookup)
+    if not missing:
+        return env_plan
+    noun = "variables" if len(missing) > 1 else "variable"
+    warning = f"apply will need webhook secret {noun} not set here: {describe_missing(missing)}"
+    return replace(env_plan, warnings=(*env_plan.warnings, warning))
 
 
 def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
