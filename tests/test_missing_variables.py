@@ -131,3 +131,21 @@ def test_read_webhook_secrets_reads_each_reference_once() -> None:
     assert read_webhook_secrets(apps, secret_of, "dev") == {"${ONE}": TEST_WEBHOOK_SECRET}
     assert reads == ["${ONE}"]
     assert TEST_API_KEY not in str(reads)
+
+
+def test_plan_does_not_warn_of_variables_named_in_mvsync_apply_variables(folder: Path) -> None:
+    env_unset = {"MV_WEBHOOK_SECRET": True, "MV_BILLING_SECRET": True}
+    done = subprocess.run(
+        command(folder, "plan"),
+        capture_output=True,
+        text=True,
+        env={
+            **{k: v for k, v in cli_env().items() if k not in env_unset},
+            "MVSYNC_APPLY_VARIABLES": "MV_WEBHOOK_SECRET OTHER",
+        },
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert "MV_BILLING_SECRET (needed by 'Billing')" in done.stdout
+    assert "MV_WEBHOOK_SECRET" not in done.stdout

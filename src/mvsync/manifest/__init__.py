@@ -13,6 +13,7 @@ from mvsync.manifest.load import environment_names, load_manifest
 from mvsync.manifest.resolve import (
     describe_missing,
     expand_secret,
+    is_loopback_environment,
     missing_secret_variables,
     read_api_key,
     read_webhook_secrets,
@@ -37,6 +38,7 @@ __all__ = [
     "environment_names",
     "expand_secret",
     "is_absolute_http_url",
+    "is_loopback_environment",
     "json_schema",
     "load_manifest",
     "missing_secret_variables",

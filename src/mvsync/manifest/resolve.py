@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -24,6 +25,7 @@ from mvsync.manifest.schema import (
     Manifest,
     api_url_problem,
     is_absolute_http_url,
+    is_loopback,
     url_has_credentials,
 )
 from mvsync.model import DesiredApp, DesiredEnvironment
@@ -306,3 +308,18 @@ def read_webhook_secrets(
             "set them where mvsync runs; nothing was created"
         )
     return values
+
+
+def is_loopback_environment(manifest: Manifest, env: str, lookup: Lookup) -> bool:
+    """Whether ``env``'s api_url, expanded with what ``lookup`` has (defaults otherwise),
+    points at a loopback host: the local emulator, which a CI runner cannot reach. An
+    api_url whose variables are not all set is not known to be loopback."""
+    template = manifest.environments[env].api_url
+    try:
+        if interpolate.missing_variables(template, lookup):
+            return False
+        url = interpolate.expand(template, lookup)
+        host = urlsplit(url).hostname
+    except (interpolate.TemplateSyntaxError, interpolate.MissingVariableError, ValueError):
+        return False
+    return bool(host) and is_loopback(host or "")

@@ -111,7 +111,7 @@ def url_has_credentials(url: str) -> bool:
         return "@" in text.partition("://")[2].partition("/")[0]
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     # The same hosts the API client allows plain http to (api.responses.is_loopback_host;
     # the manifest does not import the API package, and the client keeps its own check).
     name = host.strip("[]").rstrip(".").lower()
@@ -135,7 +135,7 @@ def api_url_problem(url: str) -> str | None:
     except ValueError:
         return None
     host = parts.hostname or ""
-    if parts.scheme == "http" and host and not _is_loopback(host):
+    if parts.scheme == "http" and host and not is_loopback(host):
         return (
             f"plain http to {host} would send the API key unencrypted: use https "
             "(plain http is allowed only to a loopback host: localhost, 127.0.0.0/8, ::1)"
