@@ -18,6 +18,7 @@ from mvsync.manifest.resolve import (
     read_api_key,
     read_webhook_secrets,
     resolve_environment,
+    unknown_environment,
 )
 from mvsync.manifest.schema import (
     API_URL_CREDENTIALS,
@@ -45,5 +46,6 @@ __all__ = [
     "read_api_key",
     "read_webhook_secrets",
     "resolve_environment",
+    "unknown_environment",
     "url_has_credentials",
 ]
