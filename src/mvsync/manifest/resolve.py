@@ -18,17 +18,15 @@ from pydantic import BaseModel
 from mvsync.errors import ManifestError, MvsyncError, UsageError
 from mvsync.manifest import interpolate
 from mvsync.manifest.checks import account_url
-from mvsync.manifest.problems import DataPath, Issue, raise_located
-from mvsync.manifest.schema import (
+from mvsync.manifest.fields import (
     API_URL_CREDENTIALS,
-    Application,
-    Lookup,
-    Manifest,
     api_url_problem,
     is_absolute_http_url,
     is_loopback,
     url_has_credentials,
 )
+from mvsync.manifest.problems import DataPath, Issue, raise_located
+from mvsync.manifest.schema import Application, Lookup, Manifest
 from mvsync.model import DesiredApp, DesiredEnvironment
 
 
