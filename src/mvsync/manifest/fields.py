@@ -3,7 +3,6 @@ pydantic runs on each value (every message locatable, none quoting a secret)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -12,6 +11,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from mvsync.manifest import interpolate
+from mvsync.urls import is_loopback_host
 
 ENV_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Upper case only: a lower-case value in api_key_env is most likely the key itself
@@ -86,16 +86,7 @@ def url_has_credentials(url: str) -> bool:
         return "@" in text.partition("://")[2].partition("/")[0]
 
 
-def is_loopback(host: str) -> bool:
-    # The same hosts the API client allows plain http to (api.responses.is_loopback_host;
-    # the manifest does not import the API package, and the client keeps its own check).
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+is_loopback = is_loopback_host  # the same hosts the client allows plain http to
 
 
 def api_url_problem(url: str) -> str | None:

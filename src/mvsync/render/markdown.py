@@ -37,7 +37,7 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import Action, Change, EnvironmentPlan, Plan
-from mvsync.render.text import clean, quoted, rename_hint, unmanaged_names
+from mvsync.render.text import clean, create_lines, quoted, unmanaged_names
 
 # GitHub refuses a comment longer than 65,536 characters; keep a margin below it for
 # what a workflow adds around the document (a marker, a link to the run).
@@ -104,14 +104,7 @@ def _blocking_lines(change: Change) -> list[str]:
 
 
 def _create_lines(change: Change, names: Mapping[str, str]) -> list[str]:
-    lines = [f"+ create {quoted(change.name)}"]
-    if change.desired is not None:
-        lines.append(f"+     answer_url:  {clean(change.desired.answer_url)}")
-        if change.desired.webhook_url:
-            lines.append(f"+     webhook_url: {clean(change.desired.webhook_url)}")
-    if change.rename_of:
-        lines.append(f"!     {rename_hint(change, names)}")
-    return lines
+    return create_lines(change, names, detail="+     ", hint="!     ")
 
 
 def _unmanaged_lines(change: Change) -> list[str]:

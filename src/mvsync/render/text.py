@@ -88,14 +88,7 @@ def change_lines(change: Change, names: Mapping[str, str] | None = None) -> list
     marker = MARKERS[change.action]
     name = quoted(change.name)
     if change.action is Action.CREATE:
-        lines = [f"{marker} create {name}"]
-        if change.desired is not None:
-            lines.append(f"    answer_url:  {clean(change.desired.answer_url)}")
-            if change.desired.webhook_url:
-                lines.append(f"    webhook_url: {clean(change.desired.webhook_url)}")
-        if change.rename_of:
-            lines.append(f"    {rename_hint(change, names or {})}")
-        return lines
+        return create_lines(change, names or {})
     if change.action is Action.DRIFT:
         lines = [f"{marker} drift {name} ({clean(change.id)})"]
         lines.extend(
@@ -157,3 +150,18 @@ def use_color(file: TextIO) -> bool:
 
 def render_text_auto(plan: Plan, file: TextIO) -> None:
     render_text(plan, file, color=use_color(file))
+
+
+def create_lines(
+    change: Change, names: Mapping[str, str], *, detail: str = "    ", hint: str = "    "
+) -> list[str]:
+    """A create and its fields; ``detail`` and ``hint`` start the lines under it (the
+    Markdown comment starts them with diff markers so that GitHub colours them)."""
+    lines = [f"{MARKERS[Action.CREATE]} create {quoted(change.name)}"]
+    if change.desired is not None:
+        lines.append(f"{detail}answer_url:  {clean(change.desired.answer_url)}")
+        if change.desired.webhook_url:
+            lines.append(f"{detail}webhook_url: {clean(change.desired.webhook_url)}")
+    if change.rename_of:
+        lines.append(f"{hint}{rename_hint(change, names)}")
+    return lines
