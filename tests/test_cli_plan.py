@@ -254,8 +254,9 @@ def test_github_step_summary_gets_the_markdown_appended(
     _, out, _ = run(capsys)
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
-    assert text.count("<details>") == 2
-    assert "<details>" not in out
+    assert text.count("### mvsync plan") == 1
+    assert text.count("| environment |") == 1
+    assert "| environment |" not in out
     assert_no_secrets(text, extra=SECRETS)
 
 

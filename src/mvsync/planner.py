@@ -127,6 +127,9 @@ class EnvironmentPlan:
     changes: tuple[Change, ...]
     manifest_fingerprint: str
     remote_fingerprint: str
+    # What the renderers should say beside the changes (a variable apply will need that
+    # is not set, say). Not a change: it affects neither the summary nor the exit code.
+    warnings: tuple[str, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:

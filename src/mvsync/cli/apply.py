@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 @click.command()
 @manifest_option
 @click.option("--env", "env", required=True, help="The environment to apply.")
-@click.option("--yes", is_flag=True, help="Do not ask before creating.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before creating.")
 @click.option(
     "--plan",
     "plan_file",
@@ -61,7 +61,19 @@ if TYPE_CHECKING:
     default=None,
     help="Refuse a plan with more creates.",
 )
-@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@click.option(
+    "--allow-drift",
+    is_flag=True,
+    help="Exit 0 when every create was done and every key stored, even if drift or "
+    "ambiguous names remain (they are still reported).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    show_default=True,
+    help="Creates in flight at once.",
+)
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
@@ -76,6 +88,7 @@ def apply(
     yes: bool,
     plan_file: str | None,
     max_creates: int | None,
+    allow_drift: bool,
     concurrency: int,
     lock_timeout: float,
 ) -> int:
@@ -134,10 +147,10 @@ def apply(
             stop=stop,
         )
     reporter.finish()
-    render_apply_result(result, out)
+    render_apply_result(result, out, allow_drift=allow_drift)
     if result.interrupted:
         return EXIT_INTERRUPTED
-    return 0 if result.ok else 1
+    return 0 if (result.creates_done if allow_drift else result.ok) else 1
 
 
 @contextmanager

@@ -14,11 +14,19 @@ from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
+from mvsync.cli import show as show_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _WorkflowOrder(click.Group):
+    """Lists the commands in the order of the work, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_WorkflowOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mvsync")
 @manifest_option
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks (secrets masked).")
@@ -40,11 +48,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 for _command in (
     validate_cmd.validate,
-    schema_cmd.schema,
     plan_cmd.plan,
     apply_cmd.apply,
+    show_cmd.show,
     import_cmd.import_,
     envs_cmd.envs,
+    schema_cmd.schema,
     emulator_cmd.emulator,
 ):
     cli.add_command(_command)

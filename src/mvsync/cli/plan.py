@@ -24,6 +24,7 @@ import click
 from mvsync.cli.options import (
     API_DEADLINE_VARIABLE,
     env_seconds,
+    format_option,
     manifest_option,
     manifest_path,
 )
@@ -36,9 +37,7 @@ from mvsync.errors import MvsyncError, UsageError
 @click.option(
     "--env", "envs", multiple=True, help="Plan this environment (repeatable; default all)."
 )
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
-)
+@format_option
 @click.option(
     "-o",
     "--out",
