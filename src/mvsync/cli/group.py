@@ -12,6 +12,7 @@ from mvsync.cli import apply as apply_cmd
 from mvsync.cli import emulator as emulator_cmd
 from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
+from mvsync.cli import keys as keys_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
 from mvsync.cli import show as show_cmd
@@ -52,6 +53,7 @@ for _command in (
     apply_cmd.apply,
     show_cmd.show,
     import_cmd.import_,
+    keys_cmd.keys,
     envs_cmd.envs,
     schema_cmd.schema,
     emulator_cmd.emulator,

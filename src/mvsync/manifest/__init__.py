@@ -10,7 +10,12 @@
 from __future__ import annotations
 
 from mvsync.manifest.load import environment_names, load_manifest
-from mvsync.manifest.resolve import expand_secret, read_api_key, resolve_environment
+from mvsync.manifest.resolve import (
+    expand_secret,
+    read_api_key,
+    resolve_environment,
+    resolve_ledger_place,
+)
 from mvsync.manifest.schema import (
     API_URL_CREDENTIALS,
     Application,
@@ -33,5 +38,6 @@ __all__ = [
     "load_manifest",
     "read_api_key",
     "resolve_environment",
+    "resolve_ledger_place",
     "url_has_credentials",
 ]
