@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_API_KEY, assert_no_secrets
+from helpers import TEST_API_KEY, assert_no_secrets
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.settings import ApplyResult
 from mvsync.emulator import Emulator

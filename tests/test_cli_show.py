@@ -17,7 +17,7 @@ import pytest
 from markdown_it import MarkdownIt
 from mdit_py_plugins.gfm import gfm_plugin
 
-from conftest import TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.cli import main
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planfile import write_plan

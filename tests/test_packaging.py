@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from mvsync import __version__
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

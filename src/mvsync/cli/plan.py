@@ -17,7 +17,7 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -30,6 +30,10 @@ from mvsync.cli.options import (
 )
 from mvsync.cli.status import EXIT_CHANGES
 from mvsync.errors import MvsyncError, UsageError
+
+if TYPE_CHECKING:
+    from mvsync.model import DesiredEnvironment
+    from mvsync.planner import EnvironmentPlan
 
 
 @click.command()
@@ -120,7 +124,10 @@ def _plan(
         summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
-            tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
+            tuple(
+                _with_keys(build_plan(d, r), d)
+                for d, r in zip(desired_envs, remote_lists, strict=True)
+            )
         )
 
         if out_file is not None:
@@ -138,6 +145,28 @@ def _plan(
                 ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> EnvironmentPlan:
+    """The plan with each application's key status where the ledger can be read (SPEC 4).
+
+    No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
+    mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
+    """
+    from dataclasses import replace
+
+    from mvsync.apply.ledger import read_ledger
+    from mvsync.model import LedgerPlace
+    from mvsync.planner import with_key_status
+
+    try:
+        ledger = read_ledger(LedgerPlace.of(desired))
+    except MvsyncError as error:
+        warning = f"key status unknown: {error}"
+        return replace(env_plan, warnings=(*env_plan.warnings, warning))
+    if ledger is None:
+        return env_plan
+    return with_key_status(env_plan, ledger.held_by_id())
 
 
 def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
