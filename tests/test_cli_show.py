@@ -149,7 +149,7 @@ def test_show_refuses_a_file_that_is_not_a_saved_plan(
     bad.write_text("### not json\n")
     code, out, err = show(capsys, str(bad))
     assert (code, out) == (1, "")
-    assert err.startswith("mvsync: ") and "not a saved plan" in err
+    assert err.startswith("mvsync: error: ") and "not a saved plan" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -16,6 +16,7 @@ import gc
 import os
 import sys
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -32,6 +33,7 @@ from mvsync.cli.status import EXIT_CHANGES
 from mvsync.errors import MvsyncError, UsageError
 
 if TYPE_CHECKING:
+    from mvsync.manifest import Lookup
     from mvsync.model import DesiredEnvironment
     from mvsync.planner import EnvironmentPlan
 
@@ -67,6 +69,9 @@ def plan(
     Exit status 0 when done, 1 on an error, 2 with --detailed-exitcode when any create,
     drift or ambiguous is present. MVSYNC_API_DEADLINE (seconds, default 60) bounds each
     API call including its retries. Formats: docs/plan-format.md.
+
+    Warns of every webhook-secret variable a create will need that is not set here;
+    MVSYNC_APPLY_VARIABLES (names, space separated) lists those set where apply runs.
     """
     # A 10,000-application plan holds a few hundred thousand small, long-lived objects
     # that CPython's cyclic collector would scan again and again (about a tenth of the
@@ -125,7 +130,7 @@ def _plan(
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
             tuple(
-                _with_keys(build_plan(d, r), d)
+                _with_keys(_with_warnings(build_plan(d, r), lookup), d)
                 for d, r in zip(desired_envs, remote_lists, strict=True)
             )
         )
@@ -153,8 +158,6 @@ def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> Enviro
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
-    from dataclasses import replace
-
     from mvsync.apply.ledger import read_ledger
     from mvsync.model import LedgerPlace
     from mvsync.planner import with_key_status
@@ -167,6 +170,30 @@ def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> Enviro
     if ledger is None:
         return env_plan
     return with_key_status(env_plan, ledger.held_by_id())
+
+
+APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"
+
+
+def _with_warnings(env_plan: EnvironmentPlan, lookup: Lookup) -> EnvironmentPlan:
+    """The plan, warning of every webhook-secret variable its creates will need that is
+    not set here: a green pull request must not fail on main for want of one."""
+    from mvsync.manifest import describe_missing, missing_secret_variables
+
+    # In CI the plan jobs do not get apply's secrets: MVSYNC_APPLY_VARIABLES names the
+    # ones the apply environments set, so that only the others are warned of.
+    assumed = set((lookup(APPLY_VARIABLES) or "").split())
+
+    def is_set(name: str) -> str | None:
+        return "(set where apply runs)" if name in assumed else lookup(name)
+
+    apps = [change.desired for change in env_plan.creates if change.desired is not None]
+    missing = missing_secret_variables(apps, is_set)
+    if not missing:
+        return env_plan
+    noun = "variables" if len(missing) > 1 else "variable"
+    warning = f"apply will need webhook secret {noun} not set here: {describe_missing(missing)}"
+    return replace(env_plan, warnings=(*env_plan.warnings, warning))
 
 
 def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:

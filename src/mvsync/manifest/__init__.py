@@ -1,7 +1,7 @@
 """The manifest step: a YAML file in, a validated ``Manifest`` and per-environment
 ``DesiredEnvironment`` out. Imports run one way inside the package::
 
-    interpolate  <-  schema  <-  problems  <-  checks  <-  load
+    interpolate, urls  <-  schema  <-  problems  <-  checks  <-  load
                                                    ^------  resolve
 
 ``__init__`` re-exports the entry points; callers outside the package import from here.
@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from mvsync.manifest.load import environment_names, load_manifest
 from mvsync.manifest.resolve import (
+    describe_missing,
     expand_secret,
+    is_loopback_environment,
+    missing_secret_variables,
     read_api_key,
+    read_webhook_secrets,
     resolve_environment,
     resolve_ledger_place,
 )
@@ -31,12 +35,16 @@ __all__ = [
     "Application",
     "Lookup",
     "Manifest",
+    "describe_missing",
     "environment_names",
     "expand_secret",
     "is_absolute_http_url",
+    "is_loopback_environment",
     "json_schema",
     "load_manifest",
+    "missing_secret_variables",
     "read_api_key",
+    "read_webhook_secrets",
     "resolve_environment",
     "resolve_ledger_place",
     "url_has_credentials",

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mvsync.manifest import interpolate
+from mvsync.manifest.urls import api_url_problem
 from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL
 
 Lookup = Callable[[str], str | None]
@@ -114,7 +115,12 @@ def _check_api_url(value: str) -> str:
     # Before any other check: those quote the URL, and this one must not.
     if url_has_credentials(value):
         raise _custom(API_URL_CREDENTIALS)
-    return _check_url(value)
+    _check_url(value)
+    if not interpolate.has_variables(value):
+        problem = api_url_problem(interpolate.literal_value(value))
+        if problem:
+            raise _custom(problem)
+    return value
 
 
 def _check_secret_ref(value: str) -> str:
