@@ -15,7 +15,9 @@ store (``state_url``, SPEC 5.4) plugs in as another source::
     ledger = read_ledger(place, store=some_source)         # any LedgerSource
     key = open_key(ledger, "Support IVR", identity_file)   # the one place a key is opened
 
-Nothing here prints; no message it raises holds a key.
+With ``state_url`` the CLI is to pass the PostgreSQL store as ``store`` (SPEC 5.4: "plan
+and keys list read the ledger from the database"); until that store exists, the files
+are read. Nothing here prints; no message it raises holds a key.
 """
 
 from __future__ import annotations
