@@ -265,7 +265,7 @@ def test_an_unknown_environment_is_an_error_listing_the_known_ones(
 ) -> None:
     code, _, err = run(capsys, "--env", "qa")
     assert code == 1
-    assert "unknown environment 'qa' (the manifest has: staging, prod)" in err
+    assert "unknown environment 'qa' (the manifest defines: staging, prod)" in err
     assert accounts.request_count() == 0
 
 

@@ -264,3 +264,11 @@ def test_the_comment_names_the_rename_and_the_ambiguous_ids(comment: str) -> Non
     assert 'likely a rename of unmanaged "Night line" (app_4)' in comment
     assert '- ambiguous "Reception": 2 applications have this name (app_2, app_3)' in comment
     assert '? "Night line" (app_4)' in comment
+
+
+def test_a_long_list_of_creates_is_folded_and_a_short_one_is_not(comment: str) -> None:
+    prod = comment.split("#### prod")[1].split("#### dev")[0]
+    dev = comment.split("#### dev")[1]
+    assert "<details><summary><b>Apply creates 5000 applications</b>" in prod
+    assert prod.count("</details>") == 1
+    assert "<details>" not in dev and "**Apply creates 1 application:**" in dev

@@ -34,17 +34,37 @@ def test_demo_plans_applies_and_replans_clean_then_names_the_secrets_file(
     secrets_file = tmp_path / ".mvsync-demo" / ".mvsync" / "dev.secrets.yaml"
     commands = re.findall(r"^\$ (mvsync .*)$", done.stdout, re.MULTILINE)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert commands[1:5] == [
-        "mvsync plan --env dev",
-        "mvsync apply --env dev --yes",
+    assert commands[1:6] == [
+        "mvsync plan --env dev -o plan-dev.json",
+        "mvsync show plan-dev.json --format markdown > pr-comment.md",
+        "mvsync apply --env dev --yes --allow-drift",
         "mvsync plan --env dev --detailed-exitcode",
         "mvsync keys list --env dev",
     ]
     assert re.fullmatch(
-        r'mvsync keys show --env dev ".+" -i demo-identity.txt > key.txt', commands[5]
+        r'mvsync keys show --env dev ".+" -i demo-identity.txt > key.txt', commands[6]
     )
     assert f"API keys are in {secrets_file}\n(mode 0600" in done.stdout
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+
+def test_demo_shows_a_drift_an_unmanaged_application_with_a_rename_hint_and_the_comment(
+    tmp_path: Path,
+) -> None:
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first_plan = done.stdout.split("$ mvsync plan --env dev -o plan-dev.json")[1].split("$ ")[0]
+    assert '~ drift "Reception IVR"' in first_plan
+    assert '? unmanaged "Support IVR dev"' in first_plan
+    assert 'hint: likely a rename of unmanaged "Support IVR dev"' in first_plan
+    comment = tmp_path / ".mvsync-demo" / "pr-comment.md"
+    assert f"is in {comment}" in done.stdout
+    text = comment.read_text()
+    assert text.startswith("### mvsync plan") and "| dev | **2** | **1** |" in text
+    assert text.index('! drift "Reception IVR"') < text.index("+ create ")
+    # Only the drift is left: the last plan exits 2 and creates nothing.
+    last_plan = done.stdout.split("$ mvsync plan --env dev --detailed-exitcode")[1]
+    assert "(exit 2)" in last_plan and "+ create" not in last_plan
 
 
 def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
@@ -56,7 +76,7 @@ def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
     entries = secrets["applications"].values()
     assert all("api_key" not in entry for entry in entries)
     issued = [unseal(entry["sealed_api_key"], identities) for entry in entries]
-    assert len(issued) == 3
+    assert len(issued) == 2  # Support IVR (dev), Appointment reminders
     # keys show put one of them, and a newline, in a 0600 file, and nowhere in the output.
     key_file = tmp_path / ".mvsync-demo" / "key.txt"
     assert key_file.read_text().removesuffix("\n") in issued

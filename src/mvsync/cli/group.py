@@ -47,15 +47,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
         )
 
 
-for _command in (
-    validate_cmd.validate,
-    plan_cmd.plan,
-    apply_cmd.apply,
-    show_cmd.show,
-    import_cmd.import_,
-    keys_cmd.keys,
-    envs_cmd.envs,
-    schema_cmd.schema,
-    emulator_cmd.emulator,
-):
+# One line each in `mvsync --help`, short enough that click never cuts it mid-sentence
+# (it trims a docstring's first sentence to ~45 characters on an 80-column terminal).
+_SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
+    (validate_cmd.validate, "Check the manifest (offline, no variables)."),
+    (plan_cmd.plan, "Show what differs from the live applications."),
+    (apply_cmd.apply, "Create what is missing, once; store the keys."),
+    (show_cmd.show, "Render saved plans as one document, offline."),
+    (import_cmd.import_, "Print a manifest of what exists in an env."),
+    (keys_cmd.keys, "List an env's key ledger, or print one key."),
+    (envs_cmd.envs, "List the manifest's environments."),
+    (schema_cmd.schema, "Print the manifest's JSON Schema."),
+    (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),
+)
+for _command, _short in _SHORT_HELP:
+    _command.short_help = _short
     cli.add_command(_command)

@@ -63,7 +63,7 @@ def import_(
     from datetime import UTC, datetime
 
     from mvsync.api.client import MiniVoiceClient
-    from mvsync.importer import render_import
+    from mvsync.importer import import_counts, render_import
     from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
     from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
 
@@ -104,18 +104,24 @@ def import_(
         click.echo(text, nl=False)
     else:
         _write_whole(out_path, text)
-        click.echo(f"mvsync: wrote {len(remote_apps)} application(s) to {out_path}", err=True)
+        imported, left_out = import_counts(remote_apps)
+        noun = "application" if imported == 1 else "applications"
+        note = (
+            f" ({left_out} more written as comments: a shared name or a URL the manifest refuses)"
+            if left_out
+            else ""
+        )
+        click.echo(f"mvsync: wrote {imported} {noun} to {out_path}{note}", err=True)
     return 0
 
 
 def _environment_settings(manifest_file: Path, env: str) -> tuple[str, str]:
     """The ``api_url`` template and ``api_key_env`` of ``env`` in the manifest."""
-    from mvsync.manifest import load_manifest
+    from mvsync.manifest import load_manifest, unknown_environment
 
     manifest = load_manifest(manifest_file)
     if env not in manifest.environments:
-        known = ", ".join(manifest.environments) or "none"
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+        raise unknown_environment(env, list(manifest.environments))
     config = manifest.environments[env]
     return config.api_url, config.api_key_env
 

@@ -30,7 +30,7 @@ from mvsync.cli.options import (
     manifest_path,
 )
 from mvsync.cli.status import EXIT_CHANGES
-from mvsync.errors import MvsyncError, UsageError
+from mvsync.errors import MvsyncError
 
 if TYPE_CHECKING:
     from mvsync.manifest import Lookup
@@ -95,7 +95,13 @@ def _plan(
     from datetime import UTC, datetime
 
     from mvsync.api.listing import list_environments
-    from mvsync.manifest import environment_names, load_manifest, read_api_key, resolve_environment
+    from mvsync.manifest import (
+        environment_names,
+        load_manifest,
+        read_api_key,
+        resolve_environment,
+        unknown_environment,
+    )
     from mvsync.planfile import write_plan
     from mvsync.planner import Plan, build_plan
     from mvsync.render import RENDERERS, render_markdown
@@ -108,10 +114,7 @@ def _plan(
     chosen = list(dict.fromkeys(envs)) or list(known)
     unknown = [name for name in chosen if name not in known]
     if unknown:
-        raise UsageError(
-            f"unknown environment {', '.join(repr(n) for n in unknown)} "
-            f"(the manifest has: {', '.join(known) or 'none'})"
-        )
+        raise unknown_environment(unknown[0], list(known))
     desired_envs = [resolve_environment(manifest, name, lookup) for name in chosen]
     api_keys: list[str] = []
     missing: list[str] = []

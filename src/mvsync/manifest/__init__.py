@@ -19,6 +19,7 @@ from mvsync.manifest.resolve import (
     read_webhook_secrets,
     resolve_environment,
     resolve_ledger_place,
+    unknown_environment,
 )
 from mvsync.manifest.schema import (
     API_URL_CREDENTIALS,
@@ -47,5 +48,6 @@ __all__ = [
     "read_webhook_secrets",
     "resolve_environment",
     "resolve_ledger_place",
+    "unknown_environment",
     "url_has_credentials",
 ]

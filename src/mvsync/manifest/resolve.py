@@ -8,6 +8,7 @@ before sending (``mvsync.manifest.expand_secret``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -175,8 +176,7 @@ def resolve_ledger_place(manifest: Manifest, env: str, lookup: Lookup) -> Ledger
     expanded when its variables are set (to check the secrets file's account), else ``None``.
     """
     if env not in manifest.environments:
-        known = ", ".join(manifest.environments)
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+        raise unknown_environment(env, list(manifest.environments))
     expander = _Expander(env, lookup)
     config = manifest.environments[env]
     env_path: DataPath = ("environments", env)
@@ -244,8 +244,7 @@ def check_account_after_expansion(
 def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     """The desired state of ``env``: defaults, application, override, then ``${}``."""
     if env not in manifest.environments:
-        known = ", ".join(manifest.environments)
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+        raise unknown_environment(env, list(manifest.environments))
     desired = resolve(manifest, env, lookup)
     if url_has_credentials(desired.api_url):
         # Only a ${} can get here (a literal one is refused at load); the value is not shown.
@@ -357,3 +356,14 @@ def is_loopback_environment(manifest: Manifest, env: str, lookup: Lookup) -> boo
     except (interpolate.TemplateSyntaxError, interpolate.MissingVariableError, ValueError):
         return False
     return bool(host) and is_loopback(host or "")
+
+
+def unknown_environment(env: str, known: list[str]) -> UsageError:
+    """The error for ``--env`` naming no environment, with a did-you-mean
+    (environment names are lower case: ``Prod`` means ``prod``)."""
+    message = f"unknown environment {env!r} (the manifest defines: {', '.join(known) or 'none'})"
+    lowered = env.lower()
+    close = [lowered] if lowered in known else difflib.get_close_matches(lowered, known, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return UsageError(message)

@@ -63,6 +63,9 @@ _LEGEND = (
     "not touch · `?` unmanaged (not in the manifest, left alone)"
 )
 
+# More creates than this in one environment are folded in a <details> block.
+_FOLD_CREATES = 20
+
 _MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
 
@@ -249,11 +252,20 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
     creates = chosen["creates"]
     if summary["create"]:
         noun = "application" if summary["create"] == 1 else "applications"
-        text = f"**Apply creates {summary['create']} {noun}:**\n\n"
+        # A long list folds, so that the next environment stays in sight.
+        folded = summary["create"] > _FOLD_CREATES
+        title = f"Apply creates {summary['create']} {noun}"
+        text = (
+            f"<details><summary><b>{title}</b> (click to list)</summary>\n\n"
+            if folded
+            else f"**{title}:**\n\n"
+        )
         if creates:
             text += _block([line for entry in creates for line in entry], "diff")
         if len(creates) < summary["create"]:
             text += "\n" + _more(summary["create"] - len(creates), "creates")
+        if folded:
+            text += "\n</details>\n"
         parts.append(text)
     unmanaged = chosen["unmanaged"]
     if summary["unmanaged"]:
