@@ -38,6 +38,7 @@ from mvsync.errors import MvsyncError
 
 if TYPE_CHECKING:
     from mvsync.manifest import Lookup
+    from mvsync.model import DesiredEnvironment
     from mvsync.planner import EnvironmentPlan
 
 
@@ -131,7 +132,7 @@ def plan(
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
             tuple(
-                _with_warnings(build_plan(d, r), lookup)
+                _with_keys(_with_warnings(build_plan(d, r), lookup), d)
                 for d, r in zip(desired_envs, remote_lists, strict=True)
             )
         )
@@ -154,6 +155,26 @@ def plan(
                 ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> EnvironmentPlan:
+    """The plan with each application's key status where the ledger can be read (SPEC 4).
+
+    No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
+    mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
+    """
+    from mvsync.apply.ledger import read_ledger
+    from mvsync.model import LedgerPlace
+    from mvsync.planner import with_key_status
+
+    try:
+        ledger = read_ledger(LedgerPlace.of(desired))
+    except MvsyncError as error:
+        warning = f"key status unknown: {error}"
+        return replace(env_plan, warnings=(*env_plan.warnings, warning))
+    if ledger is None:
+        return env_plan
+    return with_key_status(env_plan, ledger.held_by_id())
 
 
 APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"

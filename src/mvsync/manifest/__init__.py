@@ -19,6 +19,7 @@ from mvsync.manifest.resolve import (
     read_api_key,
     read_webhook_secrets,
     resolve_environment,
+    resolve_ledger_place,
     unknown_environment,
 )
 from mvsync.manifest.schema import Application, Lookup, Manifest, json_schema
@@ -39,6 +40,7 @@ __all__ = [
     "read_api_key",
     "read_webhook_secrets",
     "resolve_environment",
+    "resolve_ledger_place",
     "unknown_environment",
     "url_has_credentials",
 ]

@@ -37,6 +37,7 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import Action, Change, EnvironmentPlan, Plan
+from mvsync.render.keys import key_markdown
 from mvsync.render.text import clean, create_lines, quoted, unmanaged_names
 
 # GitHub refuses a comment longer than 65,536 characters; keep a margin below it for
@@ -267,6 +268,9 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
         if len(unmanaged) < summary["unmanaged"]:
             text += "\n" + _more(summary["unmanaged"] - len(unmanaged), "unmanaged applications")
         parts.append(text)
+    keys = key_markdown(env)
+    if keys:
+        parts.append(keys)
     if summary["unchanged"]:
         parts.append(f"{summary['unchanged']} unchanged (counted, not listed).\n")
     if not parts:
@@ -276,7 +280,7 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
 
 def _has_something_to_say(env: EnvironmentPlan) -> bool:
     summary = env.summary
-    return bool(env.has_changes or summary["unmanaged"] or env.warnings)
+    return bool(env.has_changes or summary["unmanaged"] or env.warnings or env.keys_not_held)
 
 
 def render_markdown(plan: Plan, file: TextIO, limit: int = _MARKDOWN_BUDGET) -> None:

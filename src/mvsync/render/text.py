@@ -13,6 +13,7 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import RESOLVE_DRIFT, Action, Change, EnvironmentPlan, Plan
+from mvsync.render.keys import key_lines, key_missing_text
 
 MARKERS: dict[Action, str] = {
     Action.CREATE: "+",
@@ -60,7 +61,7 @@ def summary_text(summary: Mapping[str, int]) -> str:
     return (
         f"{summary['create']} to create, {summary['drift']} drifted, "
         f"{summary['ambiguous']} ambiguous, {summary['unchanged']} unchanged, "
-        f"{summary['unmanaged']} unmanaged"
+        f"{summary['unmanaged']} unmanaged{key_missing_text(summary)}"
     )
 
 
@@ -133,6 +134,8 @@ def render_text(plan: Plan, file: TextIO, color: bool = False) -> None:
             file.write(f"  {paint(head, _COLORS[change.action])}\n")
             for line in details:
                 file.write(f"  {line}\n")
+        for line in key_lines(env):
+            file.write(f"  {line}\n")
         for warning in env.warnings:
             file.write(f"  {paint('warning: ' + text_of(warning), _WARNING_COLOR)}\n")
         file.write(f"  {clean(env.name)}: {summary_text(env.summary)}\n\n")
