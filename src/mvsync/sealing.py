@@ -18,10 +18,11 @@ never quoted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyrage
+from pydantic import SecretStr
 from pyrage.x25519 import Identity, Recipient
 
 from mvsync.errors import MvsyncError, SecretsError
@@ -35,6 +36,7 @@ __all__ = [
     "load_identities",
     "parse_recipient",
     "seal",
+    "sealer_for",
     "unseal",
 ]
 
@@ -76,6 +78,15 @@ def seal(plaintext: str, recipients: Sequence[Recipient]) -> str:
     except pyrage.EncryptError as error:  # no known cause with X25519 recipients
         raise ValueError(f"age encryption failed: {error}") from None
     return sealed.decode("ascii")
+
+
+def sealer_for(recipients: Sequence[str]) -> Callable[[SecretStr], str] | None:
+    """What apply seals each key with, for the manifest's ``recipients`` (parsed once);
+    ``None`` when there are none: keys then stay plain, as without sealing."""
+    if not recipients:
+        return None
+    parsed = [parse_recipient(text) for text in recipients]
+    return lambda key: seal(key.get_secret_value(), parsed)
 
 
 def is_armored(text: str) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import SecretStr
@@ -50,7 +50,7 @@ from mvsync.manifest import read_webhook_secrets
 from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
-from mvsync.sealing import parse_recipient, seal
+from mvsync.sealing import sealer_for
 from mvsync.store import journal, keys
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
@@ -125,7 +125,11 @@ class _Run:
         self.reporter = reporter
         self.stop = stop
         self.secrets_path = desired.secrets_path
-        self.result = ApplyResult(environment=desired.name, secrets_path=self.secrets_path)
+        self.result = ApplyResult(
+            environment=desired.name,
+            secrets_path=self.secrets_path,
+            sealed=bool(desired.recipients),
+        )
         # Every record of this run, kept in memory too (see create_once.Records).
         self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).
@@ -288,7 +292,7 @@ class _Run:
                     stop=self.stop,
                     halt=self._halt,
                     location=self.store.location,
-                    seal=self._sealer(),
+                    seal=sealer_for(self.desired.recipients),
                 )
                 for change in creates:
                     pool.submit(self._worker, outcomes, creator, requests[change.name])
@@ -311,12 +315,6 @@ class _Run:
 
     def _fold(self, stored: keys.SecretsFile) -> None:
         fold_at_end(self.store, stored, self._records.snapshot(), self.result)
-
-    def _sealer(self) -> Callable[[SecretStr], str] | None:
-        if not self.desired.recipients:
-            return None
-        recipients = [parse_recipient(text) for text in self.desired.recipients]
-        return lambda key: seal(key.get_secret_value(), recipients)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:

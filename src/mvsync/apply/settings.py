@@ -108,6 +108,7 @@ class ApplyResult:
     # Why the ledger could not be saved (the keys then are in the journal or unstored).
     store_problem: str | None = None
     interrupted: bool = False
+    sealed: bool = False  # new keys are sealed to recipients (age)
 
     @property
     def ok(self) -> bool:

@@ -125,8 +125,11 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
         f"{result.unchanged} equal to the manifest, {len(result.drift)} drifted, "
         f"{len(result.ambiguous)} ambiguous."
     )
+    where = text_of(str(result.secrets_path))
     lines.append(
-        f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."
+        f"Keys are in {where}, sealed with age (no plaintext key: it may be kept or committed)."
+        if result.sealed
+        else f"Keys are in {where} (mode 0600; keep it out of git)."
     )
     out.write("\n".join(lines) + "\n")
     out.flush()
