@@ -4,9 +4,8 @@
   ``TEST_API_KEY``, stopped after the test.
 - ``make_emulator``: a factory for more (other keys, a state file, latency); each is
   stopped after the test.
-- ``TEST_API_KEY``, ``TEST_WEBHOOK_SECRET``: canaries that must never appear in output,
-  logs, error text, plan files or snapshots; ``assert_no_secrets(text, extra=...)``
-  checks a text for them (and for any issued ``mv_live_`` key passed in ``extra``).
+- The canaries (``TEST_API_KEY``, ``TEST_WEBHOOK_SECRET``), ``REPO_ROOT``, ``FIXTURES`` and
+  ``assert_no_secrets`` live in ``tests/helpers.py``: tests import them from there.
 - ``shared_dir``: ``../shared`` beside the checkout (the SPEC and the seed page), or skip.
 - ``pg_server``: a real PostgreSQL server for the session (``tests/pgserver.py``), or skip.
 """
@@ -20,20 +19,8 @@ from typing import Any
 import pytest
 
 import pgserver
+from helpers import REPO_ROOT, TEST_API_KEY
 from mvsync.emulator import Emulator
-
-TEST_API_KEY = "mvtest_BEARER_CANARY_7f3a9c"
-TEST_WEBHOOK_SECRET = "whsec_CANARY_2b8e41"
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def assert_no_secrets(text: str, extra: Iterable[str] = ()) -> None:
-    """Fail when a canary secret, or any of the ``extra`` values (issued keys), is in ``text``."""
-    for secret in (TEST_API_KEY, TEST_WEBHOOK_SECRET, *extra):
-        if secret and secret in text:
-            pytest.fail(f"a secret leaked into the text (canary {secret[:8]}…)")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.apply.run import apply_environment
 from mvsync.apply.settings import ApplyResult, ApplySettings, NullReporter

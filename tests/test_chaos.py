@@ -29,7 +29,9 @@ sections 4-6), checked against the emulator's real state and the secrets file:
 
 ``MVSYNC_CHAOS_SEEDS=1,2,3`` runs other seeds (the default list is fixed, so a failure
 is reproducible with ``pytest tests/test_chaos.py -k seed<N>``); each failure message
-starts with the round's full scenario.
+starts with the round's full scenario. A round that plans a signal fails unless the
+signal reaches a running apply (anchored on "Creating", a SIGKILL must be what ended
+it): a seed whose faults stop apply before it creates (seed 1) tests no kill, and says so.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET
 from mvsync.emulator import Emulator, Fault
 from mvsync.store.journal import journal_path, read_journal
 from mvsync.store.keys import read_secrets
@@ -288,12 +290,23 @@ class Round:
             pytest.fail(self.where(f"{run.label} did not end within {RUN_TIMEOUT}s (hung)"))
         return run.code
 
-    def wait_for_creating(self, run: Run, limit: float = 5.0) -> None:
+    def wait_for_creating(self, runs: list[Run], limit: float = 5.0) -> Run | None:
+        """The first of ``runs`` to print "Creating N applications", or ``None`` when none
+        did within ``limit`` seconds (or all ended first)."""
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and run.process.poll() is None:
-            if "Creating " in run.stdout():
-                return
+        while time.monotonic() < deadline and any(r.process.poll() is None for r in runs):
+            for run in runs:
+                if "Creating " in run.stdout():
+                    return run
             time.sleep(0.005)
+        return None
+
+    def signal_running(self, run: Run, signum: int, what: str) -> None:
+        """Send ``signum`` to ``run``, failing the round if it has already ended: a signal
+        that reaches no running apply tests nothing the round claims to."""
+        code = run.process.poll()
+        assert code is None, self.where(f"{run.label} had already exited {code} before {what}")
+        run.process.send_signal(signum)
 
     # --- invariants --------------------------------------------------------------------
 
@@ -370,12 +383,23 @@ class Round:
             assert issued is not None and issued.api_key == key, self.where(
                 f"{when}: {name!r} stored a key that is not the one issued for {app_id}"
             )
+            assert self.accepted(key), self.where(f"{when}: {name!r} key refused")
+
+    def accepted(self, key: str) -> bool:
+        """The emulator takes ``key`` as a bearer. Faults still pending are set aside for
+        the check (no apply runs then): they are the round's, not this check's."""
+        pending = self.emulator.faults()
+        self.emulator.clear_faults()
+        try:
             answer = httpx.get(
                 f"{self.emulator.url}/v1/applications",
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=5,
             )
-            assert answer.status_code == 200, self.where(f"{when}: {name!r} key refused")
+        finally:
+            for fault in pending:
+                self.emulator.add_fault(fault)
+        return answer.status_code == 200
 
     def check_exit_0(self, run: Run) -> None:
         """Exit 0: the environment equals the manifest and every new key is stored."""
@@ -406,14 +430,21 @@ def chaos_phase(round_: Round) -> None:
         runs = [first, second]
     else:
         runs = [round_.start(scenario.mode, *conc)]
+    signalled = scenario.mode in ("kill9", "kill2", "term", "term2") or (
+        scenario.mode == "two" and scenario.kill_one_of_two
+    )
     target = runs[0]
     if scenario.anchor_on_creating:
-        round_.wait_for_creating(target)
+        # Of two applies, the one that got the lock is the one creating: it is the target.
+        creating = round_.wait_for_creating(runs)
+        if creating is not None:
+            target = creating
+        elif signalled:
+            ended = {r.label: r.process.poll() for r in runs}
+            pytest.fail(round_.where(f"no apply began creating within 5s (exits {ended})"))
     anchor = time.monotonic()
     events: list[tuple[float, str]] = [(scenario.late_after, "faults")]
-    if scenario.mode in ("kill9", "kill2", "term", "term2") or (
-        scenario.mode == "two" and scenario.kill_one_of_two
-    ):
+    if signalled:
         events.append((scenario.signal_after, "signal"))
     for when, what in sorted(events):
         time.sleep(max(anchor + when - time.monotonic(), 0.0))
@@ -421,14 +452,21 @@ def chaos_phase(round_: Round) -> None:
             for fault in scenario.late_faults:
                 emulator.add_fault(injected(fault))
         elif scenario.mode in ("kill9", "kill2", "two"):
-            target.process.send_signal(signal.SIGKILL)
+            round_.signal_running(target, signal.SIGKILL, "SIGKILL")
         else:
-            target.process.send_signal(signal.SIGTERM)
+            round_.signal_running(target, signal.SIGTERM, "SIGTERM")
             if scenario.mode == "term2":
                 time.sleep(0.02 + scenario.signal_after / 4)
-                target.process.send_signal(signal.SIGTERM)
+                if target.process.poll() is None:  # the first may have ended it already
+                    target.process.send_signal(signal.SIGTERM)
     for run in runs:
         round_.wait(run)
+    if signalled and scenario.mode in ("kill9", "kill2", "two"):
+        # A SIGKILL that reached a running apply is what ended it (a SIGTERM lets apply
+        # finish what is in flight: it was sent to a running apply, which is all it says).
+        assert target.code == -signal.SIGKILL, round_.where(
+            f"{target.label} exited {target.code}: the SIGKILL hit no running apply"
+        )
     allowed = {0, 1, 130, -signal.SIGKILL, -signal.SIGTERM}
     for run in runs:
         assert run.code in allowed, round_.where(f"{run.label} exit status {run.code}")
@@ -463,9 +501,17 @@ def kill_when_secrets_replaced(round_: Round) -> None:
     deadline = time.monotonic() + 5.0
     while run.process.poll() is None and inode() == before and time.monotonic() < deadline:
         pass
+    assert inode() != before, round_.where(
+        f"{run.label} did not replace the secrets file within 5s "
+        f"(exit {run.process.poll()}): the signal would not come after it"
+    )
     time.sleep(scenario.second_after)
-    run.process.send_signal(getattr(signal, scenario.second_signal))
+    round_.signal_running(run, getattr(signal, scenario.second_signal), scenario.second_signal)
     round_.wait(run)
+    if scenario.second_signal == "SIGKILL":
+        assert run.code == -signal.SIGKILL, round_.where(
+            f"{run.label} exited {run.code}: the SIGKILL hit no running apply"
+        )
     allowed = {0, 1, 130, -signal.SIGKILL, -signal.SIGTERM}
     assert run.code in allowed, round_.where(f"{run.label} exit status {run.code}")
     if run.code == 0:
@@ -513,6 +559,8 @@ def create_out_of_band(emulator: Emulator, seed: int, numbers: list[int]) -> set
     return ids
 
 
+# A round takes 10-35s here (2 shared cores); each apply is bounded by RUN_TIMEOUT.
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
 def test_chaos_round(seed: int, make_emulator: Callable[..., Emulator], tmp_path: Path) -> None:
     scenario = Scenario.of(seed)

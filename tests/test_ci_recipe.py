@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import REPO_ROOT, assert_no_secrets
+from helpers import REPO_ROOT, assert_no_secrets
 from mvsync.emulator import Emulator
 
 WORKFLOW = REPO_ROOT / "examples" / "ci" / "github-actions.yml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.emulator import Emulator, Fault
 from mvsync.model import CreateRequest
 from mvsync.store.keys import read_secrets
@@ -153,12 +154,26 @@ def test_no_secret_in_any_output_or_plan_file(emulator: Emulator, tmp_path: Path
     write_manifest(tmp_path, emulator.url, count=4)
     plan_file = tmp_path / "plan.json"
     planned = run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file))
+    assert planned.returncode == 0, planned.stderr
     emulator.add_fault(Fault("drop_after_commit", method="POST"))
     emulator.add_fault(Fault("500", method="POST"))
     applied = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    # Incomplete (exit 1): the dropped answer's key was never seen; the 500 was retried.
+    assert applied.returncode == 1, applied.stderr
+    assert "3 created, 0 already existed, 1 key(s) not captured, 0 failed" in applied.stdout
+    write_manifest(tmp_path, emulator.url, count=5)  # one more: --debug logs a create too
     debug = run(tmp_path, "--debug", "apply", "--env", "dev")
+    assert debug.returncode == 0, debug.stderr
+    for method in ("GET", "POST"):
+        # The client's request line, bearer masked: --debug must print, not only not leak.
+        request_line = (
+            f"debug: mvsync.api.client: {method} {re.escape(emulator.url)}/v1/applications"
+            " attempt 1 "
+            r"\(timeout [0-9.]+s; Authorization: Bearer \*\*\*; User-Agent: mvsync/"
+        )
+        assert re.search(request_line, debug.stderr), debug.stderr
     keys = [key for _, key in stored(tmp_path).values() if key]
-    assert len(keys) == 3
+    assert len(keys) == 4
     for text in (
         planned.stdout,
         planned.stderr,
@@ -285,16 +300,23 @@ def test_two_applies_at_once_never_duplicate(
 def test_two_applies_at_once_without_waiting_one_refused(
     make_emulator: Callable[..., Emulator], tmp_path: Path
 ) -> None:
-    emulator = make_emulator(latency=0.02)
-    write_manifest(tmp_path, emulator.url, count=20)
-    runs = [start(tmp_path, "apply", "--env", "dev") for _ in range(2)]
-    outputs = [(p.wait(timeout=60), p.communicate()) for p in runs]
-    assert sorted(code for code, _ in outputs) in ([0, 0], [0, 1])
+    # The overlap is forced: 40 creates one at a time, 0.1s each, hold the lock for about
+    # 4s; the second starts once the first is creating and must end while it still is.
+    emulator = make_emulator(latency=0.1)
+    write_manifest(tmp_path, emulator.url, count=40)
+    first = start(tmp_path, "apply", "--env", "dev", "--concurrency", "1")
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.startswith("Creating "):
+            break
+    second = run(tmp_path, "apply", "--env", "dev")
+    assert first.poll() is None, "the first apply ended before the second was refused"
+    _, err = first.communicate(timeout=60)
+    assert (first.returncode, second.returncode) == (0, 1), err + second.stderr
+    assert "another apply holds the lock" in second.stderr
     assert max(remote_names(emulator).values()) == 1
-    assert emulator.request_count("POST") == 20
-    for code, (_, err) in outputs:
-        if code == 1:
-            assert "another apply holds the lock" in err
+    assert emulator.request_count("POST") == 40
+    assert len(stored(tmp_path)) == 40
 
 
 def test_held_lock_refuses_apply_naming_the_holder(emulator: Emulator, tmp_path: Path) -> None:
@@ -424,7 +446,7 @@ def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flig
 def test_example_manifest_dev_is_created_once_with_every_key_stored(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    from conftest import REPO_ROOT
+    from helpers import REPO_ROOT
 
     (tmp_path / "mvsync.yaml").write_text((REPO_ROOT / "examples" / "minivoice.yaml").read_text())
     env = cli_env()

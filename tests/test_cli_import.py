@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.api.client import MiniVoiceClient
 from mvsync.cli import main
 from mvsync.emulator import Emulator

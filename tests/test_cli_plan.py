@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.api.client import MiniVoiceClient
 from mvsync.cli import main
 from mvsync.emulator import Emulator
@@ -94,6 +94,27 @@ def test_detailed_exitcode_is_2_with_creates_then_0_once_they_exist(
     code, out, _ = run(capsys, "--detailed-exitcode")
     assert code == 0
     assert out.splitlines()[-1].startswith("No changes in 2 environments")
+
+
+@pytest.mark.parametrize("equal", ["staging", "prod"])
+def test_detailed_exitcode_is_2_when_any_environment_has_a_create(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], equal: str
+) -> None:
+    # One environment (first or last in the manifest) equal to it, the other one create
+    # short: the CI gate must see the create whichever environment holds it.
+    if equal == "staging":
+        _create(accounts, TEST_API_KEY, STAGING_APPS)
+        _create(accounts, PROD_KEY, PROD_APPS[1:])
+        short = '+ create "Support IVR"'
+    else:
+        _create(accounts, PROD_KEY, PROD_APPS)
+        _create(accounts, TEST_API_KEY, STAGING_APPS[1:])
+        short = '+ create "Support IVR (staging)"'
+    code, out, _ = run(capsys, "--detailed-exitcode")
+    assert code == 2
+    assert out.count("+ create") == 1
+    assert short in out
+    assert out.splitlines()[-1].startswith("Plan for 2 environments: 1 to create")
 
 
 def test_detailed_exitcode_is_2_for_drift(

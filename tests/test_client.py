@@ -29,7 +29,7 @@ from mvsync.errors import (
 )
 from mvsync.model import CreateRequest
 
-# The same canaries as tests/conftest.py: they must never show up anywhere.
+# The same canaries as tests/helpers.py: they must never show up anywhere.
 API_KEY = "mvtest_BEARER_CANARY_7f3a9c"
 WEBHOOK_SECRET = "whsec_CANARY_2b8e41"
 API_URL = "https://api.minivoice.test"
@@ -104,9 +104,9 @@ def create_request(secret: str | None = WEBHOOK_SECRET) -> CreateRequest:
 
 
 def assert_clean(text: str) -> None:
-    assert API_KEY not in text
-    assert WEBHOOK_SECRET not in text
-    assert "mv_live_" not in text
+    for secret in (API_KEY, WEBHOOK_SECRET, "mv_live_"):  # as sent, upper, lower
+        for form in (secret, secret.upper(), secret.lower()):
+            assert form not in text
 
 
 # --- success and the seed's bodies -------------------------------------------------

@@ -20,7 +20,7 @@ from mvsync.errors import ApiError
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
 
 SEED = Path(__file__).resolve().parent / "fixtures" / "seed"
-API_KEY = "mvtest_BEARER_CANARY_7f3a9c"  # accepted by the conftest `emulator`
+API_KEY = "mvtest_BEARER_CANARY_7f3a9c"  # accepted by the conftest `emulator` (tests/helpers.py)
 API_URL = "https://api.minivoice.eu"
 
 

@@ -21,7 +21,7 @@ from mvsync.emulator import Emulator, Fault
 from mvsync.errors import ApiError, MvsyncError, OutcomeUnknownError, TransportError
 from mvsync.model import CreateRequest
 
-# The canaries of tests/conftest.py (the `emulator` fixture accepts API_KEY).
+# The canaries of tests/helpers.py (the `emulator` fixture accepts API_KEY).
 API_KEY = "mvtest_BEARER_CANARY_7f3a9c"
 WEBHOOK_SECRET = "whsec_CANARY_2b8e41"
 APPS = "/v1/applications"
@@ -71,7 +71,8 @@ def request(name: str = "Support IVR", secret: str | None = WEBHOOK_SECRET) -> C
 
 def assert_clean(text: str, *extra: str) -> None:
     for secret in (API_KEY, WEBHOOK_SECRET, *extra):
-        assert secret not in text
+        for form in (secret, secret.upper(), secret.lower()):  # an echo may change case
+            assert form not in text
 
 
 # --- the happy path ------------------------------------------------------------------

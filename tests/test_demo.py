@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from conftest import REPO_ROOT, assert_no_secrets
+from helpers import REPO_ROOT, assert_no_secrets
 
 DEMO = REPO_ROOT / "examples" / "demo.py"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, TEST_API_KEY, assert_no_secrets
+from helpers import REPO_ROOT, TEST_API_KEY, assert_no_secrets
 from mvsync.emulator.state import Store
 
 APPS = "/v1/applications"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TEST_API_KEY
+from helpers import TEST_API_KEY
 from mvsync.emulator import Emulator, EmulatorError, Fault
 
 APPS = "/v1/applications"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from conftest import TEST_API_KEY
+from helpers import TEST_API_KEY
 from mvsync.emulator import Emulator, EmulatorError, Fault, RateLimit
 from mvsync.emulator.ratelimit import RateLimiter
 

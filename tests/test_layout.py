@@ -96,7 +96,9 @@ def test_the_cycle_finder_sees_a_lazy_cycle() -> None:
     # The check itself can fail: a cycle hidden in a function body and under TYPE_CHECKING.
     sources = {
         "mvsync.a": "def f():\n    from mvsync.b import g\n",
-        "mvsync.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mvsync import a\n",
+        "mvsync.b": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mvsync import a\n"
+        ),
     }
     assert find_cycle(import_graph(sources)) == ["mvsync.a", "mvsync.b", "mvsync.a"]
 

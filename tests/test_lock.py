@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from conftest import TEST_API_KEY, assert_no_secrets
+from helpers import TEST_API_KEY, assert_no_secrets
 from mvsync.cli import main
 from mvsync.emulator import Emulator
 from mvsync.errors import LockError

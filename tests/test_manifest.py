@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import REPO_ROOT, TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.errors import ManifestError, MvsyncError, UsageError
 from mvsync.manifest import (
     environment_names,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, assert_no_secrets
+from helpers import FIXTURES, assert_no_secrets
 from mvsync.cli import main
 
 BAD = FIXTURES / "manifests" / "bad"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.cli import main
 from mvsync.emulator import Emulator
 from mvsync.errors import PlanFileError
@@ -67,7 +67,7 @@ def test_a_written_plan_reads_back_with_its_fingerprints_and_changes(tmp_path: P
 
 
 def test_a_saved_plan_holds_no_webhook_secret(tmp_path: Path) -> None:
-    assert TEST_WEBHOOK_SECRET not in _saved(tmp_path).read_text()
+    assert_no_secrets(_saved(tmp_path).read_text())
 
 
 def test_a_saved_plan_has_format_version_kind_and_created_at(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_WEBHOOK_SECRET
+from helpers import TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
 from mvsync.render import MARKDOWN_LIMIT, RENDERERS, escape, render_markdown, render_text
@@ -121,7 +121,7 @@ def test_colored_text_matches_golden_file() -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_no_format_shows_the_webhook_secret(fmt: str) -> None:
-    assert TEST_WEBHOOK_SECRET not in _rendered(fmt)
+    assert_no_secrets(_rendered(fmt))
 
 
 def test_text_uses_the_spec_markers() -> None:

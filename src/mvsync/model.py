@@ -53,6 +53,10 @@ class DesiredEnvironment:
     api_key_env: str
     secrets_path: Path
     apps: tuple[DesiredApp, ...]
+    # age X25519 public keys every new key is sealed to (SPEC 5.2); empty: plain keys.
+    recipients: tuple[str, ...] = ()
+    # The ${} template of the PostgreSQL state (SPEC 5.4), expanded where it is used.
+    state_url: str | None = None
 
 
 class RemoteApp(BaseModel):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
+
+from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.settings import ApplySettings
@@ -99,11 +101,20 @@ class CreateOnce:
     stop: threading.Event  # the user asked to stop: start no new create
     halt: threading.Event  # an error every further create would meet
     location: str  # where the keys are, for messages
+    # With recipients: seals a key (age armor) the moment its answer is parsed.
+    seal: Callable[[SecretStr], str] | None = None
 
     def _append(self, record: JournalRecord) -> None:
         if record.event != "intent":
             self.records.add(record)
         self.writer.append(record)
+
+    def _key_record(self, name: str, app_id: str, key: SecretStr, created_at: str) -> JournalRecord:
+        """The record of a received key: sealed in memory first when there are recipients,
+        so that only its ciphertext is ever written (SPEC 5.2)."""
+        if self.seal is None:
+            return journal.created(name, app_id, key, created_at)
+        return journal.created(name, app_id, None, created_at, sealed_api_key=self.seal(key))
 
     def run(self, request: CreateRequest) -> Done:
         """Create one application; its key on disk before this returns CREATED."""
@@ -138,7 +149,7 @@ class CreateOnce:
                     self.halt.set()  # 401, 403, no connection...: every create would meet it
                 return Done(name, Outcome.FAILED, message=f"not created: {error}")
             # The key is on disk when this returns: only then does the create count as done.
-            self._append(journal.created(name, app.id, app.api_key, app.created_at))
+            self._append(self._key_record(name, app.id, app.api_key, app.created_at))
             return Done(name, Outcome.CREATED, app_id=app.id)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -148,7 +159,7 @@ class CreateOnce:
         key = malformed.issued_key
         received_at = _now()
         if malformed.app_id is not None and _usable_id(malformed.app_id):
-            self._append(journal.created(name, malformed.app_id, key, received_at))
+            self._append(self._key_record(name, malformed.app_id, key, received_at))
             self.note(
                 f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
                 "its key and id are stored"
@@ -157,7 +168,7 @@ class CreateOnce:
         # No usable id: store the key now under a marker (a kill must not lose it), then
         # look the id up; a found id replaces the marker in what this run folds.
         marker = f"{UNKNOWN_ID_PREFIX}{uuid.uuid4().hex[:12]}"
-        record = journal.created(name, marker, key, received_at)
+        record = self._key_record(name, marker, key, received_at)
         self._append(record)
         found: list[RemoteApp] = []
         why = "the list could not be read"
@@ -168,7 +179,7 @@ class CreateOnce:
             self.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
         if len(found) == 1:
             app_id = found[0].id
-            self.records.replace(record, journal.created(name, app_id, key, received_at))
+            self.records.replace(record, replace(record, app_id=app_id))
             self.note(
                 f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
                 f"its key is stored, its id {_quoted(app_id)} was read from the list"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import SecretStr
@@ -49,6 +49,7 @@ from mvsync.errors import (
 from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
+from mvsync.sealing import parse_recipient, seal
 from mvsync.store import journal, keys
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
@@ -263,6 +264,7 @@ class _Run:
                     stop=self.stop,
                     halt=self._halt,
                     location=self.store.location,
+                    seal=self._sealer(),
                 )
                 for change in creates:
                     pool.submit(self._worker, outcomes, creator, requests[change.name])
@@ -284,6 +286,12 @@ class _Run:
             folded = keys.add_records(stored, self._records.snapshot())
             self.result.renamed.extend(folded.renamed)
             self.store.save(stored)
+
+    def _sealer(self) -> Callable[[SecretStr], str] | None:
+        if not self.desired.recipients:
+            return None
+        recipients = [parse_recipient(text) for text in self.desired.recipients]
+        return lambda key: seal(key.get_secret_value(), recipients)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:

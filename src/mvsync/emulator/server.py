@@ -228,6 +228,14 @@ class Emulator:
             raise EmulatorError("that API key is not known to this emulator")
         return [app.listed() for app in self._store.apps_of(customer_id)]
 
+    def issued_keys(self, api_key: str) -> dict[str, str]:
+        """Test-only insight: every key issued to that key's customer, by application id
+        (what a leak scan looks for; the API itself never shows a key twice)."""
+        customer_id = self._store.customer_of(api_key)
+        if customer_id is None:
+            raise EmulatorError("that API key is not known to this emulator")
+        return {app.id: app.api_key for app in self._store.apps_of(customer_id)}
+
     def webhook_secret_of(self, app_id: str) -> str | None:
         """The webhook secret an application was created with (``None`` if none or no such app)."""
         app = self._store.app(app_id)

@@ -103,7 +103,23 @@ def check_manifest(
         )
     issues.extend(_shared_account_issues(manifest, names_by_env))
     issues.extend(_shared_secrets_file_issues(manifest))
+    issues.extend(_state_url_issues(manifest))
     return issues
+
+
+def _state_url_issues(manifest: Manifest) -> list[Issue]:
+    """An environment with state_url must seal: no plaintext key on a shared server."""
+    return [
+        Issue(
+            ("environments", env, "state_url"),
+            True,
+            f"environment {env!r} has state_url but no recipients: keys in a shared database"
+            " must be sealed; add recipients (at the top level or in this environment)",
+        )
+        for env, config in manifest.environments.items()
+        if config.state_url is not None
+        and not (config.recipients if config.recipients is not None else manifest.recipients)
+    ]
 
 
 def _app_environments(

@@ -141,12 +141,15 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     if expander.issues:
         raise_located(manifest.label, manifest._text, expander.issues)
     assert api_url is not None
+    recipients = config.recipients if config.recipients is not None else manifest.recipients
     return DesiredEnvironment(
         name=env,
         api_url=api_url,
         api_key_env=config.api_key_env,
         secrets_path=secrets_path,
         apps=tuple(apps),
+        recipients=tuple(recipients or ()),
+        state_url=config.state_url,
     )
 
 

@@ -139,6 +139,44 @@ def _check_secret_ref(value: str) -> str:
     return value
 
 
+RECIPIENT_PATTERN = r"^age1[02-9ac-hj-np-z]{58}$"
+
+
+def _check_recipient(value: str) -> str:
+    # Never quoted back: a secret identity pasted here must not reach a CI log.
+    if value.strip().upper().startswith("AGE-SECRET-KEY-"):
+        raise _custom(
+            "this is an age identity (a secret key), not a recipient: remove it from the"
+            " manifest, consider it leaked, and list its public key (age-keygen -y) instead"
+        )
+    from mvsync.sealing import parse_recipient  # pyrage: only when recipients are given
+
+    try:
+        parse_recipient(value)
+    except ValueError as error:
+        raise _custom(f"{error} (an age X25519 public key, as age-keygen prints it)") from None
+    return value
+
+
+def _check_state_url(value: str) -> str:
+    # The value may hold a password: never quoted back, and never literal in git.
+    try:
+        parts = interpolate.parse(value)
+    except interpolate.TemplateSyntaxError:
+        parts = ()
+    if not any(isinstance(part, interpolate.Variable) for part in parts):
+        raise _custom(
+            "must be a ${VARIABLE} (it may hold a password, which does not go into git);"
+            " the value is not shown"
+        )
+    literal = "".join(part if isinstance(part, str) else (part.default or "") for part in parts)
+    if "@" in literal:
+        raise _custom(
+            "a password must not be written in the manifest: put the whole URL in a variable"
+        )
+    return value
+
+
 def _check_env_name(value: str) -> str:
     if not re.fullmatch(ENV_NAME_PATTERN, value):
         raise _custom(
@@ -175,6 +213,16 @@ SecretRef = Annotated[
     AfterValidator(_check_secret_ref),
     Field(json_schema_extra={"pattern": SECRET_REF_PATTERN}),
 ]
+Recipient = Annotated[
+    str,
+    AfterValidator(_check_recipient),
+    Field(json_schema_extra={"pattern": RECIPIENT_PATTERN}),
+]
+StateUrlTemplate = Annotated[str, AfterValidator(_check_state_url)]
+_RECIPIENTS_DOC = (
+    "age X25519 public keys (age1...): every new API key is sealed to all of them before it"
+    " is written anywhere (SPEC 5.2)."
+)
 EnvName = Annotated[
     str, AfterValidator(_check_env_name), Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})
 ]
@@ -210,6 +258,16 @@ class EnvironmentConfig(BaseModel):
         description=(
             "Where apply stores the keys of created applications (mode 0600), relative to "
             "the manifest's folder. Default .mvsync/<environment>.secrets.yaml. ${} allowed."
+        ),
+    )
+    recipients: list[Recipient] | None = Field(
+        None, description=_RECIPIENTS_DOC + " Replaces the top-level list for this environment."
+    )
+    state_url: StateUrlTemplate | None = Field(
+        None,
+        description=(
+            "Shared state in PostgreSQL: a ${VARIABLE} expanding to a postgresql:// URL. The"
+            " journal, keys and lock then live in that database. Requires recipients."
         ),
     )
 
@@ -275,6 +333,7 @@ class Manifest(BaseModel):
         description="The MiniVoice accounts, by name (lower case; the name becomes a file name).",
         json_schema_extra={"propertyNames": {"pattern": ENV_NAME_PATTERN}, "minProperties": 1},
     )
+    recipients: list[Recipient] | None = Field(None, description=_RECIPIENTS_DOC)
     defaults: Defaults = Field(
         default_factory=Defaults, description="Fields merged under every application."
     )

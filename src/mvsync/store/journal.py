@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from mvsync.errors import SecretsError
+from mvsync.sealing import is_armored
 from mvsync.store.durable import DurableAppender, read_private
 
 JOURNAL_SUFFIX = ".journal"
@@ -51,6 +52,12 @@ class JournalRecord:
     api_key: SecretStr | None = None
     created_at: str | None = None
     ts: str | None = None
+    # With recipients: the key sealed to them (age, ASCII armor) instead of ``api_key``.
+    sealed_api_key: str | None = None
+
+    @property
+    def holds_key(self) -> bool:
+        return self.api_key is not None or self.sealed_api_key is not None
 
     def to_line(self) -> bytes:
         """The line as written: one JSON object and a newline (holds the key)."""
@@ -60,8 +67,11 @@ class JournalRecord:
         else:
             data["id"] = self.app_id
         if self.event == "created":
-            assert self.api_key is not None
-            data["api_key"] = self.api_key.get_secret_value()
+            if self.sealed_api_key is not None:
+                data["sealed_api_key"] = self.sealed_api_key
+            else:
+                assert self.api_key is not None
+                data["api_key"] = self.api_key.get_secret_value()
             data["created_at"] = self.created_at
         return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
@@ -72,10 +82,25 @@ def intent(name: str) -> JournalRecord:
     return JournalRecord(event="intent", name=name, ts=now)
 
 
-def created(name: str, app_id: str, api_key: SecretStr, created_at: str) -> JournalRecord:
-    """The record written as soon as the key of ``name`` is received."""
+def created(
+    name: str,
+    app_id: str,
+    api_key: SecretStr | None,
+    created_at: str,
+    *,
+    sealed_api_key: str | None = None,
+) -> JournalRecord:
+    """The record written as soon as the key of ``name`` is received: the key in plain,
+    or (``sealed_api_key``, and then ``api_key`` None) only its ciphertext."""
+    if (api_key is None) == (sealed_api_key is None):
+        raise ValueError("a created record holds the key either plain or sealed")
     return JournalRecord(
-        event="created", name=name, app_id=app_id, api_key=api_key, created_at=created_at
+        event="created",
+        name=name,
+        app_id=app_id,
+        api_key=api_key,
+        created_at=created_at,
+        sealed_api_key=sealed_api_key,
     )
 
 
@@ -107,6 +132,17 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
     if event == "not_captured":
         return JournalRecord(event="not_captured", name=name, app_id=_text(data, "id", where))
     if event == "created":
+        if "sealed_api_key" in data:
+            sealed = _text(data, "sealed_api_key", where)
+            if not is_armored(sealed):
+                raise SecretsError(f"{where}: 'sealed_api_key' is not an age armored message")
+            return JournalRecord(
+                event="created",
+                name=name,
+                app_id=_text(data, "id", where),
+                created_at=_text(data, "created_at", where),
+                sealed_api_key=sealed,
+            )
         return JournalRecord(
             event="created",
             name=name,

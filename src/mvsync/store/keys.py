@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from mvsync.errors import SecretsError
+from mvsync.sealing import is_armored
 from mvsync.store.durable import fsync_dir, read_private, write_atomic
 from mvsync.store.journal import JournalRecord
 
@@ -41,16 +42,29 @@ class SecretEntry(BaseModel):
 
     id: str
     api_key: SecretStr | None = None
+    sealed_api_key: str | None = None
     created_at: str | None = None
     key_captured: bool = True
 
     @model_validator(mode="after")
     def _key_or_not_captured(self) -> SecretEntry:
-        if self.key_captured and self.api_key is None:
-            raise ValueError("has neither 'api_key' nor 'key_captured: false'")
-        if not self.key_captured and self.api_key is not None:
-            raise ValueError("has an 'api_key' and 'key_captured: false'")
+        held = (self.api_key is not None) + (self.sealed_api_key is not None)
+        if held > 1:
+            raise ValueError("has both 'api_key' and 'sealed_api_key'")
+        if self.key_captured and not held:
+            raise ValueError("has neither 'api_key', 'sealed_api_key' nor 'key_captured: false'")
+        if not self.key_captured and held:
+            raise ValueError("has a key and 'key_captured: false'")
+        if self.sealed_api_key is not None and not is_armored(self.sealed_api_key):
+            raise ValueError("'sealed_api_key' is not an age armored message")
         return self
+
+    @property
+    def state(self) -> str:
+        """``plain``, ``sealed`` or ``not_captured`` (SPEC 5.3)."""
+        if self.sealed_api_key is not None:
+            return "sealed"
+        return "plain" if self.api_key is not None else "not_captured"
 
 
 class SecretsFile(BaseModel):
@@ -63,8 +77,13 @@ class SecretsFile(BaseModel):
     applications: dict[str, SecretEntry] = {}
 
 
-def header(environment: str) -> str:
+def header(environment: str, *, sealed_only: bool = False) -> str:
     """The comment that opens every secrets file."""
+    if sealed_only:
+        return (
+            f"# mvsync keys for environment {_quote(environment)}, sealed with age: no plaintext"
+            " key here (mvsync keys show, or age -d).\n"
+        )
     return (
         f"# mvsync secrets for environment {_quote(environment)}: live MiniVoice API keys."
         " Do not commit.\n"
@@ -96,7 +115,11 @@ def dump(secrets: SecretsFile) -> bytes:
     """The file's text. A small emitter of our own: ~50x faster than a YAML dumper,
     and every scalar is double-quoted, so no value is ever re-typed on reading."""
     lines = [
-        header(secrets.environment),
+        header(
+            secrets.environment,
+            sealed_only=bool(secrets.applications)
+            and all(entry.api_key is None for entry in secrets.applications.values()),
+        ),
         f"environment: {_quote(secrets.environment)}\n",
         f"api_url: {_quote(secrets.api_url)}\n",
     ]
@@ -108,6 +131,10 @@ def dump(secrets: SecretsFile) -> bytes:
         lines.append(f"  {_quote(name)}:\n    id: {_quote(entry.id)}\n")
         if entry.api_key is not None:
             lines.append(f"    api_key: {_quote(entry.api_key.get_secret_value())}\n")
+        if entry.sealed_api_key is not None:
+            # A literal block: the armor as age writes it (ASCII lines of base64).
+            armor = entry.sealed_api_key.strip().splitlines()
+            lines.append("    sealed_api_key: |\n" + "".join(f"      {x}\n" for x in armor))
         if entry.created_at is not None:
             lines.append(f"    created_at: {_quote(entry.created_at)}\n")
         if not entry.key_captured:
@@ -117,7 +144,16 @@ def dump(secrets: SecretsFile) -> bytes:
 
 # The names a secrets file may contain besides application names (which are data).
 _FIELD_NAMES = frozenset(
-    {"environment", "api_url", "applications", "id", "api_key", "created_at", "key_captured"}
+    {
+        "environment",
+        "api_url",
+        "applications",
+        "id",
+        "api_key",
+        "sealed_api_key",
+        "created_at",
+        "key_captured",
+    }
 )
 
 
@@ -269,7 +305,10 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
             continue
         if record.event == "created":
             entry = SecretEntry(
-                id=record.app_id, api_key=record.api_key, created_at=record.created_at
+                id=record.app_id,
+                api_key=record.api_key,
+                sealed_api_key=record.sealed_api_key,
+                created_at=record.created_at,
             )
         else:
             entry = SecretEntry(id=record.app_id, key_captured=False)
