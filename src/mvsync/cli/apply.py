@@ -14,7 +14,8 @@ Variables (seconds), for CI and tests: ``MVSYNC_API_DEADLINE`` bounds each API c
 including its retries (default 60); ``MVSYNC_HTTP_TIMEOUT`` one HTTP request (default
 10); ``MVSYNC_CONFIRM_DEADLINE`` the listing until new applications are visible
 (default 30); ``MVSYNC_UNKNOWN_WAIT`` the pause before listing after a POST whose
-outcome is unknown (default 0.5).
+outcome is unknown (default 0.5); ``MVSYNC_STATE_RETRY`` how long a key record or the
+final save is retried when the ``state_url`` database is lost (default 10).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def apply(
     from mvsync.api.client import MiniVoiceClient, RetryPolicy
     from mvsync.apply.run import apply_environment
     from mvsync.apply.settings import ApplySettings
+    from mvsync.apply.stores import open_store
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
@@ -102,6 +104,7 @@ def apply(
         unknown_wait=env_seconds("MVSYNC_UNKNOWN_WAIT", 0.5),
         confirm_deadline=env_seconds("MVSYNC_CONFIRM_DEADLINE", 30.0),
     )
+    store = open_store(desired, lookup, retry_for=env_seconds("MVSYNC_STATE_RETRY", 10.0))
     retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
@@ -132,6 +135,7 @@ def apply(
             secret_of=lambda ref: expand_secret(ref, lookup),
             reporter=reporter,
             stop=stop,
+            store=store,
         )
     reporter.finish()
     render_apply_result(result, out)

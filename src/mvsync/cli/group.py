@@ -14,6 +14,7 @@ from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
+from mvsync.cli import state as state_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 
@@ -46,5 +47,6 @@ for _command in (
     import_cmd.import_,
     envs_cmd.envs,
     emulator_cmd.emulator,
+    state_cmd.state,
 ):
     cli.add_command(_command)

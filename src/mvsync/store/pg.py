@@ -298,7 +298,7 @@ class PgStore:
                 )
         else:
             row = self._run(
-                f"cannot store the key record of '{record.name}'",
+                f"cannot store the {record.event} record of '{record.name}' (id {record.app_id})",
                 lambda c: c.execute(
                     "INSERT INTO mvsync.journal"
                     " (env_id, event, name, app_id, sealed_api_key, created_at, run_id)"
@@ -334,7 +334,14 @@ class PgStore:
                     (self.env_id, seqs),
                 )
 
-        self._run("cannot store the ledger", work, retry_for=self.retry_for)
+        try:
+            self._run("cannot store the ledger", work, retry_for=self.retry_for)
+        except StateError as error:
+            held = [f"'{n}' (id {e.id})" for n, e in new if e.key_captured]
+            if not held:
+                raise
+            shown = ", ".join(held[:20]) + (f" and {len(held) - 20} more" if len(held) > 20 else "")
+            raise StateError(f"{error}; keys not stored in the database: {shown}") from None
         self._stored.update(name for name, _ in new)
         with self._guard:
             self._seqs.difference_update(seqs)
