@@ -383,3 +383,37 @@ def test_state_push_round_trip(setup: Setup, tmp_path: Path) -> None:
     again = subprocess.run([*command, "dev"], capture_output=True, text=True, env=cli_env(setup))
     assert again.returncode == 0, again.stderr
     assert "Pushed 0 entries" in again.stdout and "3 already there" in again.stdout
+
+
+def test_the_state_url_ci_recipe_applies_from_any_runner(setup: Setup, tmp_path: Path) -> None:
+    """The apply job's shell steps of examples/ci/github-actions-state-url.yml, run by bash
+    as a runner would, on two throwaway runners (folders): no cache, no artifact."""
+    from ruamel.yaml import YAML
+
+    from helpers import REPO_ROOT
+
+    workflow = YAML(typ="safe").load(REPO_ROOT / "examples/ci/github-actions-state-url.yml")
+    job = workflow["jobs"]["apply"]
+    assert not any("PASSPHRASE" in name or "STATE_DIR" in name for name in job["env"])
+    assert not [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache")]
+    scripts = [s["run"] for s in job["steps"] if "run" in s and s.get("id") != "install"]
+    assert scripts and not [s for s in scripts if "${{" in s]
+    emulator = setup.emulator()
+    for runner in ("runner1", "runner2"):
+        manifest = manifest_in(tmp_path / runner, setup, emulator.url, 4)
+        env = cli_env(setup, MVSYNC_ENV="dev", MVSYNC_FILE=str(manifest))
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        for script in scripts:
+            done = subprocess.run(
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                cwd=manifest.parent,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
+    assert emulator.request_count("POST") == 4
+    assert_keys_held(setup, emulator)

@@ -103,6 +103,7 @@ class PgStore:
         self._env_id: int | None = None
         self.lock_backend_pid: int | None = None
         self._seqs: set[int] = set()  # journal rows this run read or wrote
+        self._journalled: set[str] = set()  # ids whose key record is committed in the journal
         self._stored: set[str] = set()  # entry names in the database at read()
 
     @property
@@ -169,7 +170,10 @@ class PgStore:
             ) as error:
                 self._forget()
                 if time.monotonic() + delay > deadline:
-                    raise StateError(f"{self.location}: {what}: {_reason(error)}") from None
+                    reason = _reason(error)
+                    if isinstance(error, StateError):  # from connect(): already located
+                        reason = reason.removeprefix(f"{self.location}: ")
+                    raise StateError(f"{self.location}: {what}: {reason}") from None
                 self._sleep(delay)
                 delay = min(delay * 2, 2.0)
             except psycopg.Error as error:
@@ -239,6 +243,8 @@ class PgStore:
         leftover = []
         for seq, event, name, app_id, sealed, created_at, ts in rows:
             self._seqs.add(int(str(seq)))
+            if event == "created":
+                self._journalled.add(str(app_id))
             leftover.append(
                 JournalRecord(
                     event=event,  # type: ignore[arg-type]  # the table's CHECK
@@ -318,6 +324,8 @@ class PgStore:
         assert isinstance(row, tuple)
         with self._guard:
             self._seqs.add(int(str(row[0])))
+            if record.event == "created" and record.app_id is not None:
+                self._journalled.add(record.app_id)
 
     def save(self, ledger: SecretsFile) -> None:
         """Add the new entries, then delete the journal rows this run read or wrote."""
@@ -337,9 +345,14 @@ class PgStore:
         try:
             self._run("cannot store the ledger", work, retry_for=self.retry_for)
         except StateError as error:
-            held = [f"'{n}' (id {e.id})" for n, e in new if e.key_captured]
+            with self._guard:
+                safe = set(self._journalled)
+            held = [f"'{n}' (id {e.id})" for n, e in new if e.key_captured and e.id not in safe]
             if not held:
-                raise
+                raise StateError(
+                    f"{error}; every key this run received is committed in mvsync.journal: "
+                    "the next apply stores them in the ledger"
+                ) from None
             shown = ", ".join(held[:20]) + (f" and {len(held) - 20} more" if len(held) > 20 else "")
             raise StateError(f"{error}; keys not stored in the database: {shown}") from None
         self._stored.update(name for name, _ in new)
