@@ -203,6 +203,7 @@ def test_apply_keeps_sealed_keys_in_the_database_and_nothing_beside_the_manifest
         assert_no_secrets(out.stdout + out.stderr, extra=setup.issued())
 
 
+@pytest.mark.timeout(300)
 def test_two_checkouts_applying_at_once_create_each_name_once(setup: Setup, tmp_path: Path) -> None:
     emulator = setup.emulator(latency=0.01)
     manifests = [manifest_in(tmp_path / f"checkout{n}", setup, emulator.url, 30) for n in (1, 2)]
@@ -216,6 +217,7 @@ def test_two_checkouts_applying_at_once_create_each_name_once(setup: Setup, tmp_
     assert_keys_held(setup, emulator)
 
 
+@pytest.mark.timeout(300)
 def test_a_second_apply_names_the_holder_and_a_killed_holders_lock_frees_itself(
     setup: Setup, tmp_path: Path
 ) -> None:
@@ -251,6 +253,8 @@ def test_a_second_apply_names_the_holder_and_a_killed_holders_lock_frees_itself(
             assert f'name "{name}", id {entry.id}: {NOT_CAPTURED}' in after.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # 10 trials of two applies: about 60s alone, far more under load
 def test_kill9_at_random_moments_the_other_checkout_reconciles(
     setup: Setup, tmp_path: Path
 ) -> None:
@@ -314,6 +318,7 @@ def test_an_unreachable_database_creates_nothing(setup: Setup, tmp_path: Path) -
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
 
 
+@pytest.mark.timeout(300)
 def test_a_database_lost_mid_run_stops_the_creates(
     setup: Setup, tmp_path: Path, pg_server: PgServer
 ) -> None:

@@ -79,6 +79,30 @@ def test_first_use_creates_the_schema_with_its_version(database: str) -> None:
     store_of(database)  # a second use migrates nothing and refuses nothing
 
 
+def test_runners_meeting_an_empty_database_at_once_create_one_schema(database: str) -> None:
+    errors: list[BaseException] = []
+    stores = [PgStore(database, "prod", API_URL) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+
+    def first_use(store: PgStore) -> None:
+        barrier.wait()
+        try:
+            store.check()
+        except BaseException as error:  # noqa: BLE001 - collected, asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=first_use, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({store.env_id for store in stores}) == 1
+    with psycopg.connect(database) as connection:
+        rows = connection.execute("SELECT version FROM mvsync.schema_version").fetchall()
+    assert rows == [(SCHEMA_VERSION,)]
+
+
 def test_a_newer_schema_is_refused(database: str) -> None:
     store_of(database)
     with psycopg.connect(database, autocommit=True) as connection:

@@ -6,8 +6,7 @@ applied). A database whose version is newer than this mvsync knows is refused: a
 older mvsync must not write rows whose meaning has changed under it.
 
 Two runners may meet an empty database at the same moment: the migration runs in one
-transaction under a transaction-level advisory lock, so one creates the tables and the
-other finds them.
+transaction under an advisory lock, so one creates the tables and the other finds them.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ Connection = psycopg.Connection[tuple[object, ...]]
 SCHEMA = "mvsync"
 # The version this mvsync writes; MIGRATIONS[n - 1] brings a database from n - 1 to n.
 SCHEMA_VERSION = 1
-# pg_advisory_xact_lock key of the migration (two int4: "mv" and "schema").
+# The advisory lock key of the migration (two int4: "mv" and "schema").
 MIGRATION_LOCK = (0x6D76, 0x5C4E)
 # The first int4 of every environment's session lock; the second is the environment's id.
 ENVIRONMENT_LOCK_CLASS = 0x6D76
@@ -113,24 +112,31 @@ def ensure_schema(connection: psycopg.Connection[tuple[object, ...]], where: str
     _refuse_newer(version, where)
     if version == SCHEMA_VERSION:
         return
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK)
-        version = _current(connection)  # another runner may have migrated meanwhile
-        _refuse_newer(version, where)
-        if version == 0:
-            connection.execute("CREATE SCHEMA IF NOT EXISTS mvsync")
-            connection.execute(
-                "CREATE TABLE mvsync.schema_version ("
-                " version integer PRIMARY KEY,"
-                " applied_at timestamptz NOT NULL DEFAULT now(),"
-                " mvsync_version text NOT NULL)"
-            )
-        from mvsync import __version__
+    # A session lock taken in a statement of its own: the transaction after it starts
+    # fresh, so its catalog caches see the tables another runner committed meanwhile (a
+    # transaction-level lock taken inside the migration's transaction would not).
+    connection.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
+    try:
+        with connection.transaction():
+            version = _current(connection)  # another runner may have migrated meanwhile
+            _refuse_newer(version, where)
+            if version == 0:
+                connection.execute("CREATE SCHEMA IF NOT EXISTS mvsync")
+                connection.execute(
+                    "CREATE TABLE mvsync.schema_version ("
+                    " version integer PRIMARY KEY,"
+                    " applied_at timestamptz NOT NULL DEFAULT now(),"
+                    " mvsync_version text NOT NULL)"
+                )
+            from mvsync import __version__
 
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[number - 1]:
-                connection.execute(statement)
-            connection.execute(
-                "INSERT INTO mvsync.schema_version (version, mvsync_version) VALUES (%s, %s)",
-                (number, __version__),
-            )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO mvsync.schema_version (version, mvsync_version) VALUES (%s, %s)",
+                    (number, __version__),
+                )
+    finally:
+        if not connection.broken:
+            connection.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATION_LOCK)
