@@ -275,3 +275,16 @@ def test_the_location_has_no_password() -> None:
         "postgresql://me@db.example:5432/state?sslmode=require"
     )
     assert "s3cret" not in redact_url("postgres://db/state?password=s3cret&sslmode=verify-full")
+
+
+def test_an_apply_without_state_url_does_not_import_psycopg() -> None:
+    """psycopg costs a few hundred ms to import: only state_url environments pay it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mvsync.cli.group, mvsync.cli.apply, mvsync.apply.run, mvsync.apply.push;"
+        "print('psycopg' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -2,12 +2,14 @@
 
 ``open_store`` is the one place that decides (SPEC sections 5.1 and 5.4): with
 ``state_url`` (a ``${}`` template, expanded here from ``lookup``) a ``PgStore`` and
-nothing beside the manifest; without it the secrets file, exactly as before.
+nothing beside the manifest; without it the secrets file, exactly as before (and
+psycopg is not even imported).
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from mvsync.errors import StateError
 from mvsync.manifest import interpolate
@@ -15,7 +17,12 @@ from mvsync.manifest.interpolate import Lookup
 from mvsync.model import DesiredEnvironment
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
-from mvsync.store.pg import RETRY_FOR, PgStore
+
+if TYPE_CHECKING:
+    from mvsync.store.pg import PgStore
+
+# Seconds a key record or the final save is retried when the database is lost.
+RETRY_FOR = 10.0
 
 _SCHEMES = ("postgresql://", "postgres://")
 
@@ -46,6 +53,9 @@ def open_pg_store(
     url = state_url(desired, lookup)
     if url is None:
         return None
+    # psycopg costs ~0.3 s to import: only environments with state_url pay it.
+    from mvsync.store.pg import PgStore
+
     return PgStore(url, desired.name, desired.api_url, retry_for=retry_for)
 
 
