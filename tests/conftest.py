@@ -20,7 +20,16 @@ import pytest
 
 import pgserver
 from helpers import REPO_ROOT, TEST_API_KEY
+from mvsync.api.ratelimit import forget_all
 from mvsync.emulator import Emulator
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    """Each test starts with no account paused or paced (mvsync.api.ratelimit is per process)."""
+    forget_all()
+    yield
+    forget_all()
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def cli_env(setup: Setup, **extra: str) -> dict[str, str]:
         MVSYNC_HTTP_TIMEOUT="5",
         MVSYNC_CONFIRM_DEADLINE="5",
         MVSYNC_UNKNOWN_WAIT="0.05",
-        MVSYNC_STATE_RETRY="2",
+        MVSYNC_STORE_RETRY="2",
     )
     env.update(extra)
     return env

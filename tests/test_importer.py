@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from mvsync.importer import manifest_string, render_import, yaml_string
+from mvsync.manifest import load_manifest
 from mvsync.model import RemoteApp
 
 GENERATED_AT = "2026-05-29T12:30:00Z"
@@ -147,3 +149,16 @@ def test_yaml_string_loads_back_as_the_same_string_in_yaml_1_2(value: str) -> No
 def test_yaml_string_loads_back_as_the_same_string_in_yaml_1_1(value: str) -> None:
     # PyYAML is YAML 1.1 (yes/no/on/off are booleans there); editors often are too.
     assert yaml.safe_load(f"key: {yaml_string(value)}\n") == {"key": value}
+
+
+def test_import_comments_out_an_application_whose_name_the_manifest_refuses(
+    tmp_path: Path,
+) -> None:
+    # Issue 9, item 7: the import wrote `name: ""`, which its own loader refuses.
+    remote = [remote_app("app_1", ""), remote_app("app_2", "  "), remote_app("app_3", "Kept")]
+    text = render_import("dev", "https://x.test", remote, GENERATED_AT)
+    assert text.count("NOT IMPORTED: the manifest refuses an empty or blank name.") == 2
+    path = tmp_path / "imported.yaml"
+    path.write_text(text)
+    manifest = load_manifest(path)
+    assert [app.name for app in manifest.applications] == ["Kept"]

@@ -73,6 +73,63 @@ def test_any_name_and_key_round_trip(names: list[str], key: str) -> None:
     assert keys.parse(keys.dump(original).decode(), Path("x")) == original
 
 
+# Issue 9, item 7: YAML limits an implicit key to 1024 characters; a name the API
+# accepts must round-trip whatever its length and its characters.
+LONG_NAME_LENGTHS = (1, 1022, 1023, 1024, 1025, 5000)
+LONG_NAME_ALPHABETS = ("a", "é", "語", "\U0001f600", 'a\tb\x85\u2028"\\:# ')
+
+
+@pytest.mark.parametrize("alphabet", LONG_NAME_ALPHABETS, ids=ascii)
+@pytest.mark.parametrize("length", LONG_NAME_LENGTHS)
+def test_a_name_of_any_length_round_trips_through_the_file(
+    tmp_path: Path, length: int, alphabet: str
+) -> None:
+    name = (alphabet * length)[:length]
+    other = "Support IVR"
+    original = SecretsFile(
+        environment="prod",
+        api_url="https://api.minivoice.eu",
+        applications={
+            other: SecretEntry(id="app_0", api_key=SecretStr(KEY), created_at="t0"),
+            name: SecretEntry(id="app_1", api_key=SecretStr(KEY + "2"), created_at="t1"),
+            name + " (app_2)": SecretEntry(id="app_2", key_captured=False),
+        },
+    )
+    path = tmp_path / "prod.secrets.yaml"
+    keys.write_secrets(path, original)
+    assert keys.read_secrets(path) == original
+    # The entries that fit an implicit key keep the ordinary layout, byte for byte.
+    assert '  "Support IVR":\n    id: "app_0"\n' in path.read_text()
+
+
+def test_a_long_name_is_an_explicit_key_both_ruamel_parsers_read(tmp_path: Path) -> None:
+    name = "é" * 300  # 1,202 characters once quoted as \xe9 escapes
+    original = SecretsFile(
+        environment="prod",
+        api_url="https://api.minivoice.eu",
+        applications={name: SecretEntry(id="app_1", api_key=SecretStr(KEY), created_at="t")},
+    )
+    text = keys.dump(original).decode()
+    assert '\n  ? "\\xe9' in text and '\n  :\n    id: "app_1"\n' in text
+    from ruamel.yaml import YAML
+
+    for pure in (False, True):  # libyaml and ruamel's pure parser, with no fallback
+        data = YAML(typ="safe", pure=pure).load(text)
+        assert data["applications"][name]["id"] == "app_1"
+
+
+def test_a_hand_edited_flow_style_file_is_read(tmp_path: Path) -> None:
+    # Issue 9, item 8's sibling: libyaml refuses a flow mapping holding a URL.
+    path = write(
+        tmp_path / "s.yaml",
+        "environment: prod\napi_url: https://api.minivoice.eu\n"
+        "applications: {Support IVR: {id: app_1, key_captured: false}}\n",
+    )
+    loaded = keys.read_secrets(path)
+    assert loaded is not None
+    assert loaded.applications["Support IVR"].key_captured is False
+
+
 def test_missing_file_reads_as_none(tmp_path: Path) -> None:
     assert keys.read_secrets(tmp_path / "absent.yaml") is None
 

@@ -18,7 +18,9 @@ against the environment it was read from:
   a name are written commented out, with a note: the plan then lists them as
   ``unmanaged`` (information, not a pending change) instead of ``ambiguous``.
   The same is done for an application whose URL the manifest would refuse
-  (not an absolute http(s) URL).
+  (not an absolute http(s) URL) or whose name it would refuse (empty or blank).
+  A name or URL holding a lone surrogate never gets here: the client refuses
+  such a list as a malformed answer.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ def render_import(
                 entries.append(
                     "  # Keep one (uncomment it) once the others are deleted in MiniVoice."
                 )
+        elif not app.name.strip():
+            entries.append("  # NOT IMPORTED: the manifest refuses an empty or blank name.")
         elif not (_is_manifest_url(app.answer_url) and _is_manifest_url(app.webhook_url)):
             entries.append("  # NOT IMPORTED: the manifest accepts only absolute http(s) URLs.")
         else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +28,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mvsync.errors import PlanFileError
+from mvsync.files import MIB, UnreadableFileError, read_bounded
 from mvsync.planner import SUMMARY_KEYS, Action, EnvironmentPlan, Plan
 
 FORMAT_VERSION = 1
 KIND = "mvsync-plan"
+MAX_PLAN_BYTES = 256 * MIB  # a plan of 100,000 applications is about 60 MiB
 
 _SHA256 = r"^[0-9a-f]{64}$"
 
@@ -134,14 +138,34 @@ def _refuse_to_replace(path: Path) -> None:
             f"refusing to overwrite {path}: it is a symbolic link (write the plan to a "
             "regular file)"
         )
-    if not path.exists():
-        return
     try:
-        read_plan(path)
-    except PlanFileError:
-        raise PlanFileError(
-            f"refusing to overwrite {path}: it is not an mvsync plan file"
-        ) from None
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise PlanFileError(f"refusing to overwrite {path}: it is not a regular file")
+    # Only its first bytes are read: every plan mvsync writes opens with its kind.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the stat
+                raise PlanFileError(f"refusing to overwrite {path}: it is not a regular file")
+            head = os.read(fd, _HEAD_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from None
+    if not _PLAN_HEAD.match(head):
+        raise PlanFileError(f"refusing to overwrite {path}: it is not an mvsync plan file")
+
+
+_HEAD_BYTES = 4096
+# What ``write_plan`` writes first (any order of the two fields, any JSON spacing).
+_PLAN_HEAD = re.compile(
+    rb'\s*\{\s*(?:"format_version"\s*:\s*\d+\s*,\s*)?"kind"\s*:\s*"mvsync-plan"'
+)
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -153,7 +177,10 @@ def _first_problem(error: ValidationError) -> str:
 def read_plan(path: Path) -> SavedPlan:
     """Read and check a saved plan; one PlanFileError for anything malformed."""
     try:
-        raw = path.read_bytes()
+        # Regular files only, bounded while read: a FIFO or /dev/zero never hangs apply.
+        raw = read_bounded(path, MAX_PLAN_BYTES)
+    except UnreadableFileError as error:
+        raise PlanFileError(f"{path}: cannot read the saved plan: {error.reason}") from None
     except OSError as error:
         raise PlanFileError(f"{path}: cannot read the saved plan: {error.strerror}") from error
     try:

@@ -19,7 +19,6 @@ import re
 from collections.abc import Callable
 from typing import TextIO
 
-from mvsync.apply.settings import NOT_CAPTURED_ADVICE, ApplyResult
 from mvsync.escape import UNSAFE, escape
 from mvsync.planner import RESOLVE_DRIFT, Action, Change, EnvironmentPlan, Plan
 
@@ -284,88 +283,3 @@ RENDERERS: dict[str, Callable[[Plan, TextIO], None]] = {
     "json": render_json,
     "markdown": render_markdown,
 }
-
-
-# -- the apply summary ---------------------------------------------------------------
-
-
-def text_of(text: str) -> str:
-    """Any text from the API or the manifest (an error message, say), safe to print."""
-    return escape(text)
-
-
-def name_of(name: str) -> str:
-    """A name safe to print: quoted, control and bidi characters escaped (no terminal tricks)."""
-    return f'"{text_of(name)}"'
-
-
-def id_of(app_id: str) -> str:
-    """An application id as the API gave it, safe to print."""
-    return text_of(app_id)
-
-
-def _shown(value: str | None) -> str:
-    return "(unset)" if value is None else name_of(value)
-
-
-def render_apply_result(result: ApplyResult, out: TextIO) -> None:
-    """The final summary: what was done, what is left, and where the keys are."""
-    env = result.environment
-    lines = [""]
-    for change in result.drift:
-        fields = ", ".join(
-            f"{d.field} remote {_shown(d.remote)}, manifest {_shown(d.desired)}"
-            for d in change.drift
-        )
-        lines.append(
-            f"~ {name_of(change.name)} ({id_of(change.id or '')}) drifted: {fields}; the API "
-            "cannot update: change it in MiniVoice or in the manifest"
-        )
-    for change in result.ambiguous:
-        lines.append(
-            f"! {name_of(change.name)}: {len(change.ids)} applications have this name "
-            f"({', '.join(id_of(i) for i in change.ids)}); apply leaves it alone: delete or "
-            "rename all but one"
-        )
-    for name, app_id in result.not_captured:
-        lines.append(
-            f"environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: "
-            f"{NOT_CAPTURED_ADVICE}"
-        )
-    not_captured_ids = {app_id for _, app_id in result.not_captured}
-    for name, app_id in result.unconfirmed:
-        key = "key not captured" if app_id in not_captured_ids else "key stored"
-        lines.append(
-            f"? {name_of(name)} ({id_of(app_id)}) was created ({key}) but is not yet in the list; "
-            "run mvsync plan later to check"
-        )
-    for name, message in result.failed:
-        lines.append(f"x {name_of(name)}: {text_of(message)}")
-    if result.skipped:
-        why = "interrupted" if result.interrupted else "stopped after the error above"
-        lines.append(f"- {len(result.skipped)} create(s) not started ({why}); apply again")
-    for name, app_id in result.renamed:
-        lines.append(
-            f"note: the key of {id_of(app_id)} is stored as {name_of(name)}: its name already "
-            "had an entry"
-        )
-    created = len(result.created)
-    already = len(result.already_existed)
-    verdict = (
-        "Interrupted"
-        if result.interrupted
-        else "Apply complete"
-        if result.ok
-        else "Apply incomplete"
-    )
-    lines.append(
-        f"{verdict} for environment '{text_of(env)}': {created} created, "
-        f"{already} already existed, {len(result.not_captured)} key(s) not captured, "
-        f"{len(result.failed)} failed; now {result.unchanged} equal to the manifest, "
-        f"{len(result.drift)} drifted, {len(result.ambiguous)} ambiguous."
-    )
-    lines.append(
-        f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."
-    )
-    out.write("\n".join(lines) + "\n")
-    out.flush()

@@ -3,7 +3,11 @@
 A valid manifest is loaded once with ruamel's safe loader on its C parser
 (YAML 1.2: ``yes``/``no`` stay strings) and no position is kept: keeping marks
 for every node of a 60,000-line file costs several times the parse itself.
-Only when the caller has problems to report does it call ``locate``, which
+libyaml refuses some valid YAML 1.2 (a flow mapping holding a URL,
+``{api_url: https://h, k: v}``, is "found unexpected ':'"): whatever the C parser
+refuses is parsed again with ruamel's pure-Python parser, which follows the spec,
+and only what both refuse is an error (the one found farther into the text). Only when the
+caller has problems to report does it call ``locate``, which
 composes the text again into nodes (the C composer keeps each node's
 ``start_mark``) and walks each problem's data path, a tuple of mapping keys and
 list indices, through merge keys (``<<``) and aliases to a 1-based line and column.
@@ -21,12 +25,14 @@ This module knows nothing of the manifest's schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable
+import warnings
+from collections.abc import Hashable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, SafeConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mvsync.errors import ManifestError, Problem
@@ -38,8 +44,24 @@ MAX_DEPTH = 500
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class _SafeConstructor(SafeConstructor):
-    """ruamel's safe constructor with clean duplicate-key errors and bounded merges."""
+    """ruamel's safe constructor with clean duplicate-key errors, bounded merges and
+    no lone surrogate (``"\\ud800"``: the pure parser reads it, libyaml refuses it)."""
+
+    def construct_yaml_str(self, node: Any) -> Any:
+        value = super().construct_yaml_str(node)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise ConstructorError(
+                None,
+                None,
+                "a \\u escape gives a lone surrogate, which is not a character"
+                " (write the character itself, or \\U and its 8 hex digits)",
+                node.start_mark,
+            )
+        return value
 
     def check_mapping_key(
         self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
@@ -93,13 +115,16 @@ class _SafeConstructor(SafeConstructor):
         node.value = deduplicated + explicit_before
 
 
+_SafeConstructor.add_constructor("tag:yaml.org,2002:str", _SafeConstructor.construct_yaml_str)
+
+
 def _show_key(key: Any) -> str:
     text = str(key)
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="safe", pure=False)
+def _yaml(*, pure: bool = False) -> YAML:
+    yaml = YAML(typ="safe", pure=pure)
     yaml.Constructor = _SafeConstructor
     yaml.allow_duplicate_keys = False
     return yaml
@@ -111,13 +136,8 @@ def load(text: str, label: str) -> Any:
     ``label`` is the file name shown in messages.
     """
     _check_guards(text, label)
-    documents: list[Any] = []
     try:
-        stream = _yaml().load_all(text)
-        for document in stream:
-            documents.append(document)
-            if len(documents) > 1:
-                break
+        documents = load_documents(text)
     except MarkedYAMLError as error:
         raise ManifestError([_problem_from(error, text, label)]) from None
     except (RecursionError, MemoryError):
@@ -143,6 +163,53 @@ def load(text: str, label: str) -> Any:
             ]
         )
     return documents[0]
+
+
+def _documents(text: str, limit: int, *, pure: bool) -> list[Any]:
+    documents: list[Any] = []
+    with _quiet():
+        for document in _yaml(pure=pure).load_all(text):
+            documents.append(document)
+            if len(documents) >= limit:
+                break
+    return documents
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No ruamel warning on stderr: the pure composer warns of a redefined anchor (valid
+    YAML 1.2) with a quote of the file, which may hold a secret."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ReusedAnchorWarning)
+        yield
+
+
+def load_documents(text: str, limit: int = 2) -> list[Any]:
+    """The first ``limit`` documents of ``text`` as plain data; ruamel's errors as raised.
+
+    The C parser first; when it refuses the text (a scanner or parser error, not a
+    constructor's), ruamel's pure parser decides: libyaml refuses valid YAML 1.2.
+    Refused by both, the error farther into the text is raised, libyaml's at a tie.
+    """
+    try:
+        return _documents(text, limit, pure=False)
+    except ConstructorError:
+        raise  # the same constructor runs in both: the pure parser would say the same
+    except MarkedYAMLError as refused:
+        try:
+            return _documents(text, limit, pure=True)
+        except MarkedYAMLError as also:
+            # Refused by both: the error farther into the text is the real one (libyaml
+            # stopped early at what the spec allows); at the same place, libyaml's words,
+            # which name the problem more plainly.
+            raise (also if _index(also) > _index(refused) else refused) from None
+        except AssertionError:  # ruamel's pure parser asserts on "%YAML 1.3"
+            raise refused from None
+
+
+def _index(error: MarkedYAMLError) -> int:
+    mark = error.problem_mark or error.context_mark
+    return mark.index if mark is not None else -1
 
 
 def _plain(kind: str, error: BaseException) -> str:
@@ -229,22 +296,29 @@ def _yaml_message(error: MarkedYAMLError, text: str, mark: Any) -> str:
 
 
 def _second_document(text: str) -> tuple[int, int]:
-    try:
-        for index, node in enumerate(_yaml().compose_all(text)):
-            if index == 1:
-                return node.start_mark.line + 1, node.start_mark.column + 1
-    except (YAMLError, RecursionError, MemoryError):
-        pass
+    for pure in (False, True):  # the pure parser when libyaml refuses the text
+        try:
+            with _quiet():
+                for index, node in enumerate(_yaml(pure=pure).compose_all(text)):
+                    if index == 1:
+                        return node.start_mark.line + 1, node.start_mark.column + 1
+            return 0, 0
+        except (YAMLError, AssertionError, RecursionError, MemoryError):
+            continue
     return 0, 0
 
 
 def compose(text: str) -> Node | None:
-    """The node tree of ``text`` (only called on the error path)."""
-    try:
-        root: Node | None = _yaml().compose(text)
-    except (YAMLError, RecursionError, MemoryError):
-        return None
-    return root
+    """The node tree of ``text`` (only called on the error path); the pure parser
+    composes what libyaml refuses, as ``load_documents`` loads it."""
+    for pure in (False, True):
+        try:
+            with _quiet():
+                root: Node | None = _yaml(pure=pure).compose(text)
+        except (YAMLError, AssertionError, RecursionError, MemoryError):
+            continue
+        return root
+    return None
 
 
 def locate(root: Node | None, path: DataPath, *, at_key: bool = False) -> tuple[int, int]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,7 +38,9 @@ import httpx
 import tenacity
 
 from mvsync import __version__
+from mvsync.api.bodies import parse_created, parse_list
 from mvsync.api.exchange import Exchange
+from mvsync.api.ratelimit import AccountLimiter, LimiterStatus, limiter_for
 from mvsync.api.redact import MASK, Redactor
 from mvsync.api.responses import (
     Call,
@@ -47,18 +48,16 @@ from mvsync.api.responses import (
     answer,
     attempt_timed_out,
     display_url,
-    is_loopback_host,
-    parse_created,
-    parse_list,
+    is_refusal,
+    parse_retry_after,
     transport_failure,
 )
+from mvsync.api.safety import check_api_key, checked_base_url
 from mvsync.errors import (
     ApiError,
-    MvsyncError,
     TransportError,
     UsageError,
 )
-from mvsync.escape import escape
 from mvsync.model import CreatedApp, CreateRequest, RemoteApp
 
 log = logging.getLogger("mvsync.api.client")
@@ -72,9 +71,10 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 # How much longer httpx's per-read timeouts are than the attempt's own budget.
 _HTTPX_TIMEOUT_SLACK = 1.0
 
-
-class UnsafeApiUrlError(MvsyncError):
-    """An ``api_url`` or API key that mvsync refuses to use (before any request)."""
+# A refused connection (nothing listens on the port) is tried this often, this soon
+# again: a server restarting gets one more chance, a wrong port fails at once.
+REFUSED_ATTEMPTS = 2
+REFUSED_BACKOFF = 0.2
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,12 @@ class MiniVoiceClient:
         timeout: float = 10.0,
         retry: RetryPolicy = RetryPolicy(),  # frozen, so sharing it is safe
         max_body_bytes: int = MAX_BODY_BYTES,
+        limiter: AccountLimiter | None = None,
     ) -> None:
-        base = _checked_base_url(api_url)
-        _check_api_key(api_key)
+        base = checked_base_url(api_url)
+        check_api_key(api_key)
+        # One pause and one rate per account, shared with every other client of it.
+        self._limiter = limiter if limiter is not None else limiter_for(str(base), api_key)
         self._base_url = base
         self._applications_url = base.copy_with(path=base.path.rstrip("/") + APPLICATIONS_PATH)
         self._secrets = Redactor(api_key)
@@ -145,6 +148,10 @@ class MiniVoiceClient:
     def api_url(self) -> str:
         """The API's base URL as shown to users (no userinfo)."""
         return display_url(self._base_url)
+
+    def rate_status(self) -> LimiterStatus:
+        """Whether requests to this account are paced or paused now, and at which rate."""
+        return self._limiter.status()
 
     def close(self) -> None:
         """Close the ``httpx.Client`` if this client made it (a given one is the caller's)."""
@@ -201,10 +208,14 @@ class MiniVoiceClient:
             failure = _failure_of(state)
             if failure.retry_after is not None:
                 return failure.retry_after
+            if failure.connection_refused:
+                return min(policy.backoff(state.attempt_number), REFUSED_BACKOFF)
             return policy.backoff(state.attempt_number)
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= policy.max_attempts:
+                return True
+            if _failure_of(state).connection_refused and state.attempt_number >= REFUSED_ATTEMPTS:
                 return True
             spent = call.attempt_seconds + state.idle_for
             return spent + state.upcoming_sleep >= policy.deadline
@@ -241,7 +252,24 @@ class MiniVoiceClient:
         except Retryable as failure:
             raise _gave_up(failure, attempts, policy) from None
 
+    def _wait_for_the_account(self, call: Call, policy: RetryPolicy) -> float:
+        """The account's pause and pace (shared by every worker); when the request left."""
+        remaining = policy.deadline - call.attempt_seconds
+        started = time.monotonic()
+        sent_at = self._limiter.acquire(policy.sleep, call.honored_until, max_wait=remaining)
+        call.attempt_seconds += time.monotonic() - started
+        if sent_at is None:
+            raise ApiError(
+                f"{call.method} {call.shown_url}: not sent — the API asked every request to"
+                f" wait (rate-limited) longer than this call's deadline ({policy.deadline:g}s)",
+                method=call.method,
+                url=call.shown_url,
+                status=429,
+            )
+        return sent_at
+
     def _attempt(self, call: Call, number: int, policy: RetryPolicy) -> Any:
+        sent_at = self._wait_for_the_account(call, policy)
         remaining = policy.deadline - call.attempt_seconds
         # One bound for the whole attempt, whatever the server does: httpx's timeouts
         # only bound each read, so a server that drips a byte at a time would hold a
@@ -294,6 +322,11 @@ class MiniVoiceClient:
             number,
             reply.status,
         )
+        retry_after = parse_retry_after(reply.headers.get("Retry-After"))
+        if is_refusal(reply.status, retry_after):
+            call.honored_until = self._limiter.refused(sent_at, retry_after)
+        else:
+            self._limiter.succeeded()
         return answer(call, reply)
 
 
@@ -323,46 +356,3 @@ def _gave_up(failure: Retryable, attempts: int, policy: RetryPolicy) -> ApiError
 # --- refusals before any request ---------------------------------------------------------
 
 # Everything between "//" and the last "@" of the authority: a user name and password.
-_USERINFO = re.compile(r"//[^/?#]*@")
-
-
-def _without_userinfo(api_url: str) -> str:
-    # For a URL too broken to parse: never show what may be a password.
-    return escape(_USERINFO.sub("//", api_url))
-
-
-def _checked_base_url(api_url: str) -> httpx.URL:
-    try:
-        url = httpx.URL(api_url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        raise UnsafeApiUrlError(
-            f"api_url {_without_userinfo(str(api_url))!r} is not a valid URL"
-        ) from None
-    if url.userinfo:
-        # httpx would send them as Basic auth instead of the bearer token, and they
-        # would show in every message that names the URL.
-        raise UnsafeApiUrlError(
-            f"api_url {display_url(url)!r} holds a user name or password (user:password@):"
-            " mvsync authenticates with the API key only — remove them from api_url"
-        )
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UnsafeApiUrlError(
-            f"api_url {display_url(url)!r} is not an absolute http(s) URL"
-        ) from None
-    if url.scheme == "http" and not is_loopback_host(url.host):
-        raise UnsafeApiUrlError(
-            f"refusing to send the API key over plain http to {url.host}: use https "
-            "(plain http is allowed only to a loopback host: localhost, 127.0.0.0/8, ::1)"
-        )
-    return url
-
-
-def _check_api_key(api_key: str) -> None:
-    # A key with spaces or control characters cannot be a header value, and the HTTP
-    # stack's own error would quote it: refuse it here without ever showing it.
-    if not api_key:
-        raise UnsafeApiUrlError("the API key is empty")
-    if not api_key.isascii() or not api_key.isprintable() or any(c.isspace() for c in api_key):
-        raise UnsafeApiUrlError(
-            "the API key contains spaces, control or non-ASCII characters (it is not shown)"
-        )

@@ -24,7 +24,6 @@ from pydantic import SecretStr
 from mvsync.api.exchange import Reply
 from mvsync.api.redact import Redactor
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError, TransportError
-from mvsync.model import CreatedApp, RemoteApp
 
 log = logging.getLogger("mvsync.api.client")
 
@@ -97,10 +96,14 @@ def display_url(url: httpx.URL) -> str:
 class Retryable(Exception):
     """One failed attempt that the retry loop may try again (never leaves this module)."""
 
-    def __init__(self, error: ApiError, retry_after: float | None = None) -> None:
+    def __init__(
+        self, error: ApiError, retry_after: float | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        # Nothing listens there (ECONNREFUSED): worth a quick second try, not eight.
+        self.connection_refused = refused
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Call:
     secrets: Redactor
     body: dict[str, str] | None = None
     attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
+    status: int = 0  # the status of the 2xx answer whose body is parsed, for its messages
+    honored_until: float = 0.0  # the end of the account's pause this call waited out
 
 
 def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn:
@@ -130,7 +135,7 @@ def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn
             method=call.method,
             url=call.shown_url,
         )
-        raise Retryable(error) from None
+        raise Retryable(error, refused=_connection_refused(exc)) from None
     if isinstance(exc, MAYBE_SENT):
         if call.method == "POST":
             raise OutcomeUnknownError(
@@ -148,6 +153,25 @@ def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn
     raise TransportError(
         f"{what} failed ({type(exc).__name__}: {reason})", method=call.method, url=call.shown_url
     ) from None
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    # httpx wraps httpcore's error, which wraps (as context) the socket's own.
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or any(
+            isinstance(arg, ConnectionRefusedError) for arg in seen.args
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def is_refusal(status: int, retry_after: float | None) -> bool:
+    """A 429, or a 503 with ``Retry-After``: the API is known not to have processed it."""
+    return status == 429 or (status == 503 and retry_after is not None)
 
 
 def attempt_timed_out(call: Call, number: int, budget: float, *, maybe_sent: bool) -> NoReturn:
@@ -178,6 +202,7 @@ def answer(call: Call, reply: Reply) -> Any:
     status = reply.status
     what = f"{call.method} {call.shown_url}"
     if 200 <= status < 300:
+        call.status = status
         return _json_body(call, reply)
     if 300 <= status < 400:
         location = reply.headers.get("Location")
@@ -210,7 +235,7 @@ def answer(call: Call, reply: Reply) -> Any:
     error_type: type[ApiError] = ApiError
     message = f"{what} answered {detail}"
     retry_after = parse_retry_after(reply.headers.get("Retry-After"))
-    if status == 429 or (status == 503 and retry_after is not None):
+    if is_refusal(status, retry_after):
         # Known not processed: safe to retry for both methods.
         raise Retryable(
             ApiError(message, method=call.method, url=call.shown_url, status=status, code=code),
@@ -304,76 +329,3 @@ def _validation_summary(error: pydantic.ValidationError) -> str:
         where = ".".join(str(p) for p in problem["loc"]) or "body"
         parts.append(f"{where}: {problem['msg']}")
     return "; ".join(parts)
-
-
-# The fields that identify an application and are shown, stored and compared verbatim.
-_IDENTIFIERS = ("id", "customer_id", "created_at")
-
-
-def is_identifier(value: object) -> bool:
-    """True for a string an id may be: 1 to 256 characters, no space, control or format
-    character (``str.isprintable`` refuses C0, C1, DEL, bidi controls, line separators)."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_ID_CHARS
-        and value.isprintable()
-        and not any(char.isspace() for char in value)
-    )
-
-
-def _identifier_problem(item: dict[str, Any]) -> str | None:
-    # The value is never quoted: it is what makes the answer hostile.
-    for name in _IDENTIFIERS:
-        value = item.get(name)
-        if isinstance(value, str) and not is_identifier(value):
-            return (
-                f"{name}: not an identifier (empty, longer than {MAX_ID_CHARS} characters,"
-                " or holding a space, control or format character)"
-            )
-    return None
-
-
-def parse_list(payload: Any, call: Call) -> list[RemoteApp]:
-    if not isinstance(payload, dict):
-        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
-    data = payload.get("data")
-    count = payload.get("count")
-    if not isinstance(data, list):
-        raise malformed(call, 200, '"data" is missing or not a list')
-    if not isinstance(count, int) or isinstance(count, bool):
-        raise malformed(call, 200, '"count" is missing or not an integer')
-    if count != len(data):
-        raise malformed(call, 200, f'"count" is {count} but "data" holds {len(data)} applications')
-    apps: list[RemoteApp] = []
-    for index, item in enumerate(data):
-        try:
-            app = RemoteApp.model_validate(item)
-        except pydantic.ValidationError as exc:
-            raise malformed(call, 200, f"data[{index}]: {_validation_summary(exc)}") from None
-        problem = _identifier_problem(item)
-        if problem is not None:
-            raise malformed(call, 200, f"data[{index}].{problem}")
-        apps.append(app)
-    return apps
-
-
-def parse_created(payload: Any, call: Call) -> CreatedApp:
-    if not isinstance(payload, dict):
-        raise malformed(call, 200, f"expected an object, got {type(payload).__name__}")
-    key = payload.get("api_key")
-    if not isinstance(key, str) or not key:
-        raise malformed(call, 200, "no api_key in the create answer")
-    # From here on the answer carries a key the API issued: whatever else is wrong
-    # with it, the key goes with the error so that apply stores it rather than lose it.
-    raw_id = payload.get("id")
-    app_id = raw_id if is_identifier(raw_id) else None
-    try:
-        created = CreatedApp.model_validate(payload)
-    except pydantic.ValidationError as exc:
-        raise malformed(
-            call, 200, _validation_summary(exc), issued_key=key, app_id=app_id
-        ) from None
-    problem = _identifier_problem(payload)
-    if problem is not None:
-        raise malformed(call, 200, problem, issued_key=key, app_id=app_id)
-    return created

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.settings import ApplySettings
-from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError
+from mvsync.errors import ApiError, ApiResponseError, MvsyncError, OutcomeUnknownError
 from mvsync.model import CreateRequest, RemoteApp
 from mvsync.store import journal
 from mvsync.store.base import JournalSink
@@ -52,6 +52,7 @@ def _quoted(name: str) -> str:
 
 class Outcome(Enum):
     CREATED = "created"
+    RENAMED = "renamed"  # created, key stored, under the name the API gave it
     NOT_CAPTURED = "not_captured"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -65,6 +66,7 @@ class Done:
     outcome: Outcome
     app_id: str | None = None
     message: str | None = None
+    actual_name: str | None = None  # RENAMED: the name the API gave it
 
 
 class Records:
@@ -78,6 +80,10 @@ class Records:
     def add(self, record: JournalRecord) -> None:
         with self._lock:
             self._records.append(record)
+
+    def extend(self, records: list[JournalRecord]) -> None:
+        with self._lock:
+            self._records.extend(records)
 
     def replace(self, old: JournalRecord, new: JournalRecord) -> None:
         with self._lock:
@@ -104,10 +110,21 @@ class CreateOnce:
     # With recipients: seals a key (age armor) the moment its answer is parsed.
     seal: Callable[[SecretStr], str] | None = None
 
+    _ids_lock: threading.Lock = field(default_factory=threading.Lock)
+    _claimed: set[str] = field(default_factory=set)
+
     def _append(self, record: JournalRecord) -> None:
-        if record.event != "intent":
-            self.records.add(record)
+        # In memory first: the fold writes every record even if this append fails.
+        self.records.add(record)
         self.writer.append(record)
+
+    def _settle(self, name: str) -> None:
+        """Close the intent of a POST that created nothing under that name. Best effort:
+        an intent left open only makes the next apply wait its lag window."""
+        try:
+            self._append(journal.settled(name))
+        except MvsyncError as error:
+            self.note(f"{error}; the next apply waits before sending {_quoted(name)} again")
 
     def _key_record(self, name: str, app_id: str, key: SecretStr, created_at: str) -> JournalRecord:
         """The record of a received key: sealed in memory first when there are recipients,
@@ -116,50 +133,102 @@ class CreateOnce:
             return journal.created(name, app_id, key, created_at)
         return journal.created(name, app_id, None, created_at, sealed_api_key=self.seal(key))
 
+    def _keep(self, record: JournalRecord) -> None:
+        """Journal a record that holds a key. If the journal cannot take it (after the
+        store's own bounded retries), the key stays in memory for the fold, and no new
+        create starts: the run ends and says where each key went."""
+        try:
+            self._append(record)
+        except MvsyncError as error:
+            self.halt.set()
+            self.note(
+                f"{error}; the key of {_quoted(record.name)} ({record.app_id}) is kept in "
+                "memory and written with the others at the end; no new create starts"
+            )
+
+    def _claim(self, app_id: str) -> bool:
+        """Whether ``app_id`` is new: not listed before the creates, not answered twice."""
+        with self._ids_lock:
+            if app_id in self.known_ids or app_id in self._claimed:
+                return False
+            self._claimed.add(app_id)
+            return True
+
     def run(self, request: CreateRequest) -> Done:
-        """Create one application; its key on disk before this returns CREATED."""
+        """Create one application, POSTed at most once; its key on disk (or, if no disk
+        takes it, in memory for the fold) before this returns CREATED."""
         name = request.name
-        attempts = self.settings.max_post_attempts
-        for attempt in range(1, attempts + 1):
-            if self.stop.is_set() or self.halt.is_set():
-                return Done(name, Outcome.SKIPPED)
+        if self.stop.is_set() or self.halt.is_set():
+            return Done(name, Outcome.SKIPPED)
+        try:
             self._append(journal.intent(name))
-            try:
-                app = self.client.create_application(request)
-            except ApiResponseError as malformed:
-                # A 2xx: the API says it created the application. Never POST it again.
-                if malformed.issued_key is not None:
-                    return self._store_issued_key(name, malformed)
-                return self._created_without_key(name, malformed)
-            except OutcomeUnknownError as unknown:
-                # It may exist now: look before deciding (SPEC guarantee 2).
-                listed = self._record_if_listed(name, doubt=str(unknown))
-                if listed is not None:
-                    return listed
-                if attempt == attempts:
-                    return Done(
-                        name,
-                        Outcome.FAILED,
-                        message=f"{unknown}; not in the list after {attempts} attempts, so "
-                        "probably not created (the next apply finds out)",
-                    )
-                continue
-            except ApiError as error:
-                if error.status not in (400, 404, 409, 413, 422):
-                    self.halt.set()  # 401, 403, no connection...: every create would meet it
-                return Done(name, Outcome.FAILED, message=f"not created: {error}")
-            # The key is on disk when this returns: only then does the create count as done.
-            self._append(self._key_record(name, app.id, app.api_key, app.created_at))
-            return Done(name, Outcome.CREATED, app_id=app.id)
-        raise AssertionError("unreachable")  # pragma: no cover
+        except MvsyncError as error:
+            self.halt.set()  # no create without its intent on disk (SPEC guarantee 3)
+            return Done(name, Outcome.FAILED, message=f"not created: {error}")
+        try:
+            app = self.client.create_application(request)
+        except ApiResponseError as malformed:
+            # A 2xx: the API says it created the application. Never POST it again.
+            if malformed.issued_key is not None:
+                return self._store_issued_key(name, malformed)
+            return self._created_without_key(name, malformed)
+        except OutcomeUnknownError as unknown:
+            # It may exist now: look before deciding (SPEC guarantee 2). Absent from the
+            # list is not proof (a list can lag behind creates): never POSTed again in
+            # this run; its intent stays journalled for the next apply to settle.
+            listed = self._record_if_listed(name, doubt=str(unknown))
+            if listed is not None:
+                return listed
+            return Done(
+                name,
+                Outcome.FAILED,
+                message=f"{unknown}; not in the list yet, so not sent again (a list can lag "
+                "behind creates): the next apply sends it once a list made "
+                f"{self.settings.doubt_window:g}s after this one still lacks it",
+            )
+        except ApiError as error:
+            if error.status not in (400, 404, 409, 413, 422):
+                self.halt.set()  # 401, 403, no connection...: every create would meet it
+            self._settle(name)
+            return Done(name, Outcome.FAILED, message=f"not created: {error}")
+        if not self._claim(app.id):
+            return self._store_under_marker(
+                name,
+                app.api_key,
+                app.created_at,
+                f"the API answered the create of {_quoted(name)} with id {_quoted(app.id)}, "
+                "which another application already has (a malformed answer)",
+            )
+        if app.name != name:
+            # What was created is recorded as what it is; the manifest's name stays free.
+            self._keep(self._key_record(app.name, app.id, app.api_key, app.created_at))
+            self._settle(name)
+            return Done(name, Outcome.RENAMED, app_id=app.id, actual_name=app.name)
+        # The key is on disk when this returns: only then does the create count as done.
+        self._keep(self._key_record(name, app.id, app.api_key, app.created_at))
+        return Done(name, Outcome.CREATED, app_id=app.id)
+
+    def _store_under_marker(self, name: str, key: SecretStr, received_at: str, why: str) -> Done:
+        """A key whose id cannot be trusted: kept under an ``unknown-`` marker, reported."""
+        marker = f"{UNKNOWN_ID_PREFIX}{uuid.uuid4().hex[:12]}"
+        self._keep(self._key_record(name, marker, key, received_at))
+        self.note(
+            f"{why}; its key is stored with the id {marker}: look its id up in MiniVoice "
+            f"and put it in {self.location}"
+        )
+        return Done(name, Outcome.CREATED, app_id=marker)
 
     def _store_issued_key(self, name: str, malformed: ApiResponseError) -> Done:
         """A malformed create answer that carries a key: the key goes to disk first."""
         assert malformed.issued_key is not None
         key = malformed.issued_key
         received_at = _now()
-        if malformed.app_id is not None and _usable_id(malformed.app_id):
-            self._append(self._key_record(name, malformed.app_id, key, received_at))
+        if (
+            malformed.app_id is not None
+            and _usable_id(malformed.app_id)
+            and self._claim(malformed.app_id)
+        ):
+            self._keep(self._key_record(name, malformed.app_id, key, received_at))
             self.note(
                 f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
                 "its key and id are stored"
@@ -169,7 +238,7 @@ class CreateOnce:
         # look the id up; a found id replaces the marker in what this run folds.
         marker = f"{UNKNOWN_ID_PREFIX}{uuid.uuid4().hex[:12]}"
         record = self._key_record(name, marker, key, received_at)
-        self._append(record)
+        self._keep(record)
         found: list[RemoteApp] = []
         why = "the list could not be read"
         try:
@@ -177,7 +246,7 @@ class CreateOnce:
             why = f"the list shows {len(found) or 'no'} new application(s) of that name"
         except ApiError as listing:
             self.note(f"listing to find the id of {_quoted(name)} failed: {listing}")
-        if len(found) == 1:
+        if len(found) == 1 and self._claim(found[0].id):
             app_id = found[0].id
             self.records.replace(record, replace(record, app_id=app_id))
             self.note(
@@ -231,5 +300,5 @@ class CreateOnce:
             )
         if not found:
             return None
-        self._append(journal.not_captured(name, found[0].id))
+        self._keep(journal.not_captured(name, found[0].id))
         return Done(name, Outcome.NOT_CAPTURED, app_id=found[0].id)

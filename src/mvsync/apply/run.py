@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +31,8 @@ from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
+from mvsync.apply.doubt import confirm_visible, in_doubt_within
+from mvsync.apply.fold import fold_at_end
 from mvsync.apply.settings import (
     ApplyResult,
     ApplySettings,
@@ -43,7 +44,6 @@ from mvsync.apply.settings import (
 from mvsync.apply.stores import open_store
 from mvsync.errors import (
     AbortedError,
-    ApiError,
     MvsyncError,
     UnsafePlanError,
 )
@@ -83,7 +83,7 @@ def apply_environment(
     run = _Run(
         desired,
         client,
-        store or open_store(desired),
+        store or open_store(desired, retry_for=settings.store_retry, sleep=settings.sleep),
         settings,
         saved,
         confirm,
@@ -140,15 +140,25 @@ class _Run:
     def _reconcile(
         self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
     ) -> None:
-        """Fold a previous run's journal; its unanswered intents become "not captured"."""
-        answered = {r.name for r in leftover if r.event != "intent"}
-        pending = [r.name for r in leftover if r.event == "intent" and r.name not in answered]
-        records = [r for r in leftover if r.event != "intent"]
+        """Fold a previous run's journal; its unanswered intents become "not captured"
+        when the list shows them; those it does not show yet stay in doubt (held back)
+        until the lag window has passed."""
+        records = [r for r in leftover if r.event in ("created", "not_captured")]
         stored_ids = {entry.id for entry in stored.applications.values()}
-        for name in dict.fromkeys(pending):
-            for app in remote:
-                if app.name == name and app.id not in stored_ids:
-                    records.append(journal.not_captured(name, app.id))
+        doubtful: list[JournalRecord] = []
+        for intent in journal.in_doubt(leftover):
+            listed = [a for a in remote if a.name == intent.name and a.id not in stored_ids]
+            if listed:
+                records.extend(journal.not_captured(intent.name, a.id) for a in listed)
+            elif in_doubt_within(intent, self.settings.doubt_window):
+                doubtful.append(intent)
+                self.result.held_back.append((intent.name, intent.ts or ""))
+                self.reporter.note(
+                    f"'{intent.name}': a create in doubt since {intent.ts} is not in the list "
+                    f"yet; not sent again before {self.settings.doubt_window:g}s have passed "
+                    "(a list can lag behind creates): apply again later"
+                )
+        self._records.extend(doubtful)
         folded = keys.add_records(stored, records)  # in memory only, so far
         self.result.renamed.extend(folded.renamed)
         # Reported BEFORE the secrets file records it: once the entry is on disk, no later
@@ -158,7 +168,13 @@ class _Run:
             self.result.not_captured.append((name, app_id))
             self._listed_at_start.add(app_id)
             self.reporter.not_captured(name, app_id)
-        self.store.save(stored)
+        try:
+            self.store.save(stored, doubtful)
+        except MvsyncError as error:
+            raise MvsyncError(
+                f"{error}; nothing was created: the keys a previous run received are still "
+                f"in its journal ({self.store.location})"
+            ) from None
         if folded.stored:
             self.reporter.note(
                 f"stored {len(folded.stored)} key(s) a previous run received in "
@@ -171,7 +187,8 @@ class _Run:
             check_fresh(self.saved, plan)
         self.result.plan = plan
         self.reporter.plan_ready(plan)
-        creates = plan.creates
+        held = {name for name, _since in self.result.held_back}
+        creates = tuple(c for c in plan.creates if c.name not in held)
         self._refuse_unstorable(creates, stored)
         limit = self.settings.max_creates
         if limit is not None and len(creates) > limit:
@@ -283,9 +300,10 @@ class _Run:
             raise
         finally:
             # Whatever happened, every key received is folded now (one rewrite).
-            folded = keys.add_records(stored, self._records.snapshot())
-            self.result.renamed.extend(folded.renamed)
-            self.store.save(stored)
+            self._fold(stored)
+
+    def _fold(self, stored: keys.SecretsFile) -> None:
+        fold_at_end(self.store, stored, self._records.snapshot(), self.settings, self.result)
 
     def _sealer(self) -> Callable[[SecretStr], str] | None:
         if not self.desired.recipients:
@@ -313,7 +331,12 @@ class _Run:
             outcomes.put(error)
 
     def _record(self, done: Done) -> None:
-        if done.outcome is Outcome.CREATED and done.app_id is not None:
+        if done.outcome is Outcome.RENAMED and done.app_id is not None:
+            actual = done.actual_name or done.name
+            self.result.created.append((actual, done.app_id))
+            self.result.renamed_by_api.append((done.name, actual, done.app_id))
+            self.reporter.created(actual, done.app_id)
+        elif done.outcome is Outcome.CREATED and done.app_id is not None:
             self.result.created.append((done.name, done.app_id))
             self.reporter.created(done.name, done.app_id)
         elif done.outcome is Outcome.NOT_CAPTURED and done.app_id is not None:
@@ -342,9 +365,15 @@ class _Run:
         elif new_ids:
             # An unknown id can never show up in a list: do not wait for it (it stays
             # unconfirmed, its key stored).
-            listed = self._confirm_visible(
-                {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)}
+            listed = confirm_visible(
+                self.client,
+                {app_id for app_id in new_ids if not app_id.startswith(UNKNOWN_ID_PREFIX)},
+                self.settings,
+                self.stop,
+                self.reporter.note,
             )
+            # A signal during the confirmation listing is an interruption too (exit 130).
+            result.interrupted = self.stop.is_set()
             final = build_plan(self.desired, listed) if listed is not None else plan
             missing = set(new_ids) - {app.id for app in listed or ()}
             result.unconfirmed = sorted((new_ids[app_id], app_id) for app_id in missing)
@@ -355,25 +384,7 @@ class _Run:
         result.unchanged = final.summary["unchanged"]
         accounted = set(new_ids.values()) | {name for name, _ in result.failed}
         accounted.update(result.skipped)
+        accounted.update(name for name, _since in result.held_back)
+        accounted.update(name for name, _actual, _id in result.renamed_by_api)
         result.not_created = [c.name for c in final.creates if c.name not in accounted]
         return result
-
-    def _confirm_visible(self, new_ids: set[str]) -> list[RemoteApp] | None:
-        """List until every new id is there or the deadline passes; the last list."""
-        deadline = time.monotonic() + self.settings.confirm_deadline
-        backoff = self.settings.confirm_backoff
-        listed: list[RemoteApp] | None = None
-        while True:
-            try:
-                # Each list may retry, but never past the confirmation's own deadline.
-                remaining = max(deadline - time.monotonic(), 0.001)
-                listed = self.client.list_applications(deadline=remaining)
-            except ApiError as error:
-                self.reporter.note(f"listing to confirm the new applications failed: {error}")
-            if listed is not None and new_ids <= {app.id for app in listed}:
-                return listed
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.stop.is_set():
-                return listed
-            self.settings.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 5.0)

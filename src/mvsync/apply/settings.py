@@ -26,12 +26,20 @@ class ApplySettings:
     command: str = "mvsync apply"
     # After a POST whose outcome is unknown: wait, then list, before deciding.
     unknown_wait: float = 0.5
-    # POSTs of one name whose outcome was unknown and whose name was then absent.
-    max_post_attempts: int = 3
+    # A create whose outcome was unknown is POSTed again only once a list made this long
+    # after it still lacks it (a list can lag behind creates); None: the confirm deadline.
+    lag_window: float | None = None
+    # How long a failed write of the journal or the secrets file is retried.
+    store_retry: float = 5.0
     # Listing until every new application is visible (the seed's test procedure).
     confirm_deadline: float = 30.0
     confirm_backoff: float = 0.2
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    @property
+    def doubt_window(self) -> float:
+        """Seconds a create in doubt waits for the list before it may be sent again."""
+        return self.confirm_deadline if self.lag_window is None else self.lag_window
 
 
 class Reporter(Protocol):
@@ -89,6 +97,16 @@ class ApplyResult:
     unconfirmed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    # (name in the manifest, name the API gave it, id): recorded under the API's name.
+    renamed_by_api: list[tuple[str, str, str]] = field(default_factory=list)
+    # (name, since): a create in doubt from an earlier run, held back until the list
+    # has had time to show it.
+    held_back: list[tuple[str, str]] = field(default_factory=list)
+    # Keys received that could not be stored anywhere on disk: (name, id, sealed armor
+    # or None). The last resort: the CLI prints the armor, or names the application.
+    unstored: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # Why the ledger could not be saved (the keys then are in the journal or unstored).
+    store_problem: str | None = None
     interrupted: bool = False
 
     @property
@@ -102,5 +120,9 @@ class ApplyResult:
             or self.failed
             or self.unconfirmed
             or self.skipped
+            or self.renamed_by_api
+            or self.held_back
+            or self.unstored
+            or self.store_problem
             or self.interrupted
         )

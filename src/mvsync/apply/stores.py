@@ -9,6 +9,8 @@ psycopg is not even imported).
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mvsync.errors import StateError
@@ -21,8 +23,8 @@ from mvsync.store.files import FileStore
 if TYPE_CHECKING:
     from mvsync.store.pg import PgStore
 
-# Seconds a key record or the final save is retried when the database is lost.
-RETRY_FOR = 10.0
+# Seconds a failed write (a key record, the final save) is retried: ApplySettings.store_retry.
+RETRY_FOR = 5.0
 
 _SCHEMES = ("postgresql://", "postgres://")
 
@@ -47,7 +49,11 @@ def state_url(desired: DesiredEnvironment, lookup: Lookup) -> str | None:
 
 
 def open_pg_store(
-    desired: DesiredEnvironment, lookup: Lookup, *, retry_for: float = RETRY_FOR
+    desired: DesiredEnvironment,
+    lookup: Lookup,
+    *,
+    retry_for: float = RETRY_FOR,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PgStore | None:
     """The environment's database store, or None when it has no ``state_url``."""
     url = state_url(desired, lookup)
@@ -56,7 +62,7 @@ def open_pg_store(
     # psycopg costs ~0.3 s to import: only environments with state_url pay it.
     from mvsync.store.pg import PgStore
 
-    return PgStore(url, desired.name, desired.api_url, retry_for=retry_for)
+    return PgStore(url, desired.name, desired.api_url, retry_for=retry_for, sleep=sleep)
 
 
 def open_store(
@@ -64,9 +70,16 @@ def open_store(
     lookup: Lookup = os.environ.get,
     *,
     retry_for: float = RETRY_FOR,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> KeyStore:
     """The store of ``desired``: its database with ``state_url``, else its secrets file."""
-    database = open_pg_store(desired, lookup, retry_for=retry_for)
+    database = open_pg_store(desired, lookup, retry_for=retry_for, sleep=sleep)
     if database is not None:
         return database
-    return FileStore(desired.secrets_path, desired.name, desired.api_url)
+    return FileStore(
+        desired.secrets_path,
+        desired.name,
+        desired.api_url,
+        retry_seconds=retry_for,
+        sleep=sleep,
+    )

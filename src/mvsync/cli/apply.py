@@ -13,9 +13,11 @@ fsynced journal, and the next apply folds it.
 Variables (seconds), for CI and tests: ``MVSYNC_API_DEADLINE`` bounds each API call
 including its retries (default 60); ``MVSYNC_HTTP_TIMEOUT`` one HTTP request (default
 10); ``MVSYNC_CONFIRM_DEADLINE`` the listing until new applications are visible
-(default 30); ``MVSYNC_UNKNOWN_WAIT`` the pause before listing after a POST whose
-outcome is unknown (default 0.5); ``MVSYNC_STATE_RETRY`` how long a key record or the
-final save is retried when the ``state_url`` database is lost (default 10).
+(default 30); ``MVSYNC_LAG_WINDOW`` how long a create in doubt waits for the list before it
+may be sent again (default: the confirm deadline); ``MVSYNC_STORE_RETRY`` how long a failed
+write of the journal or secrets file is retried (default 5); ``MVSYNC_UNKNOWN_WAIT`` the
+pause before listing after a POST whose
+outcome is unknown (default 0.5).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mvsync.cli.options import (
     manifest_option,
     manifest_path,
 )
+from mvsync.cli.pipe import CUT_NOTE, guarded_stdout
 from mvsync.cli.status import EXIT_INTERRUPTED
 from mvsync.errors import AbortedError
 
@@ -84,11 +87,10 @@ def apply(
     from mvsync.api.client import MiniVoiceClient, RetryPolicy
     from mvsync.apply.run import apply_environment
     from mvsync.apply.settings import ApplySettings
-    from mvsync.apply.stores import open_store
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
-    from mvsync.render import render_apply_result
+    from mvsync.report import render_apply_result, render_last_resort
 
     lookup = os.environ.get
     path = manifest_path(ctx)
@@ -103,12 +105,16 @@ def apply(
         command=f"mvsync apply --env {env}",
         unknown_wait=env_seconds("MVSYNC_UNKNOWN_WAIT", 0.5),
         confirm_deadline=env_seconds("MVSYNC_CONFIRM_DEADLINE", 30.0),
+        lag_window=env_seconds("MVSYNC_LAG_WINDOW", -1.0)
+        if "MVSYNC_LAG_WINDOW" in os.environ
+        else None,
+        store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
     )
-    store = open_store(desired, lookup, retry_for=env_seconds("MVSYNC_STATE_RETRY", 10.0))
     retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
-    out = sys.stdout
+    # A closed stdout (``| head``) never changes what apply does nor its status (cli/pipe.py).
+    out, guard = guarded_stdout()
     reporter = CliReporter(out, sys.stderr)
     stop = threading.Event()
     ask = not yes and sys.stdin.isatty()
@@ -126,6 +132,7 @@ def apply(
         MiniVoiceClient(desired.api_url, api_key, timeout=timeout, retry=retry) as client,
         _signals(stop, reporter),
     ):
+        reporter.rate_status = client.rate_status
         result = apply_environment(
             desired,
             client,
@@ -135,10 +142,13 @@ def apply(
             secret_of=lambda ref: expand_secret(ref, lookup),
             reporter=reporter,
             stop=stop,
-            store=store,
         )
     reporter.finish()
+    render_last_resort(result, sys.stderr)
     render_apply_result(result, out)
+    out.flush()
+    if guard.closed_early:
+        sys.stderr.write(CUT_NOTE)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.ok else 1

@@ -1,6 +1,7 @@
 """The one error boundary: every ``MvsyncError`` and usage error becomes one line on
 stderr and an exit status defined here. Exit status 2 is reserved for
 ``plan --detailed-exitcode`` ("there are changes"); 130 for an interrupted apply.
+A closed standard output: see ``mvsync.cli.pipe``.
 A traceback is printed only with ``--debug``.
 """
 
@@ -15,6 +16,7 @@ import click
 
 from mvsync.cli.group import cli
 from mvsync.cli.options import Settings
+from mvsync.cli.pipe import silence
 from mvsync.cli.status import EXIT_ERROR, EXIT_INTERRUPTED
 from mvsync.errors import AbortedError, ManifestError, MvsyncError
 from mvsync.escape import escape
@@ -91,6 +93,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         _error(str(error))
+        status = EXIT_ERROR
+    except BrokenPipeError:
+        # A command whose output is its result (import, envs, schema) lost it.
+        silence(sys.stdout)
+        _error("standard output was closed before all of it was written")
         status = EXIT_ERROR
     except KeyboardInterrupt:
         _error("interrupted")

@@ -129,8 +129,17 @@ def _same_file(first: Path, second: Path) -> bool:
 
 def _write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing."""
+    import stat
     import tempfile
 
+    try:
+        # Only a regular file is replaced: a FIFO or a device named by mistake is refused.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise MvsyncError(f"refusing to overwrite {path}: it is not a regular file")
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

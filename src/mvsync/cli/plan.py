@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
@@ -27,6 +26,7 @@ from mvsync.cli.options import (
     manifest_option,
     manifest_path,
 )
+from mvsync.cli.pipe import guarded_stdout
 from mvsync.cli.status import EXIT_CHANGES
 from mvsync.errors import MvsyncError, UsageError
 
@@ -126,8 +126,11 @@ def _plan(
 
         if out_file is not None:
             write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
-        RENDERERS[output_format](the_plan, sys.stdout)
-        sys.stdout.flush()
+        # A reader that closed the pipe (``| head -1``) changes nothing: the plan file and
+        # the step summary are still written, and the status is still 0 or 2 (cli/pipe.py).
+        out, _guard = guarded_stdout()
+        RENDERERS[output_format](the_plan, out)
+        out.flush()
 
         if summary is not None:
             try:
@@ -145,8 +148,11 @@ def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:
     """GitHub Actions' step summary, open for append; ``None`` outside GitHub Actions."""
     if not step_summary:
         return None
+    from mvsync.files import open_append
+
     try:
-        return stack.enter_context(open(step_summary, "a", encoding="utf-8"))
+        # Opening a FIFO for writing would wait for a reader: a regular file only.
+        return stack.enter_context(open_append(Path(step_summary)))
     except OSError as error:
         raise MvsyncError(
             f"cannot append to GITHUB_STEP_SUMMARY ({step_summary}): {error.strerror}; "

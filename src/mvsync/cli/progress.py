@@ -1,7 +1,9 @@
 """The live apply line: the applier's ``Reporter`` for a terminal or a CI log.
 
-On a terminal (stderr a tty) one line redrawn in place, ``[done/total] rate/s, time left``;
-otherwise one plain line per event. Every name, id and message is escaped before printing.
+On a terminal (stderr a tty) one line redrawn in place, ``[done/total] rate/s, time left``
+(``rate-limited, 78/s`` instead of the rate while the API's rate limit holds requests
+back: ``rate_status`` tells); otherwise one plain line per event. Every name, id and
+message is escaped before printing.
 """
 
 from __future__ import annotations
@@ -10,15 +12,23 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from mvsync.api.ratelimit import LimiterStatus
 from mvsync.apply.settings import NOT_CAPTURED_ADVICE
 from mvsync.planner import EnvironmentPlan, Plan
-from mvsync.render import id_of, name_of, render_text, text_of, use_color
+from mvsync.render import render_text, use_color
+from mvsync.report import id_of, name_of, text_of
 
 
 class CliReporter:
     """Renders the applier's progress: a live line on a terminal, plain lines otherwise."""
 
-    def __init__(self, out: TextIO, err: TextIO, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        out: TextIO,
+        err: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        rate_status: Callable[[], LimiterStatus] | None = None,
+    ):
         self.out = out
         self.err = err
         self.live = err.isatty()
@@ -28,6 +38,7 @@ class CliReporter:
         self._done = 0
         self._started = 0.0
         self._last_draw = 0.0
+        self.rate_status = rate_status
 
     def plan_ready(self, plan: EnvironmentPlan) -> None:
         render_text(Plan((plan,)), self.out, color=use_color(self.out))
@@ -87,5 +98,10 @@ class CliReporter:
             left = f"about {(self._total - self._done) / rate:.0f}s left"
         else:
             left = "estimating time left"
-        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {rate:.1f}/s, {left}")
+        speed = f"{rate:.1f}/s"
+        status = self.rate_status() if self.rate_status is not None else None
+        if status is not None and status.limited:
+            allowed = f"{status.rate:.0f}/s" if status.rate is not None else "paused"
+            speed = f"rate-limited, {allowed}"
+        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {speed}, {left}")
         self.err.flush()

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from mvsync.emulator.errors import EmulatorError
+from mvsync.files import MIB, UnreadableFileError, read_bounded
 
 RECORD_VERSION = 1
+MAX_STATE_BYTES = 256 * MIB
 _NS_PER_SECOND = 1_000_000_000
 
 
@@ -132,11 +134,11 @@ class StateLog:
     def load(self) -> list[StoredApp]:
         """Every application recorded, in creation order; repairs a torn last line."""
         try:
-            data = self.path.read_bytes()
+            data = read_bounded(self.path, MAX_STATE_BYTES)  # a FIFO or a device: refused
         except FileNotFoundError:
             return []
-        except OSError as exc:
-            raise EmulatorError(f"cannot read state file {self.path}: {exc.strerror}") from exc
+        except UnreadableFileError as exc:
+            raise EmulatorError(f"cannot read state file {self.path}: {exc.reason}") from None
         lines = data.split(b"\n")
         last_content = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
         apps: list[StoredApp] = []

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from mvsync import yamlpos
 from mvsync.errors import ManifestError, Problem
+from mvsync.files import UnreadableFileError, read_bounded
 from mvsync.manifest.checks import check_manifest, partial_manifest
 from mvsync.manifest.problems import Issue, issues_from_validation, raise_located
 from mvsync.manifest.schema import Manifest
@@ -21,7 +22,12 @@ def load_manifest(path: Path) -> Manifest:
     """Read, parse and validate ``path``; ManifestError carries every located problem."""
     label = str(path)
     try:
-        raw = path.read_bytes()
+        # Regular files only, bounded while read: a FIFO or /dev/zero never hangs the run.
+        raw = read_bounded(path, yamlpos.MAX_BYTES)
+    except UnreadableFileError as error:
+        raise ManifestError(
+            [Problem(label, 0, 0, f"cannot read the manifest: {error.reason}")]
+        ) from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ManifestError([Problem(label, 0, 0, f"cannot read the manifest: {reason}")]) from None

@@ -53,6 +53,14 @@ class KeyStore(Protocol):
         """Open the journal for this run's appends."""
         ...
 
-    def save(self, ledger: SecretsFile) -> None:
-        """Make ``ledger`` (entries only ever added) durable, then clear the journal."""
+    def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
+        """Make ``ledger`` (entries only ever added) durable, then clear the journal but for
+        ``pending``: intents still in doubt, kept for the next run. Retried for a bounded
+        time; raises ``MvsyncError`` (naming what failed) when it cannot."""
+        ...
+
+    @property
+    def journal_intact(self) -> bool:
+        """Whether every record this run appended is durable in the journal (so a failed
+        ``save`` loses nothing: the next run folds it)."""
         ...

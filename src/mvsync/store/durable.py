@@ -13,16 +13,21 @@ pointed to would silently keep the old keys.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets as _random
 import stat
+import threading
 from pathlib import Path
 
 from mvsync.errors import SecretsError
+from mvsync.files import MIB, UnreadableFileError, read_open
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+# A secrets file of 100,000 keys is about 25 MiB; its journal about three times that.
+MAX_PRIVATE_BYTES = 256 * MIB
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -94,6 +99,7 @@ class DurableAppender:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
         check_private(path)  # a symbolic link, a folder, a lax mode: refused before opening
         existed = path.exists()
         try:
@@ -118,14 +124,28 @@ class DurableAppender:
             raise
 
     def append(self, line: bytes) -> None:
-        """Append ``line`` (one write) and fsync it."""
-        try:
-            written = os.write(self._fd, line)
-            if written != len(line):  # pragma: no cover - regular files write whole
-                raise OSError(0, "short write")
-            os.fsync(self._fd)
-        except OSError as error:
-            raise SecretsError(f"{self.path}: cannot append: {error.strerror}") from None
+        """Append ``line`` (one write) and fsync it.
+
+        A failed append leaves no torn line behind (the file is cut back to where it
+        was, so the next append does not land after half a line), and a file that was
+        removed while open is an error: an append to an unlinked file reaches no disk
+        anyone will read.
+        """
+        with self._lock:
+            size = -1
+            try:
+                size = os.fstat(self._fd).st_size
+                written = os.write(self._fd, line)
+                if written != len(line):  # a full disk writes part of a line
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(self._fd)
+            except OSError as error:
+                if size >= 0:
+                    with contextlib.suppress(OSError):  # best effort: the append failed anyway
+                        os.ftruncate(self._fd, size)
+                raise SecretsError(f"{self.path}: cannot append: {error.strerror}") from None
+            if os.fstat(self._fd).st_nlink == 0:
+                raise SecretsError(f"{self.path}: removed while apply was writing it")
 
     def close(self) -> None:
         """Close the file; appends already returned are on disk."""
@@ -195,9 +215,8 @@ def read_private(path: Path) -> bytes | None:
         raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     try:
         _check_mode(path, os.fstat(fd).st_mode)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read()
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
+        return read_open(fd, MAX_PRIVATE_BYTES)  # bounded while read, not only by st_size
+    except UnreadableFileError as error:
+        raise SecretsError(f"{path}: cannot read: {error.reason}") from None
     finally:
         os.close(fd)

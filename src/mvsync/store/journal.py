@@ -34,7 +34,10 @@ from mvsync.store.durable import DurableAppender, read_private
 
 JOURNAL_SUFFIX = ".journal"
 
-EventKind = Literal["intent", "created", "not_captured"]
+# intent: about to POST that name; created: its key; not_captured: created, key lost;
+# settled: that name's POST ended with no application (a definite refusal), or its
+# application was recorded under another name: the intent is no longer in doubt.
+EventKind = Literal["intent", "created", "not_captured", "settled"]
 
 
 def journal_path(secrets_path: Path) -> Path:
@@ -64,7 +67,7 @@ class JournalRecord:
         data: dict[str, Any] = {"event": self.event, "name": self.name}
         if self.event == "intent":
             data["ts"] = self.ts
-        else:
+        elif self.event != "settled":
             data["id"] = self.app_id
         if self.event == "created":
             if self.sealed_api_key is not None:
@@ -104,6 +107,23 @@ def created(
     )
 
 
+def settled(name: str) -> JournalRecord:
+    """The record that closes an intent that created nothing (or something named otherwise)."""
+    return JournalRecord(event="settled", name=name)
+
+
+def in_doubt(records: list[JournalRecord]) -> list[JournalRecord]:
+    """The intents no later record of the same name answers: POSTs whose outcome is
+    unknown (killed mid-POST, or an answer that never came and a list that lacked it)."""
+    last_intent: dict[str, JournalRecord] = {}
+    for record in records:
+        if record.event == "intent":
+            last_intent[record.name] = record
+        else:
+            last_intent.pop(record.name, None)
+    return list(last_intent.values())
+
+
 def not_captured(name: str, app_id: str) -> JournalRecord:
     """The record of an application created whose key never arrived."""
     return JournalRecord(event="not_captured", name=name, app_id=app_id)
@@ -129,6 +149,8 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
     name = _text(data, "name", where)
     if event == "intent":
         return JournalRecord(event="intent", name=name, ts=_text(data, "ts", where))
+    if event == "settled":
+        return JournalRecord(event="settled", name=name)
     if event == "not_captured":
         return JournalRecord(event="not_captured", name=name, app_id=_text(data, "id", where))
     if event == "created":
@@ -150,7 +172,9 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
             api_key=SecretStr(_text(data, "api_key", where)),
             created_at=_text(data, "created_at", where),
         )
-    raise SecretsError(f"{where}: unknown event (expected intent, created or not_captured)")
+    raise SecretsError(
+        f"{where}: unknown event (expected intent, created, not_captured or settled)"
+    )
 
 
 def read_journal(path: Path) -> list[JournalRecord]:

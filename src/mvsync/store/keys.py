@@ -13,6 +13,13 @@
       "Sales IVR":
         id: "app_..."
         key_captured: false
+      ? "A name whose quoted form is longer than 1024 characters..."
+      :
+        id: "app_..."
+        key_captured: false
+
+A name longer than YAML allows for an implicit key (1024 characters, quotes and escapes
+included) is written as an explicit ``? `` key; every other entry is written as above.
 
 Entries are only ever added. ``fold`` adds the journal's records to the file in
 one atomic rewrite (``mvsync.store.durable.write_atomic``) and only then removes the
@@ -111,6 +118,20 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
+# YAML limits an implicit key ("name": on one line) to 1024 characters, the quotes and
+# escapes included; a longer name is written as an explicit key, which has no limit.
+_IMPLICIT_KEY_CHARS = 1024
+
+
+def _key(name: str) -> str:
+    """The lines that open the entry of ``name``: ``"name":``, or ``? "name"`` and ``:``
+    when the quoted name is too long for an implicit key (any YAML 1.2 loader reads both)."""
+    quoted = _quote(name)
+    if len(quoted) <= _IMPLICIT_KEY_CHARS:
+        return f"  {quoted}:\n"
+    return f"  ? {quoted}\n  :\n"
+
+
 def dump(secrets: SecretsFile) -> bytes:
     """The file's text. A small emitter of our own: ~50x faster than a YAML dumper,
     and every scalar is double-quoted, so no value is ever re-typed on reading."""
@@ -128,7 +149,7 @@ def dump(secrets: SecretsFile) -> bytes:
     else:
         lines.append("applications:\n")
     for name, entry in secrets.applications.items():
-        lines.append(f"  {_quote(name)}:\n    id: {_quote(entry.id)}\n")
+        lines.append(f"{_key(name)}    id: {_quote(entry.id)}\n")
         if entry.api_key is not None:
             lines.append(f"    api_key: {_quote(entry.api_key.get_secret_value())}\n")
         if entry.sealed_api_key is not None:
@@ -158,16 +179,17 @@ _FIELD_NAMES = frozenset(
 
 
 def _load_yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    from mvsync.yamlpos import MAX_DEPTH, nesting_bound
+    from mvsync.yamlpos import MAX_DEPTH, load_documents, nesting_bound
 
     # The C composer recurses: a deep enough file would overflow the C stack.
     if nesting_bound(text) > MAX_DEPTH:
         raise SecretsError(f"nested too deeply (more than {MAX_DEPTH} levels)")
     try:
-        return YAML(typ="safe").load(text)
+        # The manifest's loader: libyaml first, ruamel's pure parser for the valid YAML
+        # 1.2 libyaml refuses (a file edited by hand in flow style, say).
+        documents = load_documents(text)
     except MarkedYAMLError as error:
         # Only the place: ruamel's own text may quote the file (a key, a value).
         mark = error.problem_mark or error.context_mark
@@ -177,6 +199,9 @@ def _load_yaml(text: str) -> Any:
         raise SecretsError("not valid YAML (a value does not match its type)") from None
     except (RecursionError, MemoryError):
         raise SecretsError("nested too deeply") from None
+    if len(documents) > 1:
+        raise SecretsError("more than one YAML document")
+    return documents[0] if documents else None
 
 
 def _where(loc: tuple[int | str, ...], data: Any, text: str, *, at_key: bool) -> str:
@@ -287,22 +312,32 @@ def _free_name(applications: dict[str, SecretEntry], name: str, app_id: str) -> 
     return candidate
 
 
+def _same_key(entry: SecretEntry, record: JournalRecord) -> bool:
+    """Whether ``record`` holds the very key ``entry`` already holds."""
+    if record.sealed_api_key is not None:
+        return entry.sealed_api_key == record.sealed_api_key
+    stored = entry.api_key.get_secret_value() if entry.api_key is not None else None
+    return record.api_key is not None and stored == record.api_key.get_secret_value()
+
+
 def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldResult:
     """Add the ``created`` and ``not_captured`` records to ``secrets`` in place.
 
-    Never overwrites nor removes: a record whose id is already stored is a
-    no-op (a fold that ran before a crash); a key whose name holds another id
-    is kept under a new name rather than dropped. A ``not_captured`` record for
-    an id whose key was stored is ignored.
+    Never overwrites nor removes: a record already stored (same id, same key) is a
+    no-op (a fold that ran before a crash); a key whose name holds another id, or
+    whose id already holds another key (a reused id: a malformed answer), is kept
+    under a new name rather than dropped. A ``not_captured`` record for an id
+    already stored is ignored.
     """
     result = FoldResult()
     applications = secrets.applications
-    stored_ids = {entry.id for entry in applications.values()}
+    by_id = {entry.id: entry for entry in applications.values()}
     for record in records:
-        if record.event == "intent" or record.app_id is None:
+        if record.event not in ("created", "not_captured") or record.app_id is None:
             continue
-        if record.app_id in stored_ids:
-            continue
+        known = by_id.get(record.app_id)
+        if known is not None and (record.event != "created" or _same_key(known, record)):
+            continue  # folded before (a crash between the fold and the journal's removal)
         if record.event == "created":
             entry = SecretEntry(
                 id=record.app_id,
@@ -317,7 +352,7 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
             name = _free_name(applications, name, record.app_id)
             result.renamed.append((name, record.app_id))
         applications[name] = entry
-        stored_ids.add(record.app_id)
+        by_id.setdefault(record.app_id, entry)
         target = result.stored if record.event == "created" else result.not_captured
         target.append((name, record.app_id))
     return result

@@ -14,12 +14,15 @@ as ``.lock`` can therefore never make apply truncate the secrets file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import socket
 import stat
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,6 +41,37 @@ MAX_HOLDER_BYTES = 64 * 1024
 def lock_path(secrets_path: Path) -> Path:
     """Where the lock of a secrets file lives: beside it."""
     return secrets_path.with_name(secrets_path.name + LOCK_SUFFIX)
+
+
+def machine_lock_dir() -> Path:
+    """This user's folder for machine-wide locks: ``$XDG_RUNTIME_DIR/mvsync``, else
+    ``<temp>/mvsync-<uid>``; created 0700, and refused unless it is ours and private."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
+        folder = Path(runtime) / "mvsync"
+    else:
+        folder = Path(tempfile.gettempdir()) / f"mvsync-{os.getuid()}"
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise LockError(f"{folder}: cannot create the lock folder: {error.strerror}") from None
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        # In a shared temp folder, another user could have planted it.
+        raise LockError(
+            f"{folder}: the machine-wide lock folder is not a private folder of this user "
+            "(mode 0700, owned by you): remove it"
+        )
+    return folder
+
+
+def machine_lock_path(api_url: str, environment: str) -> Path:
+    """The machine-wide lock of one account and environment (SPEC guarantee 6): every
+    checkout of a manifest on this machine takes it, whatever its secrets folder."""
+    digest = hashlib.sha256(f"{api_url}\0{environment}".encode()).hexdigest()[:32]
+    return machine_lock_dir() / f"{digest}{LOCK_SUFFIX}"
 
 
 def _describe_holder(raw: bytes) -> str:
@@ -152,13 +186,20 @@ class EnvironmentLock:
             "command": self.command,
         }
         data = json.dumps(info).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data, 0)
+        except OSError as error:  # a full disk, say: the lock is held but cannot say by whom
+            self.release()
+            raise LockError(
+                f"{self.path}: cannot write the lock file: {error.strerror}; nothing was created"
+            ) from None
 
     def release(self) -> None:
         """Release the lock (the file stays: removing it would race with a waiter)."""
         if self._fd >= 0:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(OSError):  # the flock goes with the descriptor anyway
+                os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1

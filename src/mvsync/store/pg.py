@@ -103,7 +103,7 @@ class PgStore:
         self._env_id: int | None = None
         self.lock_backend_pid: int | None = None
         self._seqs: set[int] = set()  # journal rows this run read or wrote
-        self._journalled: set[str] = set()  # ids whose key record is committed in the journal
+        self._intact = True  # every key record this run appended is committed
         self._stored: set[str] = set()  # entry names in the database at read()
 
     @property
@@ -243,8 +243,6 @@ class PgStore:
         leftover = []
         for seq, event, name, app_id, sealed, created_at, ts in rows:
             self._seqs.add(int(str(seq)))
-            if event == "created":
-                self._journalled.add(str(app_id))
             leftover.append(
                 JournalRecord(
                     event=event,  # type: ignore[arg-type]  # the table's CHECK
@@ -303,61 +301,68 @@ class PgStore:
                     f"'{self.environment}' (its database session ended); no new create starts"
                 )
         else:
-            row = self._run(
-                f"cannot store the {record.event} record of '{record.name}' (id {record.app_id})",
-                lambda c: c.execute(
-                    "INSERT INTO mvsync.journal"
-                    " (env_id, event, name, app_id, sealed_api_key, created_at, run_id)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING seq",
-                    (
-                        env_id,
-                        record.event,
-                        record.name,
-                        record.app_id,
-                        record.sealed_api_key,
-                        record.created_at,
-                        self.run_id,
-                    ),
-                ).fetchone(),
-                retry_for=self.retry_for,
-            )
+            try:
+                row = self._run(
+                    f"cannot store the {record.event} record of '{record.name}'",
+                    lambda c: self._insert_record(c, env_id, record),
+                    retry_for=self.retry_for,
+                )
+            except StateError:
+                if record.event != "settled":
+                    self._intact = False
+                raise
         assert isinstance(row, tuple)
         with self._guard:
             self._seqs.add(int(str(row[0])))
-            if record.event == "created" and record.app_id is not None:
-                self._journalled.add(record.app_id)
 
-    def save(self, ledger: SecretsFile) -> None:
-        """Add the new entries, then delete the journal rows this run read or wrote."""
+    @property
+    def journal_intact(self) -> bool:
+        """Whether every key record this run appended is committed in ``mvsync.journal``."""
+        return self._intact
+
+    def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
+        """Add the new entries, then delete the journal rows this run read or wrote but for
+        ``pending`` (intents in doubt, written again with their time), in one transaction."""
         new = [(n, e) for n, e in ledger.applications.items() if n not in self._stored]
         refuse_unsealed(new, self.location)
         with self._guard:
             seqs = sorted(self._seqs)
 
-        def work(connection: Connection) -> None:
+        def work(connection: Connection) -> list[int]:
             with connection.transaction():
                 insert_entries(connection, self.env_id, new)
                 connection.execute(
                     "DELETE FROM mvsync.journal WHERE env_id = %s AND seq = ANY(%s)",
                     (self.env_id, seqs),
                 )
+                kept = [self._insert_record(connection, self.env_id, r) for r in pending or ()]
+            return [int(str(row[0])) for row in kept if row is not None]
 
-        try:
-            self._run("cannot store the ledger", work, retry_for=self.retry_for)
-        except StateError as error:
-            with self._guard:
-                safe = set(self._journalled)
-            held = [f"'{n}' (id {e.id})" for n, e in new if e.key_captured and e.id not in safe]
-            if not held:
-                raise StateError(
-                    f"{error}; every key this run received is committed in mvsync.journal: "
-                    "the next apply stores them in the ledger"
-                ) from None
-            shown = ", ".join(held[:20]) + (f" and {len(held) - 20} more" if len(held) > 20 else "")
-            raise StateError(f"{error}; keys not stored in the database: {shown}") from None
+        kept = self._run("cannot store the ledger", work, retry_for=self.retry_for)
         self._stored.update(name for name, _ in new)
         with self._guard:
             self._seqs.difference_update(seqs)
+            self._seqs.update(kept)
+
+    def _insert_record(
+        self, connection: Connection, env_id: int, record: JournalRecord
+    ) -> tuple[object, ...] | None:
+        return connection.execute(
+            "INSERT INTO mvsync.journal"
+            " (env_id, event, name, app_id, sealed_api_key, created_at, ts, run_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, clock_timestamp()), %s)"
+            " RETURNING seq",
+            (
+                env_id,
+                record.event,
+                record.name,
+                record.app_id,
+                record.sealed_api_key,
+                record.created_at,
+                record.ts,
+                self.run_id,
+            ),
+        ).fetchone()
 
     # --- beyond the interface: state push ----------------------------------------------
 

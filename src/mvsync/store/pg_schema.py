@@ -56,7 +56,8 @@ _V1 = (
     CREATE TABLE mvsync.journal (
         seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         env_id         bigint NOT NULL REFERENCES mvsync.environments (id),
-        event          text NOT NULL CHECK (event IN ('intent', 'created', 'not_captured')),
+        event          text NOT NULL
+                       CHECK (event IN ('intent', 'created', 'not_captured', 'settled')),
         name           text NOT NULL,
         app_id         text,
         sealed_api_key text,
@@ -64,7 +65,7 @@ _V1 = (
         ts             timestamptz NOT NULL DEFAULT clock_timestamp(),
         run_id         uuid NOT NULL,
         CHECK ((event = 'created') = (sealed_api_key IS NOT NULL)),
-        CHECK ((event = 'intent') = (app_id IS NULL)),
+        CHECK ((event IN ('intent', 'settled')) = (app_id IS NULL)),
         CHECK (sealed_api_key IS NULL OR starts_with(sealed_api_key, '{ARMOR_PREFIX}'))
     )
     """,

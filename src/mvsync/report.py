@@ -1,0 +1,130 @@
+"""What apply says at the end: the summary of one run, and the last resort for keys no
+disk took. Every name, id and message from outside is escaped before it is printed."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from mvsync.apply.settings import NOT_CAPTURED_ADVICE, ApplyResult
+from mvsync.escape import escape
+
+
+def render_last_resort(result: ApplyResult, err: TextIO) -> None:
+    """Keys received that no disk took: each sealed one printed as its age armor, with its
+    name and id (ciphertext: a CI log is a fine place for it). A plain key is never
+    printed; the summary names its application instead."""
+    for name, app_id, sealed in result.unstored:
+        if sealed is None:
+            continue
+        err.write(
+            f"mvsync: the key of {name_of(name)} ({id_of(app_id)}) in environment "
+            f"{text_of(result.environment)} could not be stored; here it is, sealed to the "
+            "manifest's recipients (open it with age -d):\n"
+        )
+        err.write(sealed.strip() + "\n")
+    err.flush()
+
+
+def text_of(text: str) -> str:
+    """Any text from the API or the manifest (an error message, say), safe to print."""
+    return escape(text)
+
+
+def name_of(name: str) -> str:
+    """A name safe to print: quoted, control and bidi characters escaped (no terminal tricks)."""
+    return f'"{text_of(name)}"'
+
+
+def id_of(app_id: str) -> str:
+    """An application id as the API gave it, safe to print."""
+    return text_of(app_id)
+
+
+def _shown(value: str | None) -> str:
+    return "(unset)" if value is None else name_of(value)
+
+
+def render_apply_result(result: ApplyResult, out: TextIO) -> None:
+    """The final summary: what was done, what is left, and where the keys are."""
+    env = result.environment
+    lines = [""]
+    for change in result.drift:
+        fields = ", ".join(
+            f"{d.field} remote {_shown(d.remote)}, manifest {_shown(d.desired)}"
+            for d in change.drift
+        )
+        lines.append(
+            f"~ {name_of(change.name)} ({id_of(change.id or '')}) drifted: {fields}; the API "
+            "cannot update: change it in MiniVoice or in the manifest"
+        )
+    for change in result.ambiguous:
+        lines.append(
+            f"! {name_of(change.name)}: {len(change.ids)} applications have this name "
+            f"({', '.join(id_of(i) for i in change.ids)}); apply leaves it alone: delete or "
+            "rename all but one"
+        )
+    for name, app_id in result.not_captured:
+        lines.append(
+            f"environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: "
+            f"{NOT_CAPTURED_ADVICE}"
+        )
+    not_captured_ids = {app_id for _, app_id in result.not_captured}
+    for name, app_id in result.unconfirmed:
+        key = "key not captured" if app_id in not_captured_ids else "key stored"
+        lines.append(
+            f"? {name_of(name)} ({id_of(app_id)}) was created ({key}) but is not yet in the list; "
+            "run mvsync plan later to check"
+        )
+    for name, message in result.failed:
+        lines.append(f"x {name_of(name)}: {text_of(message)}")
+    if result.skipped:
+        why = "interrupted" if result.interrupted else "stopped after the error above"
+        lines.append(f"- {len(result.skipped)} create(s) not started ({why}); apply again")
+    for wanted, actual, app_id in result.renamed_by_api:
+        lines.append(
+            f"! {name_of(wanted)} was created as {name_of(actual)} ({id_of(app_id)}): the API "
+            f"changed the name; its key is stored as {name_of(actual)}. Write {name_of(actual)} "
+            "in the manifest, or the next apply creates another one"
+        )
+    for name, since in result.held_back:
+        lines.append(
+            f"- {name_of(name)}: its create at {text_of(since)} may have gone through and the "
+            "list does not show it yet; not sent again until the lag window has passed "
+            "(MVSYNC_LAG_WINDOW): apply again later"
+        )
+    if result.store_problem is not None:
+        lines.append(f"x the keys could not be stored: {text_of(result.store_problem)}")
+    for name, app_id, sealed in result.unstored:
+        where = (
+            "its sealed key is printed on stderr above: save it"
+            if sealed is not None
+            else f"{NOT_CAPTURED_ADVICE} (the key could not be written anywhere)"
+        )
+        lines.append(
+            f"x environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: {where}"
+        )
+    for name, app_id in result.renamed:
+        lines.append(
+            f"note: the key of {id_of(app_id)} is stored as {name_of(name)}: its name already "
+            "had an entry"
+        )
+    created = len(result.created)
+    already = len(result.already_existed)
+    verdict = (
+        "Interrupted"
+        if result.interrupted
+        else "Apply complete"
+        if result.ok
+        else "Apply incomplete"
+    )
+    lines.append(
+        f"{verdict} for environment '{text_of(env)}': {created} created, "
+        f"{already} already existed, {len(result.not_captured)} key(s) not captured, "
+        f"{len(result.failed)} failed; now {result.unchanged} equal to the manifest, "
+        f"{len(result.drift)} drifted, {len(result.ambiguous)} ambiguous."
+    )
+    lines.append(
+        f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."
+    )
+    out.write("\n".join(lines) + "\n")
+    out.flush()
