@@ -107,6 +107,9 @@ def cli_env(setup: Setup, **extra: str) -> dict[str, str]:
         MVSYNC_CONFIRM_DEADLINE="5",
         MVSYNC_UNKNOWN_WAIT="0.05",
         MVSYNC_STORE_RETRY="2",
+        # A create in doubt that the list does not show is sent again at once (the
+        # emulator's list never lags): the second apply finishes the work.
+        MVSYNC_LAG_WINDOW="0",
     )
     env.update(extra)
     return env

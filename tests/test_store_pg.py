@@ -288,3 +288,21 @@ def test_an_apply_without_state_url_does_not_import_psycopg() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_save_keeps_the_intents_in_doubt_with_their_time(
+    database: str, identity: x25519.Identity
+) -> None:
+    store = store_of(database)
+    with store.lock(timeout=0, command="test"):
+        ledger, _ = store.read()
+        doubt = journal.intent("D")
+        with store.journal() as sink:
+            sink.append(doubt)
+            sink.append(journal.intent("A"))
+            sink.append(created(identity, "A", "app_1"))
+        add_records(ledger, [created(identity, "A", "app_1")])
+        store.save(ledger, [doubt])
+        assert store.journal_intact
+    _, leftover = store_of(database).read()
+    assert [(r.event, r.name, r.ts) for r in leftover] == [("intent", "D", doubt.ts)]
