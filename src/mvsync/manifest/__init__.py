@@ -1,7 +1,7 @@
 """The manifest step: a YAML file in, a validated ``Manifest`` and per-environment
 ``DesiredEnvironment`` out. Imports run one way inside the package::
 
-    interpolate  <-  schema  <-  problems  <-  checks  <-  load
+    interpolate  <-  fields  <-  schema  <-  problems  <-  checks  <-  load
                                                    ^------  resolve
 
 ``__init__`` re-exports the entry points; callers outside the package import from here.
@@ -9,29 +9,36 @@
 
 from __future__ import annotations
 
+from mvsync.manifest.fields import API_URL_CREDENTIALS, is_absolute_http_url, url_has_credentials
 from mvsync.manifest.load import environment_names, load_manifest
-from mvsync.manifest.resolve import expand_secret, read_api_key, resolve_environment
-from mvsync.manifest.schema import (
-    API_URL_CREDENTIALS,
-    Application,
-    Lookup,
-    Manifest,
-    is_absolute_http_url,
-    json_schema,
-    url_has_credentials,
+from mvsync.manifest.resolve import (
+    describe_missing,
+    expand_secret,
+    is_loopback_environment,
+    missing_secret_variables,
+    read_api_key,
+    read_webhook_secrets,
+    resolve_environment,
+    unknown_environment,
 )
+from mvsync.manifest.schema import Application, Lookup, Manifest, json_schema
 
 __all__ = [
     "API_URL_CREDENTIALS",
     "Application",
     "Lookup",
     "Manifest",
+    "describe_missing",
     "environment_names",
     "expand_secret",
     "is_absolute_http_url",
+    "is_loopback_environment",
     "json_schema",
     "load_manifest",
+    "missing_secret_variables",
     "read_api_key",
+    "read_webhook_secrets",
     "resolve_environment",
+    "unknown_environment",
     "url_has_credentials",
 ]
