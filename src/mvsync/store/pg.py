@@ -13,8 +13,10 @@ applies the environment, keyed by its name and ``api_url``:
   so a run whose lock was lost starts no new create. A key record is retried on a new
   connection for ``retry_for`` seconds, then ``StateError``: the caller keeps the key.
 - ``save`` adds the entries (never overwrites: a name taken by another id is stored as
-  "name (id)") and deletes exactly the journal rows this run read or wrote, in one
-  transaction: a row a stray run wrote meanwhile stays for the next fold.
+  "name (id)") and deletes exactly the journal rows this run read or wrote, but for the
+  intents still in doubt (written again with their time), in one transaction: a row a
+  stray run wrote meanwhile stays for the next fold. ``journal_intact`` turns false once
+  a key record could not be committed (apply then prints that key sealed).
 
 No plaintext key is ever sent to the database: a record or entry holding only a plain
 key is refused (``StateError``) before any row is written.
@@ -44,7 +46,7 @@ from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection, ensure_sc
 T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
-RETRY_FOR = 10.0  # seconds a key record or the final save is retried on new connections
+RETRY_FOR = 5.0  # seconds a key record or the final save is retried on new connections
 
 _LOCK_HELD = (
     "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
