@@ -11,6 +11,7 @@ traceback is shown only with ``--debug``.
     ├── UnsafePlanError          a plan apply refuses (--max-creates, stale, ambiguous...)
     ├── SecretsError             a secrets file that is malformed, readable by others...
     ├── LockError                another apply holds the environment's lock
+    ├── StateError               the PostgreSQL state (state_url) unreachable or unusable
     ├── AbortedError             the user answered no, or interrupted the run
     └── ApiError                 a non-2xx answer: method, URL, status, API error code
         ├── ApiResponseError     a 2xx answer whose body is not what the API documents
@@ -79,6 +80,10 @@ class SecretsError(MvsyncError):
 
 class LockError(MvsyncError):
     """Another apply holds the lock of this environment."""
+
+
+class StateError(MvsyncError):
+    """The PostgreSQL state of an environment (``state_url``) cannot be reached or used."""
 
 
 class AbortedError(MvsyncError):

@@ -41,6 +41,7 @@ from mvsync.apply.settings import (
     Reporter,
     SecretOf,
 )
+from mvsync.apply.stores import open_store
 from mvsync.errors import (
     AbortedError,
     MvsyncError,
@@ -53,7 +54,6 @@ from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 from mvsync.sealing import sealer_for
 from mvsync.store import journal, keys
 from mvsync.store.base import KeyStore
-from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 
 
@@ -79,19 +79,12 @@ def apply_environment(
 ) -> ApplyResult:
     """Make environment ``desired.name`` equal to the manifest; see the module docstring.
 
-    ``store`` holds the ledger, journal and lock (default: the secrets file beside the
-    manifest)."""
+    ``store`` holds the ledger, journal and lock (default: ``stores.open_store``, the
+    ``state_url`` database or the secrets file beside the manifest)."""
     run = _Run(
         desired,
         client,
-        store
-        or FileStore(
-            desired.secrets_path,
-            desired.name,
-            desired.api_url,
-            retry_seconds=settings.store_retry,
-            sleep=settings.sleep,
-        ),
+        store or open_store(desired, retry_for=settings.store_retry, sleep=settings.sleep),
         settings,
         saved,
         confirm,

@@ -16,6 +16,7 @@ from mvsync.cli import keys as keys_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
 from mvsync.cli import show as show_cmd
+from mvsync.cli import state as state_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 
@@ -59,6 +60,7 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (envs_cmd.envs, "List the manifest's environments."),
     (schema_cmd.schema, "Print the manifest's JSON Schema."),
     (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),
+    (state_cmd.state, "Shared state in PostgreSQL: state push."),
 )
 for _command, _short in _SHORT_HELP:
     _command.short_help = _short

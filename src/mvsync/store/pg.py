@@ -1,0 +1,397 @@
+"""``PgStore``: an environment's ledger, journal and lock in PostgreSQL (SPEC section 5.4).
+
+The tables (``mvsync.pg_schema``, docs/state.md) are shared by every machine that
+applies the environment, keyed by its name and ``api_url``:
+
+- the lock is a session-level advisory lock ``(27766, environment id)`` held on a
+  connection of its own for the whole apply, with a ``mvsync.locks`` row naming the
+  holder. A killed holder's session ends with its connection, and the lock with it;
+  nothing ever force-unlocks.
+- every append is its own committed transaction (autocommit, ``synchronous_commit``
+  never off): on the server's disk when ``append`` returns. An intent is written only
+  while this run's lock session still holds the lock — checked in the same statement —
+  so a run whose lock was lost starts no new create. A key record is retried on a new
+  connection for ``retry_for`` seconds, then ``StateError``: the caller keeps the key.
+- ``save`` adds the entries (never overwrites: a name taken by another id is stored as
+  "name (id)") and deletes exactly the journal rows this run read or wrote, but for the
+  intents still in doubt (written again with their time), in one transaction: a row a
+  stray run wrote meanwhile stays for the next fold. ``journal_intact`` turns false once
+  a key record could not be committed (apply then prints that key sealed).
+
+No plaintext key is ever sent to the database: a record or entry holding only a plain
+key is refused (``StateError``) before any row is written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg.errors
+from psycopg import conninfo
+
+from mvsync.errors import LockError, StateError
+from mvsync.store.journal import JournalRecord
+from mvsync.store.keys import SecretEntry, SecretsFile
+from mvsync.store.pg_entries import insert_entries, refuse_plain, refuse_unsealed
+from mvsync.store.pg_lock import PgLock
+from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection, ensure_schema
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+RETRY_FOR = 5.0  # seconds a key record or the final save is retried on new connections
+
+_LOCK_HELD = (
+    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2 AND pid = %s)"
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (userinfo or ``password=`` parameter), for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the state_url database"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{hostport}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of a driver error (libpq never quotes the password)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _stamp(value: object) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return None if value is None else str(value)
+
+
+class PgStore:
+    """The PostgreSQL state of one environment; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        environment: str,
+        api_url: str,
+        *,
+        retry_for: float = RETRY_FOR,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.environment = environment
+        self.api_url = api_url.rstrip("/")
+        self.retry_for = retry_for
+        self._sleep = sleep
+        self._location = redact_url(url)
+        self.run_id = uuid.uuid4()
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._open: list[Connection] = []
+        self._env_id: int | None = None
+        self.lock_backend_pid: int | None = None
+        self._seqs: set[int] = set()  # journal rows this run read or wrote
+        self._intact = True  # every key record this run appended is committed
+        self._stored: set[str] = set()  # entry names in the database at read()
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    # --- connections -------------------------------------------------------------------
+
+    def connect(self) -> Connection:
+        """A new autocommit connection, ``synchronous_commit`` not off; StateError if none."""
+        options: dict[str, object] = {"autocommit": True, "application_name": "mvsync"}
+        try:
+            if "connect_timeout" not in conninfo.conninfo_to_dict(self.url):
+                options["connect_timeout"] = CONNECT_TIMEOUT
+            connection: Connection = psycopg.connect(self.url, **options)  # type: ignore[arg-type]
+        except psycopg.Error as error:
+            raise StateError(f"{self.location}: cannot connect: {_reason(error)}") from None
+        try:
+            row = connection.execute("SHOW synchronous_commit").fetchone()
+            if row is not None and row[0] == "off":
+                # Guarantee 3 needs every commit flushed before it is acknowledged.
+                connection.execute("SET synchronous_commit TO on")
+        except psycopg.Error as error:
+            connection.close()
+            raise StateError(f"{self.location}: {_reason(error)}") from None
+        with self._guard:
+            self._open.append(connection)
+        return connection
+
+    def _connection(self) -> Connection:
+        """This thread's connection (a new one when it has none or it broke)."""
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed or connection.broken:
+            connection = self.connect()
+            self._local.connection = connection
+        return connection
+
+    def _forget(self) -> None:
+        connection: Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection but the lock's (which ``PgLock`` closes)."""
+        with self._guard:
+            connections, self._open = self._open, []
+        for connection in connections:
+            connection.close()
+
+    def _run(self, what: str, work: Callable[[Connection], T], *, retry_for: float = 0.0) -> T:
+        """``work`` on this thread's connection; a lost connection is retried on a new one
+        for ``retry_for`` seconds, then (as any database error) a StateError."""
+        deadline = time.monotonic() + retry_for
+        delay = 0.2
+        while True:
+            try:
+                return work(self._connection())
+            except (
+                psycopg.OperationalError,
+                psycopg.InterfaceError,
+                psycopg.errors.UniqueViolation,  # a stray run stored the same name meanwhile
+                StateError,
+            ) as error:
+                self._forget()
+                if time.monotonic() + delay > deadline:
+                    reason = _reason(error)
+                    if isinstance(error, StateError):  # from connect(): already located
+                        reason = reason.removeprefix(f"{self.location}: ")
+                    raise StateError(f"{self.location}: {what}: {reason}") from None
+                self._sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except psycopg.Error as error:
+                raise StateError(f"{self.location}: {what}: {_reason(error)}") from None
+
+    # --- the KeyStore interface --------------------------------------------------------
+
+    @property
+    def env_id(self) -> int:
+        if self._env_id is None:
+            self.check()
+        assert self._env_id is not None
+        return self._env_id
+
+    def check(self) -> None:
+        """Connect, create or migrate the tables, register the environment."""
+
+        def work(connection: Connection) -> int:
+            ensure_schema(connection, self.location)
+            connection.execute(
+                "INSERT INTO mvsync.environments (name, api_url) VALUES (%s, %s)"
+                " ON CONFLICT (name, api_url) DO NOTHING",
+                (self.environment, self.api_url),
+            )
+            row = connection.execute(
+                "SELECT id FROM mvsync.environments WHERE name = %s AND api_url = %s",
+                (self.environment, self.api_url),
+            ).fetchone()
+            assert row is not None
+            return int(str(row[0]))
+
+        self._env_id = self._run("cannot use the database", work)
+
+    def lock(self, *, timeout: float, command: str) -> PgLock:
+        return PgLock(self, timeout=timeout, command=command, sleep=self._sleep)
+
+    def read(self) -> tuple[SecretsFile, list[JournalRecord]]:
+        env_id = self.env_id
+
+        def work(connection: Connection) -> tuple[list[tuple[object, ...]], ...]:
+            with connection.transaction():  # one snapshot for both
+                entries = connection.execute(
+                    "SELECT name, app_id, sealed_api_key, created_at, key_captured"
+                    " FROM mvsync.entries WHERE env_id = %s ORDER BY stored_at, name",
+                    (env_id,),
+                ).fetchall()
+                rows = connection.execute(
+                    "SELECT seq, event, name, app_id, sealed_api_key, created_at, ts"
+                    " FROM mvsync.journal WHERE env_id = %s ORDER BY seq",
+                    (env_id,),
+                ).fetchall()
+            return entries, rows
+
+        entries, rows = self._run("cannot read the ledger", work)
+        ledger = SecretsFile(environment=self.environment, api_url=self.api_url)
+        try:
+            for name, app_id, sealed, created_at, captured in entries:
+                ledger.applications[str(name)] = SecretEntry(
+                    id=str(app_id),
+                    sealed_api_key=None if sealed is None else str(sealed),
+                    created_at=None if created_at is None else str(created_at),
+                    key_captured=bool(captured),
+                )
+        except ValueError:
+            raise StateError(f"{self.location}: an entry of mvsync.entries is malformed") from None
+        self._stored = set(ledger.applications)
+        leftover = []
+        for seq, event, name, app_id, sealed, created_at, ts in rows:
+            self._seqs.add(int(str(seq)))
+            leftover.append(
+                JournalRecord(
+                    event=event,  # type: ignore[arg-type]  # the table's CHECK
+                    name=str(name),
+                    app_id=None if app_id is None else str(app_id),
+                    sealed_api_key=None if sealed is None else str(sealed),
+                    created_at=None if created_at is None else str(created_at),
+                    ts=_stamp(ts),
+                )
+            )
+        return ledger, leftover
+
+    def has_journal(self) -> bool:
+        env_id = self.env_id
+        row = self._run(
+            "cannot read the journal",
+            lambda c: c.execute(
+                "SELECT EXISTS (SELECT 1 FROM mvsync.journal WHERE env_id = %s)", (env_id,)
+            ).fetchone(),
+        )
+        return bool(row and row[0])
+
+    def journal(self) -> PgJournal:
+        return PgJournal(self)
+
+    def append(self, record: JournalRecord) -> None:
+        """Commit ``record``; see the module docstring for intents and key records."""
+        env_id = self.env_id
+        if record.event == "created" and record.sealed_api_key is None:
+            raise refuse_plain(record.name, self.location)
+        if record.event == "intent":
+            holder = self.lock_backend_pid
+            if holder is None:
+                raise LockError(f"{self.location}: an intent needs the environment's lock")
+
+            def intent(connection: Connection) -> object:
+                return connection.execute(
+                    "INSERT INTO mvsync.journal (env_id, event, name, ts, run_id)"
+                    " SELECT %s, 'intent', %s, COALESCE(%s::timestamptz, clock_timestamp()), %s"
+                    f" WHERE {_LOCK_HELD} RETURNING seq",
+                    (
+                        env_id,
+                        record.name,
+                        record.ts,
+                        self.run_id,
+                        ENVIRONMENT_LOCK_CLASS,
+                        env_id,
+                        holder,
+                    ),
+                ).fetchone()
+
+            row = self._run("cannot record an intent (no new create starts)", intent)
+            if row is None:
+                raise LockError(
+                    f"{self.location}: this apply lost the lock of environment "
+                    f"'{self.environment}' (its database session ended); no new create starts"
+                )
+        else:
+            try:
+                row = self._run(
+                    f"cannot store the {record.event} record of '{record.name}'",
+                    lambda c: self._insert_record(c, env_id, record),
+                    retry_for=self.retry_for,
+                )
+            except StateError:
+                if record.event != "settled":
+                    self._intact = False
+                raise
+        assert isinstance(row, tuple)
+        with self._guard:
+            self._seqs.add(int(str(row[0])))
+
+    @property
+    def journal_intact(self) -> bool:
+        """Whether every key record this run appended is committed in ``mvsync.journal``."""
+        return self._intact
+
+    def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
+        """Add the new entries, then delete the journal rows this run read or wrote but for
+        ``pending`` (intents in doubt, written again with their time), in one transaction."""
+        new = [(n, e) for n, e in ledger.applications.items() if n not in self._stored]
+        refuse_unsealed(new, self.location)
+        with self._guard:
+            seqs = sorted(self._seqs)
+
+        def work(connection: Connection) -> list[int]:
+            with connection.transaction():
+                insert_entries(connection, self.env_id, new)
+                connection.execute(
+                    "DELETE FROM mvsync.journal WHERE env_id = %s AND seq = ANY(%s)",
+                    (self.env_id, seqs),
+                )
+                kept = [self._insert_record(connection, self.env_id, r) for r in pending or ()]
+            return [int(str(row[0])) for row in kept if row is not None]
+
+        kept = self._run("cannot store the ledger", work, retry_for=self.retry_for)
+        self._stored.update(name for name, _ in new)
+        with self._guard:
+            self._seqs.difference_update(seqs)
+            self._seqs.update(kept)
+
+    def _insert_record(
+        self, connection: Connection, env_id: int, record: JournalRecord
+    ) -> tuple[object, ...] | None:
+        return connection.execute(
+            "INSERT INTO mvsync.journal"
+            " (env_id, event, name, app_id, sealed_api_key, created_at, ts, run_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, clock_timestamp()), %s)"
+            " RETURNING seq",
+            (
+                env_id,
+                record.event,
+                record.name,
+                record.app_id,
+                record.sealed_api_key,
+                record.created_at,
+                record.ts,
+                self.run_id,
+            ),
+        ).fetchone()
+
+    # --- beyond the interface: state push ----------------------------------------------
+
+    def add_entries(self, entries: Iterable[tuple[str, SecretEntry]]) -> list[str]:
+        """Add entries whose id the database does not hold yet (the journal untouched);
+        the names they were stored under."""
+        wanted = list(entries)
+        refuse_unsealed(wanted, self.location)
+
+        def work(connection: Connection) -> list[str]:
+            with connection.transaction():
+                return insert_entries(connection, self.env_id, wanted)
+
+        return self._run("cannot store the entries", work, retry_for=self.retry_for)
+
+
+class PgJournal:
+    """The journal sink of one run: each ``append`` committed when it returns."""
+
+    def __init__(self, store: PgStore) -> None:
+        self._store = store
+
+    def append(self, record: JournalRecord) -> None:
+        self._store.append(record)
+
+    def __enter__(self) -> PgJournal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
