@@ -1,4 +1,4 @@
-"""The main job in one command (``make demo``): plan, apply, plan again, with no account.
+"""The main job in one command (``make demo``): plan, comment, apply, plan again, no account.
 
 What it does, as a user would at a terminal:
 
@@ -8,9 +8,15 @@ What it does, as a user would at a terminal:
    (wiped first) and points its ``dev`` environment at the emulator through the
    variables the manifest reads (``MVSYNC_DEV_API_URL``, ``MINIVOICE_API_KEY_DEV``,
    ``MV_WEBHOOK_SECRET``);
-3. runs ``mvsync plan --env dev`` (the creates), ``mvsync apply --env dev --yes``
-   (keys stored), ``mvsync plan --env dev --detailed-exitcode`` (nothing to do);
-4. says where the secrets file is, and stops the emulator.
+3. creates two applications "by hand", as someone would in the MiniVoice console: one
+   the manifest names with another answer_url (a drift), one under another name with
+   the answer_url of a manifest entry (an unmanaged application, a likely rename);
+4. runs ``mvsync plan --env dev -o plan-dev.json`` (creates, the drift, the unmanaged
+   application and the rename hint), ``mvsync show plan-dev.json --format markdown``
+   (the pull-request comment, written to ``pr-comment.md``), ``mvsync apply --env dev
+   --yes --allow-drift`` (keys stored; the drift reported, not fatal) and ``mvsync plan
+   --env dev --detailed-exitcode`` (exit 2: only the drift the API cannot fix is left);
+5. says where the secrets file and the comment are, and stops the emulator.
 
 It exits 1 as soon as a step does not do what it should. ``--dir`` picks another
 scratch folder and ``--manifest`` another manifest with a ``dev`` environment (the
@@ -20,6 +26,7 @@ tests use them).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -43,8 +50,25 @@ MANIFEST = EXAMPLES / "minivoice.yaml"
 ENV = "dev"
 STARTUP_DEADLINE = 20.0
 STOP_DEADLINE = 10.0
-# A create in the text plan: a line whose first mark is "+".
+# A create in the text plan: a line whose first mark is "+"; a drift: "~".
 CREATE_LINE = re.compile(r"^\s*\+\s+\S", re.MULTILINE)
+DRIFT_LINE = re.compile(r"^\s*~ drift ", re.MULTILINE)
+EXIT_CHANGES = 2
+
+# What someone did by hand in the MiniVoice console before the demo's first plan.
+BY_HAND = (
+    # The manifest's "Reception IVR", with an answer_url the manifest does not say: drift.
+    {
+        "name": "Reception IVR",
+        "answer_url": "https://old.ivr.example.com/minivoice/reception/answer",
+        "webhook_url": "https://crm.example.com/minivoice/webhooks",
+    },
+    # The answer_url of "Support IVR (dev)" under another name: unmanaged, likely a rename.
+    {
+        "name": "Support IVR dev",
+        "answer_url": "https://dev.ivr.example.com/minivoice/support/answer",
+    },
+)
 
 
 class DemoFailed(Exception):
@@ -148,6 +172,42 @@ def mvsync(args: Sequence[str], workdir: Path, env: dict[str, str]) -> tuple[int
     return done.returncode, output
 
 
+def create_by_hand(url: str, api_key: str) -> None:
+    """POST the BY_HAND applications straight to the API, as the console would."""
+    for body in BY_HAND:
+        say(f"$ curl -X POST {url}/v1/applications --data '{json.dumps(body)}'   # by hand")
+        request = urllib.request.Request(
+            f"{url}/v1/applications",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            expect(response.status == 201, f"the emulator answered {response.status} to a create")
+
+
+def write_comment(workdir: Path, env: dict[str, str]) -> Path:
+    """``mvsync show`` of the saved plan as the pull-request comment, in a file."""
+    comment = workdir / "pr-comment.md"
+    args = ["show", "plan-dev.json", "--format", "markdown"]
+    say()
+    say(f"$ mvsync {' '.join(args)} > {comment.name}")
+    done = subprocess.run(
+        [sys.executable, "-m", "mvsync", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expect(done.returncode == 0, f"show exited {done.returncode}: {done.stderr.strip()}")
+    comment.write_text(done.stdout, encoding="utf-8")
+    say(f"  (exit 0) the pull-request comment, {len(done.stdout)} characters, is in {comment}:")
+    say()
+    sys.stdout.write("".join(f"  | {line}\n" for line in done.stdout.splitlines()))
+    return comment
+
+
 def expect(condition: bool, failure: str) -> None:
     if not condition:
         raise DemoFailed(failure)
@@ -160,8 +220,8 @@ def stored_keys(secrets_file: Path) -> int:
     return sum(1 for entry in applications.values() if entry.get("api_key"))
 
 
-def run_demo(workdir: Path, manifest: Path = MANIFEST) -> Path:
-    """The whole story; returns the secrets file. Raises DemoFailed."""
+def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
+    """The whole story; returns the secrets file and the comment. Raises DemoFailed."""
     expect(manifest.is_file(), f"{manifest} is missing")
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -178,17 +238,24 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> Path:
         }
         env.pop("MVSYNC_FILE", None)  # the demo's own manifest: ./mvsync.yaml in the folder
 
-        status, output = mvsync(["plan", "--env", ENV], workdir, env)
+        say()
+        create_by_hand(url, api_key)
+
+        status, output = mvsync(["plan", "--env", ENV, "-o", "plan-dev.json"], workdir, env)
         creates = len(CREATE_LINE.findall(output))
         expect(status == 0, f"plan exited {status}, expected 0")
         expect(creates > 0, "the first plan shows no create")
 
-        status, _ = mvsync(["apply", "--env", ENV, "--yes"], workdir, env)
-        expect(status == 0, f"apply exited {status}, expected 0")
+        comment = write_comment(workdir, env)
+
+        status, _ = mvsync(["apply", "--env", ENV, "--yes", "--allow-drift"], workdir, env)
+        expect(status == 0, f"apply --allow-drift exited {status}, expected 0")
 
         status, output = mvsync(["plan", "--env", ENV, "--detailed-exitcode"], workdir, env)
-        expect(status == 0, f"the second plan exited {status}: expected 0, nothing to do")
         expect(not CREATE_LINE.search(output), "the second plan still shows creates")
+        drifted = bool(DRIFT_LINE.search(output))
+        expected = EXIT_CHANGES if drifted else 0
+        expect(status == expected, f"the second plan exited {status}: expected {expected}")
 
     secrets_file = workdir / ".mvsync" / f"{ENV}.secrets.yaml"
     expect(secrets_file.is_file(), f"no secrets file at {secrets_file}")
@@ -196,7 +263,7 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> Path:
     expect(mode == 0o600, f"{secrets_file} has mode {mode:04o}, expected 0600")
     stored = stored_keys(secrets_file)
     expect(stored == creates, f"{stored} keys stored for {creates} creates")
-    return secrets_file
+    return secrets_file, comment
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir, manifest = options.dir.resolve(), options.manifest.resolve()
     say(f"mvsync demo: {manifest.name}, environment {ENV!r}, built-in emulator, in {workdir}/")
     try:
-        secrets_file = run_demo(workdir, manifest)
+        secrets_file, comment = run_demo(workdir, manifest)
     except DemoFailed as failure:
         say()
         say(f"demo FAILED: {failure}")
@@ -216,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"Done. The new applications' API keys are in {secrets_file}")
     say("(mode 0600, readable by you only). Keep that folder: it is also the journal")
     say("that lets the next apply report a create whose key was not captured.")
+    say(f"The pull-request comment (Markdown, as GitHub would show it) is in {comment}.")
+    say("The drift is left on purpose: the API cannot update an application, so change the")
+    say("manifest to match or fix it in the MiniVoice console.")
     return 0
 
 

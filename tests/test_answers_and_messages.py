@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import TEST_API_KEY
+from helpers import TEST_API_KEY
 from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.apply.run import apply_environment
 from mvsync.apply.settings import ApplySettings, NullReporter

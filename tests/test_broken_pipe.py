@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TEST_API_KEY
+from helpers import TEST_API_KEY
 from mvsync.emulator import Emulator
 from mvsync.store.keys import read_secrets
 

@@ -27,7 +27,9 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import REPO_ROOT, assert_no_secrets
+from mvsync.api.client import MiniVoiceClient
 from mvsync.emulator import Emulator
+from mvsync.model import CreateRequest
 
 WORKFLOW = REPO_ROOT / "examples" / "ci" / "github-actions.yml"
 ACTION = REPO_ROOT / "action.yml"
@@ -40,14 +42,19 @@ PROD_KEY = "mvtest_PROD_CANARY_9a0c"
 WEBHOOK_SECRET = "whsec_CI_CANARY_61f0"
 PASSPHRASE = "ci-test-passphrase-not-secret"
 
+# dev is the local emulator, as in examples/minivoice.yaml: CI leaves it out. staging
+# and prod reach this test's emulator through a variable (the validate job does not
+# have it, so it cannot tell they are loopback too, as for any ${} it cannot expand).
 MANIFEST = """\
 version: 1
 environments:
+  dev:
+    api_url: http://127.0.0.1:8787
   staging:
-    api_url: {url}
+    api_url: ${{MVSYNC_TEST_API_URL}}
     api_key_env: MINIVOICE_API_KEY_STAGING
   prod:
-    api_url: {url}
+    api_url: ${{MVSYNC_TEST_API_URL}}
     api_key_env: MINIVOICE_API_KEY_PROD
 defaults:
   webhook_url: https://crm.example.com/minivoice/webhooks
@@ -80,14 +87,31 @@ while args:
         path = arg
 state_file = os.environ["FAKE_GH_STATE"]
 state = json.load(open(state_file)) if os.path.exists(state_file) else {"comments": [], "calls": []}
+state.setdefault("issues", [])
 state["calls"].append([method, path])
+path, _, query = path.partition("?")
 parts = path.split("/")
-if method == "GET":
+if parts[-1] == "issues":  # repos/O/R/issues: the drift issue
+    if method == "GET":
+        assert "labels=mvsync-drift" in query and "state=open" in query, query
+        listed = [i for i in state["issues"] if i["state"] == "open"]
+        print(json.dumps(listed))
+    else:
+        issue = json.load(sys.stdin)
+        issue.update(number=len(state["issues"]) + 1, state="open")
+        state["issues"].append(issue)
+elif len(parts) == 5 and parts[3] == "issues" and method == "PATCH":  # an issue
+    [issue] = [i for i in state["issues"] if i["number"] == int(parts[4])]
+    issue.update(json.load(sys.stdin))
+elif method == "GET":
     issue = int(parts[4])
     listed = [c for c in state["comments"] if c["issue"] == issue]
     # Two pages back to back, as --paginate prints them.
     print(json.dumps(listed[:1]))
     print(json.dumps(listed[1:]))
+elif method == "POST" and any(i["number"] == int(parts[4]) for i in state["issues"]):
+    [issue] = [i for i in state["issues"] if i["number"] == int(parts[4])]
+    issue.setdefault("comments", []).append(json.load(sys.stdin)["body"])
 elif method == "POST":
     body = json.load(sys.stdin)["body"]
     new_id = 1000 + len(state["comments"])
@@ -156,7 +180,10 @@ class Runner:
             elif failed:
                 continue
             result = self.run_step(step, job_env)
-            results[step.get("id", f"step{index}")] = result
+            step_id = step.get("id", f"step{index}")
+            results[step_id] = result
+            for key, value in result.outputs.items():
+                self.values[f"steps.{step_id}.outputs.{key}"] = value
             failed = failed or result.status != 0
         return results
 
@@ -206,6 +233,8 @@ def github_values(env_name: str) -> dict[str, str]:
         "github.event.pull_request.number": "42",
         "github.server_url": "https://github.com",
         "github.run_id": "1001",
+        "vars.MVSYNC_APPLY_VARIABLES": "MV_WEBHOOK_SECRET",
+        "needs.environments.outputs.names": json.dumps(["staging", "prod"]),
     }
 
 
@@ -220,11 +249,15 @@ def checkout(tmp_path: Path, accounts: Emulator) -> Path:
     """A scratch clone of a user's repository holding mvsync.yaml."""
     workspace = tmp_path / "repo"
     workspace.mkdir()
-    (workspace / "mvsync.yaml").write_text(MANIFEST.format(url=accounts.url), encoding="utf-8")
+    (workspace / "mvsync.yaml").write_text(MANIFEST.format(), encoding="utf-8")
+    (tmp_path / "emulator.json").write_text(json.dumps({"url": accounts.url}))
     return workspace
 
 
 def runner_for(checkout: Path, env_name: str = "staging", **extra_env: str) -> Runner:
+    """A runner for one job of the workflow; staging and prod reach the emulator."""
+    url = json.loads((checkout.parent / "emulator.json").read_text())["url"]
+    extra_env = {"MVSYNC_TEST_API_URL": url, **extra_env}
     fake_bin = checkout.parent / "fake-bin"
     fake_bin.mkdir(exist_ok=True)
     gh = fake_bin / "gh"
@@ -243,14 +276,23 @@ def runner_for(checkout: Path, env_name: str = "staging", **extra_env: str) -> R
     )
 
 
-def run_pull_request_plans(checkout: Path, env_names: list[str]) -> dict[str, StepResult]:
-    """The plan job of each environment, then its artifact copied to plans/."""
+def run_pull_request_plans(
+    checkout: Path, env_names: list[str], runners: dict[str, Runner] | None = None
+) -> dict[str, StepResult]:
+    """The plan job of each environment, then its artifact (if any) copied to plans/,
+    as download-artifact would."""
     plans = checkout / "plans"
     plans.mkdir(exist_ok=True)
     results = {}
     for env_name in env_names:
-        results[env_name] = runner_for(checkout, env_name).run_job("plan")["plan"]
-        shutil.copy(checkout / f"plan-{env_name}.md", plans)
+        runner = (runners or {}).get(env_name) or runner_for(checkout, env_name)
+        results[env_name] = runner.run_job("plan")["plan"]
+        saved = checkout / f"plan-{env_name}.json"
+        if saved.exists():
+            shutil.copy(saved, plans)
+            saved.unlink()  # a later job of the matrix runs on a fresh runner
+        else:
+            (plans / saved.name).unlink(missing_ok=True)
     return results
 
 
@@ -269,10 +311,14 @@ def test_apply_jobs_queue_per_environment_and_never_cancel() -> None:
     assert concurrency == {"group": "mvsync-apply-${{ matrix.env }}", "cancel-in-progress": False}
 
 
-def test_validate_job_lists_the_environments_as_a_json_matrix(checkout: Path) -> None:
-    results = runner_for(checkout).run_job("environments")
+def test_validate_job_lists_the_environments_as_a_json_matrix_without_loopback(
+    checkout: Path,
+) -> None:
+    runner = runner_for(checkout)
+    del runner.extra_env["MVSYNC_TEST_API_URL"]  # the validate job has no such variable
+    results = runner.run_job("environments")
     assert all(result.status == 0 for result in results.values()), results
-    assert json.loads(results["list"].outputs["names"]) == ["staging", "prod"]
+    assert json.loads(results["list"].outputs["names"]) == ["staging", "prod"]  # no dev
 
 
 def test_plan_job_succeeds_with_pending_changes_and_says_so(checkout: Path) -> None:
@@ -282,15 +328,20 @@ def test_plan_job_succeeds_with_pending_changes_and_says_so(checkout: Path) -> N
         "2",
         "true",
     )
-    assert "Support IVR" in (checkout / "plan-staging.md").read_text()
+    saved = json.loads((checkout / "plans" / "plan-staging.json").read_text())
+    assert saved["kind"] == "mvsync-plan"
+    assert {c["name"] for c in saved["environments"][0]["changes"]} == {
+        "Support IVR",
+        "Receptionist",
+    }
 
 
-def test_plan_job_fails_on_an_error_and_leaves_a_note_for_the_comment(checkout: Path) -> None:
+def test_plan_job_fails_on_an_error_and_leaves_no_plan(checkout: Path) -> None:
     runner = runner_for(checkout, "prod")
     runner.values["secrets.MINIVOICE_API_KEY_PROD"] = ""  # a fork's pull request: no secrets
     result = runner.run_job("plan")["plan"]
     assert (result.status, result.outputs["exit-code"]) == (1, "1")
-    assert "`mvsync plan` failed (exit 1)" in (checkout / "plan-prod.md").read_text()
+    assert not (checkout / "plan-prod.json").exists()
 
 
 def test_comment_job_posts_one_comment_and_updates_it_on_the_next_push(checkout: Path) -> None:
@@ -304,12 +355,43 @@ def test_comment_job_posts_one_comment_and_updates_it_on_the_next_push(checkout:
     second = runner_for(checkout).run_job("comment")
     state = json.loads(state_file.read_text())
     ours = [c for c in state["comments"] if c["body"].startswith("<!-- mvsync-plan -->")]
-    assert [r.status for r in (*first.values(), *second.values())] == [0, 0]
+    assert [r.status for r in (*first.values(), *second.values())] == [0, 0, 0, 0]
     assert len(ours) == 1
     assert [m for m, _ in state["calls"] if m != "GET"] == ["POST", "PATCH"]
-    assert "staging" in ours[0]["body"]
-    assert "prod" in ours[0]["body"]
-    assert_no_secrets(ours[0]["body"], extra=[STAGING_KEY, PROD_KEY, WEBHOOK_SECRET])
+    body = ours[0]["body"]
+    # One document from both saved plans (mvsync show): one heading, one table.
+    assert body.count("### mvsync plan") == 1
+    assert body.count("| environment |") == 1
+    assert "| staging | **2** |" in body and "| prod | **2** |" in body
+    assert body.index("#### staging") < body.index("#### prod")
+    assert "artifacts of [this run](https://github.com/acme/voice/actions/runs/1001)" in body
+    assert "text plan" not in body
+    assert_no_secrets(body, extra=[STAGING_KEY, PROD_KEY, WEBHOOK_SECRET])
+
+
+def test_comment_names_an_environment_whose_plan_failed(checkout: Path) -> None:
+    broken = runner_for(checkout, "prod")
+    broken.values["secrets.MINIVOICE_API_KEY_PROD"] = ""
+    run_pull_request_plans(checkout, ["staging", "prod"], runners={"prod": broken})
+    results = runner_for(checkout).run_job("comment")
+    assert [r.status for r in results.values()] == [0, 0], {k: r.output for k, r in results.items()}
+    [comment] = json.loads((checkout.parent / "gh-state.json").read_text())["comments"]
+    assert "#### staging" in comment["body"]
+    assert ":x: `mvsync plan` failed for **prod**: see its job log." in comment["body"]
+
+
+def test_comment_of_a_plan_with_drift_shows_it_before_the_creates(
+    checkout: Path, accounts: Emulator
+) -> None:
+    with MiniVoiceClient(accounts.url, PROD_KEY) as client:
+        client.create_application(
+            CreateRequest(name="Support IVR", answer_url="https://old.example.com/answer")
+        )
+    run_pull_request_plans(checkout, ["staging", "prod"])
+    runner_for(checkout).run_job("comment")
+    [comment] = json.loads((checkout.parent / "gh-state.json").read_text())["comments"]
+    prod = comment["body"].split("#### prod")[1]
+    assert prod.index('! drift "Support IVR"') < prod.index('+ create "Receptionist"')
 
 
 def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_nothing(
@@ -366,6 +448,9 @@ def test_action_is_a_composite_that_runs_a_real_mvsync_command(checkout: Path) -
             "MVSYNC_ARGS": "plan --env staging --detailed-exitcode",
             "MVSYNC_ALLOWED_EXIT_CODES": "0 2",
             "MINIVOICE_API_KEY_STAGING": STAGING_KEY,
+            "MVSYNC_TEST_API_URL": json.loads((checkout.parent / "emulator.json").read_text())[
+                "url"
+            ],
         },
     )
     assert (result.status, result.outputs["exit-code"]) == (0, "2")
@@ -397,3 +482,122 @@ def test_pre_commit_hook_runs_mvsync_validate_on_the_example() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_action_takes_one_argument_a_line_and_writes_the_output_to_a_file(
+    checkout: Path,
+) -> None:
+    [run_step] = [s for s in load_yaml(ACTION)["runs"]["steps"] if s.get("id") == "run"]
+    folder = checkout / "saved plans"
+    folder.mkdir()
+    runner_for(checkout).run_job("plan")
+    shutil.move(checkout / "plan-staging.json", folder / "plan of staging.json")
+    runner = Runner({"jobs": {}}, checkout, values={})
+    result = runner.run_step(
+        {"run": run_step["run"]},
+        {
+            "MVSYNC_ARG_LINES": "show\nsaved plans/plan of staging.json\n--format\nmarkdown\n",
+            "MVSYNC_OUTPUT_FILE": "the comment.md",
+            "MVSYNC_ALLOWED_EXIT_CODES": "0",
+        },
+    )
+    assert (result.status, result.outputs["exit-code"]) == (0, "0"), result.output
+    assert result.outputs["output-file"] == "the comment.md"
+    written = (checkout / "the comment.md").read_text()
+    assert written.startswith("### mvsync plan")
+    assert written in result.output  # still shown in the log
+
+
+def test_every_action_the_recipes_use_is_pinned_by_commit() -> None:
+    uses = [
+        step["uses"]
+        for document in (load_yaml(WORKFLOW)["jobs"].values(), [load_yaml(ACTION)["runs"]])
+        for job in document
+        for step in job["steps"]
+        if "uses" in step
+    ]
+    assert len(uses) >= 10
+    assert [u for u in uses if not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", u)] == []
+
+
+def test_the_comment_job_is_one_at_a_time_per_pull_request() -> None:
+    concurrency = load_yaml(WORKFLOW)["jobs"]["comment"]["concurrency"]
+    assert concurrency["group"] == "mvsync-comment-${{ github.event.pull_request.number }}"
+
+
+def test_apply_runs_staging_before_prod_one_at_a_time_and_allows_drift() -> None:
+    job = load_yaml(WORKFLOW)["jobs"]["apply"]
+    assert (job["strategy"]["max-parallel"], job["strategy"]["fail-fast"]) == (1, True)
+    [apply_step] = [s for s in job["steps"] if s.get("id") == "apply"]
+    assert "--allow-drift" in apply_step["run"]
+
+
+def test_plan_jobs_and_the_drift_check_read_keys_from_an_environment_without_reviewers() -> None:
+    workflow = load_yaml(WORKFLOW)
+    assert workflow["jobs"]["plan"]["environment"] == "mvsync-plan"
+    assert workflow["jobs"]["drift"]["environment"] == "mvsync-plan"
+    assert "WITHOUT required reviewers" in WORKFLOW.read_text()
+    triggers = workflow["on"]
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+
+
+def test_pip_is_cached_wherever_mvsync_is_installed() -> None:
+    for name, job in load_yaml(WORKFLOW)["jobs"].items():
+        steps = job["steps"]
+        installs = [i for i, s in enumerate(steps) if s.get("id") == "install"]
+        if not installs or name == "comment":
+            continue
+        [setup] = [s for s in steps[: installs[0]] if "setup-python" in s.get("uses", "")]
+        assert setup["with"]["cache"] == "pip", name
+
+
+# -- the drift check -----------------------------------------------------------------------
+
+
+def drift_issues(checkout: Path) -> list[dict[str, Any]]:
+    state_file = checkout.parent / "gh-state.json"
+    return json.loads(state_file.read_text())["issues"] if state_file.exists() else []
+
+
+def test_drift_check_opens_an_issue_updates_it_then_closes_it(
+    checkout: Path, accounts: Emulator
+) -> None:
+    with MiniVoiceClient(accounts.url, PROD_KEY) as client:
+        client.create_application(
+            CreateRequest(
+                name="Support IVR",
+                answer_url="https://old.example.com/answer",
+                webhook_url="https://crm.example.com/minivoice/webhooks",
+            )
+        )
+    first = runner_for(checkout).run_job("drift")
+    assert [r.status for r in first.values()] == [0, 0], {k: r.output for k, r in first.items()}
+    assert first["check"].outputs["exit-code"] == "2"
+    [issue] = drift_issues(checkout)
+    assert (issue["state"], issue["labels"]) == ("open", ["mvsync-drift"])
+    assert '! drift "Support IVR"' in issue["body"]
+    assert issue["body"].count("| environment |") == 1
+    assert_no_secrets(issue["body"], extra=[STAGING_KEY, PROD_KEY, WEBHOOK_SECRET])
+
+    runner_for(checkout).run_job("drift")  # still differs: the same issue, updated
+    assert len(drift_issues(checkout)) == 1
+
+    # Make every environment equal the manifest: the manifest takes prod's remote value
+    # (the API cannot update), then apply creates the rest.
+    manifest = checkout / "mvsync.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    answer_url: https://example.com/minivoice/answer\n",
+            "    answer_url: https://example.com/minivoice/answer\n"
+            "    overrides:\n      prod: {answer_url: 'https://old.example.com/answer'}\n",
+        )
+    )
+    for env_name in ("staging", "prod"):
+        applied = runner_for(checkout, env_name).run_job("apply")
+        assert applied["apply"].status == 0, applied["apply"].output
+        shutil.rmtree(checkout / "mvsync-state")
+    last = runner_for(checkout).run_job("drift")
+    assert last["check"].outputs["exit-code"] == "0"
+    [issue] = drift_issues(checkout)
+    assert issue["state"] == "closed"
+    assert "equals the manifest again" in issue["comments"][-1]

@@ -85,3 +85,54 @@ def test_envs_of_a_missing_manifest_fails_naming_it(
     code, _, err = run(capsys, "envs", "-f", str(tmp_path / "nope.yaml"))
     assert code == 1
     assert "nope.yaml" in err
+
+
+def test_exclude_loopback_leaves_out_the_local_emulator_environment(
+    manifest: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MVSYNC_DEV_API_URL", raising=False)
+    code, out, _ = run(capsys, "envs", "--json", "--exclude-loopback", "-f", str(manifest))
+    assert (code, json.loads(out)) == (0, ["staging", "prod"])
+
+
+def test_exclude_loopback_keeps_an_environment_whose_variable_points_elsewhere(
+    manifest: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVSYNC_DEV_API_URL", "https://dev-api.example.com")
+    code, out, _ = run(capsys, "envs", "--exclude-loopback", "-f", str(manifest))
+    assert (code, out) == (0, "dev\nstaging\nprod\n")
+
+
+@pytest.mark.parametrize(
+    ("api_url", "kept"),
+    [
+        ("http://localhost:8787", False),
+        ("http://[::1]:8787", False),
+        ("https://api.minivoice.eu", True),
+        ("${UNSET_IN_THIS_TEST}", True),  # not known to be loopback: kept
+    ],
+)
+def test_exclude_loopback_judges_each_api_url(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    api_url: str,
+    kept: bool,
+) -> None:
+    monkeypatch.delenv("UNSET_IN_THIS_TEST", raising=False)
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        f"version: 1\nenvironments:\n  one: {{api_url: '{api_url}'}}\n  two: {{}}\n"
+        "applications: []\n"
+    )
+    _, out, _ = run(capsys, "envs", "--exclude-loopback", "-f", str(path))
+    assert out.split() == (["one", "two"] if kept else ["two"])
+
+
+def test_the_example_manifest_in_ci_has_no_loopback_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MVSYNC_DEV_API_URL", raising=False)
+    example = Path(__file__).parent.parent / "examples" / "minivoice.yaml"
+    _, out, _ = run(capsys, "envs", "--json", "--exclude-loopback", "-f", str(example))
+    assert json.loads(out) == ["staging", "prod"]

@@ -209,3 +209,26 @@ def test_import_refuses_a_manifest_api_url_that_expands_to_credentials(
     assert CREDENTIALS in err
     assert IMPORT_PASSWORD not in err
     assert emulator.request_count("GET") == 0
+
+
+def test_import_says_how_many_it_wrote_and_how_many_it_left_as_comments(
+    emulator: Emulator, staging: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create(
+        emulator,
+        ("Twin", "https://example.com/a", None),
+        ("Twin", "https://example.com/b", None),
+        ("Single", "https://example.com/c", None),
+        ("Other", "https://example.com/d", None),
+    )
+    imported = staging.parent / "imported.yaml"
+    code, _, err = run(
+        capsys, "import", "-f", str(staging), "--env", "staging", "-o", str(imported)
+    )
+    assert code == 0
+    assert err.strip() == (
+        f"mvsync: wrote 2 applications to {imported} (2 more written as comments: a shared "
+        "name or a URL the manifest refuses)"
+    )
+    assert imported.read_text().count("\n  - name: ") == 2
+    assert "# 4 applications listed, 2 imported" in imported.read_text()

@@ -254,8 +254,9 @@ def test_github_step_summary_gets_the_markdown_appended(
     _, out, _ = run(capsys)
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
-    assert text.count("<details>") == 2
-    assert "<details>" not in out
+    assert text.count("### mvsync plan") == 1
+    assert text.count("| environment |") == 1
+    assert "| environment |" not in out
     assert_no_secrets(text, extra=SECRETS)
 
 
@@ -264,7 +265,7 @@ def test_an_unknown_environment_is_an_error_listing_the_known_ones(
 ) -> None:
     code, _, err = run(capsys, "--env", "qa")
     assert code == 1
-    assert "unknown environment 'qa' (the manifest has: staging, prod)" in err
+    assert "unknown environment 'qa' (the manifest defines: staging, prod)" in err
     assert accounts.request_count() == 0
 
 

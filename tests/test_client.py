@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from mvsync import __version__
-from mvsync.api.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
+from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.api.responses import is_loopback_host, parse_retry_after
+from mvsync.api.safety import UnsafeApiUrlError
 from mvsync.errors import (
     ApiError,
     ApiResponseError,

@@ -19,7 +19,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from mvsync.api.client import MiniVoiceClient, RetryPolicy, UnsafeApiUrlError
+from mvsync.api.client import MiniVoiceClient, RetryPolicy
+from mvsync.api.safety import UnsafeApiUrlError
 from mvsync.errors import ApiError, ApiResponseError, OutcomeUnknownError, TransportError
 from mvsync.model import CreateRequest
 

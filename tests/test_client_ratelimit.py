@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
+from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.api.client import MiniVoiceClient, RetryPolicy
 from mvsync.api.ratelimit import AccountLimiter, LimiterStatus
 from mvsync.apply.run import apply_environment

@@ -34,12 +34,32 @@ def test_demo_plans_applies_and_replans_clean_then_names_the_secrets_file(
     commands = re.findall(r"^\$ (mvsync .*)$", done.stdout, re.MULTILINE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert commands[1:] == [
-        "mvsync plan --env dev",
-        "mvsync apply --env dev --yes",
+        "mvsync plan --env dev -o plan-dev.json",
+        "mvsync show plan-dev.json --format markdown > pr-comment.md",
+        "mvsync apply --env dev --yes --allow-drift",
         "mvsync plan --env dev --detailed-exitcode",
     ]
     assert f"API keys are in {secrets_file}\n(mode 0600" in done.stdout
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+
+
+def test_demo_shows_a_drift_an_unmanaged_application_with_a_rename_hint_and_the_comment(
+    tmp_path: Path,
+) -> None:
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first_plan = done.stdout.split("$ mvsync plan --env dev -o plan-dev.json")[1].split("$ ")[0]
+    assert '~ drift "Reception IVR"' in first_plan
+    assert '? unmanaged "Support IVR dev"' in first_plan
+    assert 'hint: likely a rename of unmanaged "Support IVR dev"' in first_plan
+    comment = tmp_path / ".mvsync-demo" / "pr-comment.md"
+    assert f"is in {comment}" in done.stdout
+    text = comment.read_text()
+    assert text.startswith("### mvsync plan") and "| dev | **2** | **1** |" in text
+    assert text.index('! drift "Reception IVR"') < text.index("+ create ")
+    # Only the drift is left: the last plan exits 2 and creates nothing.
+    last_plan = done.stdout.split("$ mvsync plan --env dev --detailed-exitcode")[1]
+    assert "(exit 2)" in last_plan and "+ create" not in last_plan
 
 
 def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
@@ -48,7 +68,7 @@ def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
         (tmp_path / ".mvsync-demo/.mvsync/dev.secrets.yaml").read_text()
     )
     issued = [entry["api_key"] for entry in secrets["applications"].values()]
-    assert len(issued) == 3
+    assert len(issued) == 2  # Support IVR (dev), Appointment reminders
     assert_no_secrets(done.stdout + done.stderr, extra=issued)
     # The demo's random bearer key and webhook secret have these shapes.
     assert not re.search(r"demo_[0-9a-f]{32}|whsec_demo_[0-9a-f]{16}", done.stdout + done.stderr)

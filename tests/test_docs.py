@@ -82,3 +82,39 @@ def test_the_guide_covers_every_command() -> None:
 def test_the_guide_documents_every_exit_status_the_cli_uses() -> None:
     guide = GUIDE.read_text("utf-8")
     assert all(f"| {status} |" in guide for status in (0, 1, 2, 130))
+
+
+# Every page and recipe a user copies an install line from.
+INSTALL_SOURCES = [
+    REPO_ROOT / "README.md",
+    *sorted(DOCS.glob("*.md")),
+    *sorted((REPO_ROOT / "examples" / "ci").glob("*.yml")),
+    REPO_ROOT / "action.yml",
+]
+
+
+def test_no_page_installs_mvsync_from_a_package_index() -> None:
+    # mvsync is not published: `pip install mvsync` would fetch whatever holds the name.
+    bare = re.compile(
+        r"pip install\s+(?:-\S+\s+)*[\"']?mvsync(?!\s*@)(?:[=<>~!\s\"']|$)", re.MULTILINE
+    )
+    found = [p.name for p in INSTALL_SOURCES if bare.search(p.read_text("utf-8"))]
+    assert found == []
+    requirement = re.compile(r"MVSYNC_REQUIREMENT:\s*[\"']?mvsync[\"']?\s*$", re.MULTILINE)
+    assert [p.name for p in INSTALL_SOURCES if requirement.search(p.read_text("utf-8"))] == []
+
+
+def test_the_guide_installs_from_the_repository_pinned_to_a_commit() -> None:
+    guide = GUIDE.read_text("utf-8")
+    assert 'pip install "mvsync @ git+https://github.com/OWNER/mvsync@<commit-sha>"' in guide
+
+
+def test_every_version_the_docs_print_is_the_package_version() -> None:
+    from mvsync import __version__
+
+    shown = {
+        version
+        for page in INSTALL_SOURCES
+        for version in re.findall(r"mvsync, version (\S+)", page.read_text("utf-8"))
+    }
+    assert shown == {__version__}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_API_KEY
+from helpers import TEST_API_KEY
 from mvsync.emulator import Emulator
 from mvsync.files import UnreadableFileError, read_bounded
 

@@ -405,7 +405,7 @@ def test_schema_rejects_bad_manifests(name: str) -> None:
 # -- imports --------------------------------------------------------------------------
 
 
-def test_cli_and_validate_import_neither_httpx_nor_deepdiff() -> None:
+def test_cli_and_validate_import_neither_httpx_nor_pyrage() -> None:
     code = (
         "import sys, mvsync.cli\n"
         "from mvsync.cli import main\n"
@@ -413,7 +413,7 @@ def test_cli_and_validate_import_neither_httpx_nor_deepdiff() -> None:
         f"    main(['validate', '-f', {str(EXAMPLE)!r}])\n"
         "except SystemExit as done:\n"
         "    assert done.code == 0, done.code\n"
-        "loaded = sorted(m for m in ('httpx', 'deepdiff') if m in sys.modules)\n"
+        "loaded = sorted(m for m in ('httpx', 'pyrage', 'psycopg') if m in sys.modules)\n"
         "print(','.join(loaded))\n"
     )
     result = subprocess.run(

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from helpers import TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
 from mvsync.render import MARKDOWN_LIMIT, RENDERERS, escape, render_markdown, render_text
+from mvsync.render.markdown import fair_shares
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MVSYNC_UPDATE_GOLDEN", "") not in ("", "0")
@@ -196,11 +198,14 @@ def test_ids_and_remote_values_are_escaped(fmt: str) -> None:
         assert not line.startswith(("::", "# PWNED", "</details>\x1b", "```\n")), line
 
 
-def test_markdown_keeps_hostile_ids_inside_its_code_fence() -> None:
+def test_markdown_keeps_hostile_ids_inside_its_code_fences() -> None:
     markdown = _hostile("markdown")
-    assert markdown.count("</details>") == 1 + markdown.count("\\x0a</details>")
-    assert len(re.findall(r"^</details>$", markdown, flags=re.MULTILINE)) == 1
-    assert "<img" in markdown.split("```diff")[1]  # inside the fence: shown, not rendered
+    assert "</details>" not in markdown.replace("\\x0a</details>", "")
+    assert not re.search(r"^#+ PWNED", markdown, flags=re.MULTILINE)
+    blocks = re.findall(r"^(`{3,})diff\n(.*?)^\1$", markdown, flags=re.MULTILINE | re.DOTALL)
+    fenced = "".join(body for _, body in blocks)
+    assert "<img" in fenced  # inside the fence: shown, not rendered
+    assert markdown.count("<img") == fenced.count("<img")
 
 
 def test_json_escapes_bidi_and_c1_characters_and_keeps_the_values() -> None:
@@ -264,18 +269,57 @@ def test_json_marks_a_likely_rename() -> None:
     assert create["rename_of"] == ["app_20260529T120000.000000005"]
 
 
-def test_markdown_has_one_details_block_per_environment() -> None:
+def test_markdown_opens_with_one_summary_table_of_every_environment() -> None:
     markdown = _rendered("markdown")
-    assert len(re.findall(r"^<details>", markdown, flags=re.MULTILINE)) == 2
-    assert len(re.findall(r"^</details>$", markdown, flags=re.MULTILINE)) == 2
+    table = re.findall(r"^\| .*\|$", markdown, flags=re.MULTILINE)
+    assert table[0] == "| environment | create | drift | ambiguous | unmanaged | unchanged |"
+    assert table[1:] == [
+        "| staging | **2** | **1** | **1** | 2 | 1 |",
+        "| prod | 0 | 0 | 0 | 0 | 1 |",
+    ]
+    assert markdown.index("| environment |") < markdown.index("#### staging")
+
+
+def test_markdown_has_one_heading_and_one_section_per_environment_with_something_to_say() -> None:
+    markdown = _rendered("markdown")
+    assert re.findall(r"^#+ .*$", markdown, flags=re.MULTILINE) == [
+        "### mvsync plan",
+        "#### staging",
+    ]  # prod has nothing but 1 unchanged: its table row says it all
+
+
+def test_markdown_lists_what_blocks_before_what_apply_creates() -> None:
+    markdown = _rendered("markdown")
+    assert markdown.index("! drift ") < markdown.index("- ambiguous ") < markdown.index("+ create ")
+
+
+def test_markdown_marks_each_line_for_githubs_diff_colours() -> None:
+    # GitHub's diff grammar: + green, - red, ! orange; anything else is plain.
+    markdown = _rendered("markdown")
+    blocks = re.findall(r"^```diff\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
+    lines = [line for block in blocks for line in block.splitlines()]
+    assert lines
+    assert all(line[0] in "+-!" for line in lines)
+    assert all(not line.startswith(("---", "+++")) for line in lines)  # not file headers
+    assert '!     answer_url: remote "https://old.example.com/sales"' in markdown
+
+
+def test_markdown_rename_hint_names_the_unmanaged_application() -> None:
+    assert 'rename of unmanaged "Night line" (app_20260529T120000.000000005)' in _rendered(
+        "markdown"
+    )
 
 
 def test_markdown_keeps_a_hostile_name_inside_its_code_fence() -> None:
     markdown = _rendered("markdown")
     # The name holds ``` and </details>: the fence is longer, so neither closes anything.
-    fenced = re.search(r"^````diff\n(.*?)^````$", markdown, flags=re.MULTILINE | re.DOTALL)
+    fenced = re.search(r"^````\n(.*?)^````$", markdown, flags=re.MULTILINE | re.DOTALL)
     assert fenced is not None
     assert "```</details><b>" in fenced.group(1)
+
+
+def test_markdown_never_points_to_a_text_plan() -> None:
+    assert "text plan" not in _rendered("markdown")
 
 
 def _big_plan(creates: int, unchanged: int, environments: int = 1) -> Plan:
@@ -316,10 +360,34 @@ def test_markdown_of_20000_unchanged_in_two_environments_counts_them_and_lists_e
     assert markdown.count("10000 unchanged (counted, not listed)") == 2
 
 
-def test_markdown_lists_unchanged_when_everything_fits() -> None:
+def test_markdown_counts_unchanged_even_when_everything_fits() -> None:
     out = io.StringIO()
     render_markdown(_big_plan(creates=1, unchanged=3), out)
-    assert out.getvalue().count("  unchanged ") == 3
+    assert 'unchanged "' not in out.getvalue()
+    assert "3 unchanged (counted, not listed)." in out.getvalue()
+
+
+def test_one_huge_environment_leaves_room_for_every_small_one() -> None:
+    big = _big_plan(creates=20_000, unchanged=0).environments[0]
+    small = [
+        replace(env, name=f"small{i}") for i, env in enumerate(_big_plan(3, 1, 2).environments)
+    ]
+    out = io.StringIO()
+    render_markdown(Plan((big, *small)), out)
+    markdown = out.getvalue()
+    assert len(markdown) < MARKDOWN_LIMIT
+    for name in ("small0", "small1"):
+        section = markdown.split(f"#### {name}\n")[1].split("####")[0]
+        assert section.count("\n+ create ") == 3, section
+    assert markdown.count("\n+ create ") > 100
+    assert "more creates not listed" in markdown.split("#### small0")[0]
+
+
+def test_fair_shares_meet_small_demands_first_and_split_the_rest() -> None:
+    assert fair_shares([10, 1000, 20], 330) == [10, 300, 20]
+    assert fair_shares([10, 20], 1000) == [10, 20]
+    assert fair_shares([500, 500], 100) == [50, 50]
+    assert fair_shares([], 100) == []
 
 
 def test_markdown_with_one_create_too_long_to_fit_still_counts_it() -> None:

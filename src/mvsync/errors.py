@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # keep `mvsync --help` free of pydantic's import time
     from pydantic import SecretStr
@@ -123,14 +123,11 @@ class ApiResponseError(ApiError):
         self,
         message: str,
         *,
-        method: str,
-        url: str,
-        status: int | None = None,
-        code: str | None = None,
         issued_key: SecretStr | None = None,
         app_id: str | None = None,
+        **context: Any,  # method, url, status, code: as ApiError
     ) -> None:
-        super().__init__(message, method=method, url=url, status=status, code=code)
+        super().__init__(message, **context)
         self.issued_key = issued_key
         self.app_id = app_id
 

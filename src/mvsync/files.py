@@ -11,6 +11,10 @@ hang the process or eat its memory when it is something else than a regular file
 - the size limit is applied while reading, not only from ``st_size``: a file that
   grows while it is read, or reports a wrong size (``/proc``), stops at the limit.
 
+``write_atomic`` is the one way mvsync replaces a file (the secrets file, a saved plan,
+``import -o``): a temporary file beside it, written whole, fsynced, given its mode,
+renamed over it, and the folder fsynced: a crash leaves the old file or the new one.
+
 ``open_append`` is the writing twin for a file mvsync appends to but does not own
 (``GITHUB_STEP_SUMMARY``): opening a FIFO for writing would wait for a reader forever.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets as _random
 import stat
 from pathlib import Path
 from typing import TextIO
@@ -137,3 +142,50 @@ def open_append(path: Path) -> TextIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+class UnwritableFileError(Exception):
+    """A file that could not be replaced; ``reason`` says why (no content, no secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new name in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path`` with ``data`` atomically and durably, with ``mode``.
+
+    A temporary file in the same folder (so the rename stays on one file system),
+    fsync, ``os.replace``, fsync of the folder; ``UnwritableFileError`` otherwise, the
+    temporary file removed.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    temp = folder / f".{path.name}.{_random.token_hex(6)}.tmp"
+    try:
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, mode)
+    except OSError as error:
+        raise UnwritableFileError(error.strerror or type(error).__name__) from None
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask must not change it
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        fsync_dir(folder)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise UnwritableFileError(error.strerror or type(error).__name__) from None

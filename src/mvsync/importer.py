@@ -108,6 +108,24 @@ def _entry_lines(app: RemoteApp) -> list[str]:
     return lines
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _imported(app: RemoteApp, name_counts: Counter[str]) -> bool:
+    """Whether ``app`` becomes a manifest entry (not one commented out)."""
+    return name_counts[app.name] == 1 and (
+        _is_manifest_url(app.answer_url) and _is_manifest_url(app.webhook_url)
+    )
+
+
+def import_counts(remote: Sequence[RemoteApp]) -> tuple[int, int]:
+    """(applications imported as entries, applications left out as comments)."""
+    name_counts = Counter(app.name for app in remote)
+    imported = sum(1 for app in remote if _imported(app, name_counts))
+    return imported, len(remote) - imported
+
+
 def render_import(
     env_name: str,
     api_url: str,
@@ -124,10 +142,13 @@ def render_import(
     """
     ordered = sorted(remote, key=lambda app: (app.name, app.id))
     name_counts = Counter(app.name for app in ordered)
+    imported, _ = import_counts(ordered)
     lines = [
         f"# mvsync import of environment {json.dumps(env_name)} at {_comment_text(generated_at)}.",
-        f"# {len(ordered)} application(s), sorted by name then id; each entry says which",
-        "# remote application it came from. MiniVoice never returns webhook secrets, so each",
+        f"# {_plural(len(ordered), 'application')} listed, {imported} imported, sorted by name "
+        "then id; each entry",
+        "# says which remote application it came from. MiniVoice never returns webhook "
+        "secrets, so each",
         f"# webhook_secret is the placeholder {WEBHOOK_SECRET_PLACEHOLDER}: set that variable",
         "# (or give each application its own) before an apply that creates something.",
         "version: 1",

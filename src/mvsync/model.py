@@ -11,7 +11,9 @@ the manifest loader and is kept as frozen dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -59,6 +61,11 @@ class DesiredEnvironment:
     state_url: str | None = None
 
 
+def utc_stamp(timespec: Literal["seconds", "microseconds"] = "seconds") -> str:
+    """Now, as the RFC 3339 UTC text mvsync writes everywhere (``2026-05-29T12:00:00Z``)."""
+    return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 class RemoteApp(BaseModel):
     """One application as ``GET /v1/applications`` lists it."""
 
@@ -96,15 +103,7 @@ class CreateRequest(BaseModel):
         return body
 
 
-class CreatedApp(BaseModel):
-    """The answer to a create: the only time the application's key is shown."""
+class CreatedApp(RemoteApp):
+    """The answer to a create: the listed fields and, the only time it is shown, the key."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    id: str
-    customer_id: str
-    name: str
-    answer_url: str
-    webhook_url: str | None = None
     api_key: SecretStr
-    created_at: str

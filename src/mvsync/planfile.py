@@ -20,7 +20,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +27,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mvsync.errors import PlanFileError
-from mvsync.files import MIB, UnreadableFileError, read_bounded
-from mvsync.planner import SUMMARY_KEYS, Action, EnvironmentPlan, Plan
+from mvsync.files import MIB, UnreadableFileError, UnwritableFileError, read_bounded, write_atomic
+from mvsync.model import DesiredApp
+from mvsync.planner import SUMMARY_KEYS, Action, Change, EnvironmentPlan, FieldDrift, Plan
 
 FORMAT_VERSION = 1
 KIND = "mvsync-plan"
@@ -60,6 +60,7 @@ class SavedEnvironment(BaseModel):
     manifest_fingerprint: str = Field(pattern=_SHA256)
     remote_fingerprint: str = Field(pattern=_SHA256)
     summary: dict[str, int]
+    warnings: list[str] = Field(default_factory=list)
     changes: list[SavedChange]
 
 
@@ -99,6 +100,7 @@ def plan_document(plan: Plan, manifest_path: Path, created_at: datetime) -> dict
                 "manifest_fingerprint": env.manifest_fingerprint,
                 "remote_fingerprint": env.remote_fingerprint,
                 "summary": env.summary,
+                **({"warnings": list(env.warnings)} if env.warnings else {}),
                 "changes": [change.to_json() for change in env.changes],
             }
             for env in plan.environments
@@ -113,21 +115,10 @@ def write_plan(
     _refuse_to_replace(path)
     moment = created_at if created_at is not None else datetime.now(UTC)
     text = json.dumps(plan_document(plan, manifest_path, moment), indent=2, ensure_ascii=False)
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise PlanFileError(f"{path}: cannot write the plan: {error.strerror}") from error
+        write_atomic(path, (text + "\n").encode("utf-8"), 0o644)  # a plan holds no secret
+    except UnwritableFileError as error:
+        raise PlanFileError(f"{path}: cannot write the plan: {error.reason}") from None
 
 
 def _refuse_to_replace(path: Path) -> None:
@@ -214,7 +205,8 @@ def read_plan(path: Path) -> SavedPlan:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
         for change in env.changes:
             counts[change.action.value] += 1
-        if env.summary != counts:
+        # Counts beyond the five changes (key_missing, say) are not changes.
+        if {key: env.summary.get(key) for key in SUMMARY_KEYS} != counts:
             raise PlanFileError(
                 f"{path}: malformed saved plan: the summary of environment '{env.name}' "
                 "does not match its changes"
@@ -250,3 +242,62 @@ def check_fresh(saved_env: SavedEnvironment, env_plan: EnvironmentPlan) -> None:
             f"environment '{env_plan.name}': the plan file's changes do not match what the "
             "manifest and the remote list give (was it edited?); run mvsync plan again"
         )
+
+
+# A saved create says only whether a webhook secret is set, never which variable
+# holds it: the rebuilt plan carries this stand-in reference, never expanded.
+SAVED_SECRET_REF = "${saved plan: webhook_secret set}"
+
+
+def _change_of(saved: SavedChange) -> Change:
+    desired = None
+    if saved.desired is not None:
+        answer_url = saved.desired.get("answer_url")
+        webhook_url = saved.desired.get("webhook_url")
+        desired = DesiredApp(
+            name=saved.name,
+            answer_url=answer_url if isinstance(answer_url, str) else "",
+            webhook_url=webhook_url if isinstance(webhook_url, str) else None,
+            webhook_secret_ref=SAVED_SECRET_REF
+            if saved.desired.get("webhook_secret_set")
+            else None,
+        )
+    drift = tuple(
+        FieldDrift(field, values.get("remote"), values.get("desired"))
+        for field, values in (saved.fields or {}).items()
+    )
+    return Change(
+        saved.action,
+        saved.name,
+        id=saved.id,
+        ids=tuple(saved.ids),
+        desired=desired,
+        drift=drift,
+        rename_of=tuple(saved.rename_of),
+    )
+
+
+def plan_of(saved_plans: list[SavedPlan]) -> Plan:
+    """The saved plans as one ``Plan``, in the order given, for the renderers
+    (``mvsync show``): no network, no variable. The same environment twice (two plans
+    of prod, say) is refused, as one document could not say which one is true."""
+    environments: list[EnvironmentPlan] = []
+    seen: set[str] = set()
+    for saved in saved_plans:
+        for env in saved.environments:
+            if env.name in seen:
+                raise PlanFileError(
+                    f"environment '{env.name}' is in more than one saved plan: show each once"
+                )
+            seen.add(env.name)
+            environments.append(
+                EnvironmentPlan(
+                    name=env.name,
+                    api_url=env.api_url,
+                    changes=tuple(_change_of(c) for c in env.changes),
+                    manifest_fingerprint=env.manifest_fingerprint,
+                    remote_fingerprint=env.remote_fingerprint,
+                    warnings=tuple(env.warnings),
+                )
+            )
+    return Plan(tuple(environments))

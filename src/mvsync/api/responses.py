@@ -137,19 +137,7 @@ def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn
         )
         raise Retryable(error, refused=_connection_refused(exc)) from None
     if isinstance(exc, MAYBE_SENT):
-        if call.method == "POST":
-            raise OutcomeUnknownError(
-                f"{what}: no answer after the request was sent ({type(exc).__name__}: {reason});"
-                " the application may or may not have been created — list before retrying",
-                method=call.method,
-                url=call.shown_url,
-            ) from None
-        error = TransportError(
-            f"{what}: no answer ({type(exc).__name__}: {reason})",
-            method=call.method,
-            url=call.shown_url,
-        )
-        raise Retryable(error) from None
+        _no_answer_after_sending(call, f"no answer ({type(exc).__name__}: {reason})")
     raise TransportError(
         f"{what} failed ({type(exc).__name__}: {reason})", method=call.method, url=call.shown_url
     ) from None
@@ -185,17 +173,23 @@ def attempt_timed_out(call: Call, number: int, budget: float, *, maybe_sent: boo
             url=call.shown_url,
         )
         raise Retryable(error)
+    _no_answer_after_sending(call, f"no complete answer within {budget:.3g}s")
+
+
+def _no_answer_after_sending(call: Call, what_happened: str) -> NoReturn:
+    """The one decision for a request sent whose answer never came: a POST's outcome is
+    unknown (list before anything else), a GET is retried."""
+    what = f"{call.method} {call.shown_url}"
     if call.method == "POST":
         raise OutcomeUnknownError(
-            f"{what}: no complete answer within {budget:.3g}s after the request was sent;"
-            " the application may or may not have been created — list before retrying",
+            f"{what}: {what_happened} after the request was sent; the application may or may"
+            " not have been created — list before retrying",
             method=call.method,
             url=call.shown_url,
-        )
-    error = TransportError(
-        f"{what}: no complete answer within {budget:.3g}s", method=call.method, url=call.shown_url
-    )
-    raise Retryable(error)
+        ) from None
+    raise Retryable(
+        TransportError(f"{what}: {what_happened}", method=call.method, url=call.shown_url)
+    ) from None
 
 
 def answer(call: Call, reply: Reply) -> Any:

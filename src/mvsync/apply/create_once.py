@@ -13,7 +13,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import Enum
 
 from pydantic import SecretStr
@@ -21,7 +20,7 @@ from pydantic import SecretStr
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.settings import ApplySettings
 from mvsync.errors import ApiError, ApiResponseError, MvsyncError, OutcomeUnknownError
-from mvsync.model import CreateRequest, RemoteApp
+from mvsync.model import CreateRequest, RemoteApp, utc_stamp
 from mvsync.store import journal
 from mvsync.store.base import JournalSink
 from mvsync.store.journal import JournalRecord
@@ -42,7 +41,7 @@ def _usable_id(app_id: str) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_stamp()
 
 
 def _quoted(name: str) -> str:

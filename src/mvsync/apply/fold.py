@@ -4,8 +4,7 @@ the CLI prints)."""
 
 from __future__ import annotations
 
-from mvsync.apply.doubt import in_doubt_within
-from mvsync.apply.settings import ApplyResult, ApplySettings
+from mvsync.apply.settings import ApplyResult
 from mvsync.errors import MvsyncError
 from mvsync.store import journal, keys
 from mvsync.store.base import KeyStore
@@ -16,14 +15,15 @@ def fold_at_end(
     store: KeyStore,
     stored: keys.SecretsFile,
     records: list[JournalRecord],
-    settings: ApplySettings,
     result: ApplyResult,
 ) -> None:
     """Write this run's records into the ledger; if no disk takes them, say where
     each key is: still in the journal, or — the last resort — only in memory."""
     folded = keys.add_records(stored, records)
     result.renamed.extend(folded.renamed)
-    doubtful = [r for r in journal.in_doubt(records) if in_doubt_within(r, settings.doubt_window)]
+    # Every intent still in doubt stays journalled: only a later run's list decides
+    # (listed: not captured; absent past the lag window: sent again).
+    doubtful = journal.in_doubt(records)
     try:
         store.save(stored, doubtful)
     except MvsyncError as error:

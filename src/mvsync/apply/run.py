@@ -46,6 +46,7 @@ from mvsync.errors import (
     MvsyncError,
     UnsafePlanError,
 )
+from mvsync.manifest import read_webhook_secrets
 from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
@@ -238,7 +239,9 @@ class _Run:
     def _requests(self, creates: Sequence[Change]) -> dict[str, CreateRequest]:
         """Every create's body, each webhook secret read now: a missing variable fails
         before the first POST, not halfway through."""
-        values: dict[str, str] = {}
+        desired = [change.desired for change in creates if change.desired is not None]
+        # Every missing variable at once, with the applications that need it.
+        values = read_webhook_secrets(desired, self.secret_of, self.desired.name)
         requests: dict[str, CreateRequest] = {}
         for change in creates:
             app = change.desired
@@ -246,10 +249,7 @@ class _Run:
                 raise MvsyncError(f"the plan's create of '{change.name}' has no desired fields")
             secret: SecretStr | None = None
             if app.webhook_secret_ref is not None:
-                ref = app.webhook_secret_ref
-                if ref not in values:
-                    values[ref] = self.secret_of(ref)
-                secret = SecretStr(values[ref])
+                secret = SecretStr(values[app.webhook_secret_ref])
             requests[change.name] = CreateRequest(
                 name=app.name,
                 answer_url=app.answer_url,
@@ -310,7 +310,7 @@ class _Run:
             self._fold(stored)
 
     def _fold(self, stored: keys.SecretsFile) -> None:
-        fold_at_end(self.store, stored, self._records.snapshot(), self.settings, self.result)
+        fold_at_end(self.store, stored, self._records.snapshot(), self.result)
 
     def _sealer(self) -> Callable[[SecretStr], str] | None:
         if not self.desired.recipients:

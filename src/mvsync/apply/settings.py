@@ -112,10 +112,14 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         """The environment equals the manifest and every new key is stored."""
+        return self.creates_done and not (self.drift or self.ambiguous)
+
+    @property
+    def creates_done(self) -> bool:
+        """Every create was done and every key stored (``apply --allow-drift``'s exit 0):
+        drift and ambiguous names, which apply cannot fix, may remain."""
         return not (
-            self.drift
-            or self.ambiguous
-            or self.not_created
+            self.not_created
             or self.not_captured
             or self.failed
             or self.unconfirmed

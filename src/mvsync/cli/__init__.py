@@ -3,7 +3,7 @@
 ``group`` holds the click group and its commands, one module per command;
 ``boundary.main`` is the console script and the one error boundary. Each command
 imports the core lazily, so that ``mvsync --help`` and ``mvsync validate`` never
-import httpx or deepdiff.
+import httpx.
 """
 
 from __future__ import annotations

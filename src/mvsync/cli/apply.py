@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 @click.command()
 @manifest_option
 @click.option("--env", "env", required=True, help="The environment to apply.")
-@click.option("--yes", is_flag=True, help="Do not ask before creating.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before creating.")
 @click.option(
     "--plan",
     "plan_file",
@@ -65,7 +65,19 @@ if TYPE_CHECKING:
     default=None,
     help="Refuse a plan with more creates.",
 )
-@click.option("--concurrency", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@click.option(
+    "--allow-drift",
+    is_flag=True,
+    help="Exit 0 when every create was done and every key stored, even if drift or "
+    "ambiguous names remain (they are still reported).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=64),
+    default=4,
+    show_default=True,
+    help="Creates in flight at once.",
+)
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
@@ -80,6 +92,7 @@ def apply(
     yes: bool,
     plan_file: str | None,
     max_creates: int | None,
+    allow_drift: bool,
     concurrency: int,
     lock_timeout: float,
 ) -> int:
@@ -90,7 +103,7 @@ def apply(
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
-    from mvsync.report import render_apply_result, render_last_resort
+    from mvsync.render import render_apply_result, render_last_resort
 
     lookup = os.environ.get
     path = manifest_path(ctx)
@@ -145,13 +158,13 @@ def apply(
         )
     reporter.finish()
     render_last_resort(result, sys.stderr)
-    render_apply_result(result, out)
+    render_apply_result(result, out, allow_drift=allow_drift)
     out.flush()
     if guard.closed_early:
         sys.stderr.write(CUT_NOTE)
     if result.interrupted:
         return EXIT_INTERRUPTED
-    return 0 if result.ok else 1
+    return 0 if (result.creates_done if allow_drift else result.ok) else 1
 
 
 @contextmanager

@@ -19,8 +19,16 @@ FAULT_HELP = (
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Listen on this address (loopback)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Listen on this port (0: any free port).",
+)
 @click.option(
     "--state",
     "state_file",
@@ -31,7 +39,8 @@ FAULT_HELP = (
     "--api-key",
     "api_keys",
     multiple=True,
-    help="Accept this bearer key (one customer per key; repeatable).",
+    help="Accept this bearer key (one customer per key; repeatable). Without it, one "
+    "key is generated and printed.",
 )
 @click.option(
     "--latency-ms",
@@ -77,10 +86,18 @@ def emulator(
       GET    /_emulator/requests  {"counts": {"GET /v1/applications": n, ...}}
       DELETE /_emulator/requests  reset the counts
     """
+    import secrets
+
     from mvsync.emulator import Emulator, Fault, RateLimit
 
     faults = [Fault.parse(spec) for spec in fault_specs]
     rate_limit = RateLimit.parse(rate_limit_spec) if rate_limit_spec is not None else None
+    generated = None
+    if not api_keys:
+        # An emulator that accepts no key answers 401 to everything: make one. It is a
+        # key of this local emulator only, so it is shown.
+        generated = f"mvemu_{secrets.token_hex(12)}"
+        api_keys = (generated,)
     server = Emulator(
         api_keys,
         host=host,
@@ -105,6 +122,12 @@ def emulator(
         if rate_limit is not None:
             where += f"; rate limit {rate_limit.rate:g}/s, burst {rate_limit.burst}"
         click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
+        if generated is not None:
+            click.echo(
+                f"mvsync emulator: no --api-key given; it accepts this generated key:\n"
+                f"  export MINIVOICE_API_KEY={generated}\n"
+                f"  curl -H 'Authorization: Bearer {generated}' {server.url}/v1/applications"
+            )
         click.echo("mvsync emulator: press Ctrl-C to stop", err=True)
         while not stop.wait(1.0):
             pass

@@ -14,11 +14,19 @@ from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
+from mvsync.cli import show as show_cmd
 from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _WorkflowOrder(click.Group):
+    """Lists the commands in the order of the work, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_WorkflowOrder, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mvsync")
 @manifest_option
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks (secrets masked).")
@@ -38,13 +46,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
         )
 
 
-for _command in (
-    validate_cmd.validate,
-    schema_cmd.schema,
-    plan_cmd.plan,
-    apply_cmd.apply,
-    import_cmd.import_,
-    envs_cmd.envs,
-    emulator_cmd.emulator,
-):
+# One line each in `mvsync --help`, short enough that click never cuts it mid-sentence
+# (it trims a docstring's first sentence to ~45 characters on an 80-column terminal).
+_SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
+    (validate_cmd.validate, "Check the manifest (offline, no variables)."),
+    (plan_cmd.plan, "Show what differs from the live applications."),
+    (apply_cmd.apply, "Create what is missing, once; store the keys."),
+    (show_cmd.show, "Render saved plans as one document, offline."),
+    (import_cmd.import_, "Print a manifest of what exists in an env."),
+    (envs_cmd.envs, "List the manifest's environments."),
+    (schema_cmd.schema, "Print the manifest's JSON Schema."),
+    (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),
+)
+for _command, _short in _SHORT_HELP:
+    _command.short_help = _short
     cli.add_command(_command)

@@ -60,12 +60,11 @@ def import_(
     Webhook secrets cannot be read back: they become ${MV_WEBHOOK_SECRET}.
     Applications that share a name are written commented out, with a note.
     """
-    from datetime import UTC, datetime
 
     from mvsync.api.client import MiniVoiceClient
-    from mvsync.importer import render_import
+    from mvsync.importer import import_counts, render_import
     from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
-    from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment
+    from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment, utc_stamp
 
     lookup = os.environ.get
     manifest_file: Path | None = None
@@ -98,24 +97,30 @@ def import_(
     with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
         remote_apps = client.list_applications()
 
-    generated_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generated_at = utc_stamp()
     text = render_import(env, url_template, remote_apps, generated_at, api_key_env=key_variable)
     if out_path is None:
         click.echo(text, nl=False)
     else:
         _write_whole(out_path, text)
-        click.echo(f"mvsync: wrote {len(remote_apps)} application(s) to {out_path}", err=True)
+        imported, left_out = import_counts(remote_apps)
+        noun = "application" if imported == 1 else "applications"
+        note = (
+            f" ({left_out} more written as comments: a shared name or a URL the manifest refuses)"
+            if left_out
+            else ""
+        )
+        click.echo(f"mvsync: wrote {imported} {noun} to {out_path}{note}", err=True)
     return 0
 
 
 def _environment_settings(manifest_file: Path, env: str) -> tuple[str, str]:
     """The ``api_url`` template and ``api_key_env`` of ``env`` in the manifest."""
-    from mvsync.manifest import load_manifest
+    from mvsync.manifest import load_manifest, unknown_environment
 
     manifest = load_manifest(manifest_file)
     if env not in manifest.environments:
-        known = ", ".join(manifest.environments) or "none"
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+        raise unknown_environment(env, list(manifest.environments))
     config = manifest.environments[env]
     return config.api_url, config.api_key_env
 
@@ -130,7 +135,6 @@ def _same_file(first: Path, second: Path) -> bool:
 def _write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: all or nothing."""
     import stat
-    import tempfile
 
     try:
         # Only a regular file is replaced: a FIFO or a device named by mistake is refused.
@@ -140,16 +144,9 @@ def _write_whole(path: Path, text: str) -> None:
         pass
     except OSError as error:
         raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
-    folder = path.parent if str(path.parent) else Path(".")
+    from mvsync.files import UnwritableFileError, write_atomic
+
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except OSError as error:
-        Path(temp_name).unlink(missing_ok=True)
-        raise MvsyncError(f"{path}: cannot write: {error.strerror}") from None
+        write_atomic(path, text.encode("utf-8"), 0o644)
+    except UnwritableFileError as error:
+        raise MvsyncError(f"{path}: cannot write: {error.reason}") from None

@@ -49,6 +49,18 @@ def manifest_option(func: F) -> F:
     )(func)
 
 
+def format_option(func: F) -> F:
+    """``--format text|json|markdown``: how a plan is written (docs/plan-format.md)."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="text for people, json for programs, markdown for a pull-request comment.",
+    )(func)
+
+
 def manifest_path(ctx: click.Context) -> Path:
     """The manifest: ``-f`` (after the command name, else before it), else ``MVSYNC_FILE``,
     else ``mvsync.yaml``. A flag always beats the variable, wherever the flag stands."""

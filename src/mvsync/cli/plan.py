@@ -15,20 +15,26 @@ from __future__ import annotations
 import gc
 import os
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from mvsync.cli.options import (
     API_DEADLINE_VARIABLE,
     env_seconds,
+    format_option,
     manifest_option,
     manifest_path,
 )
 from mvsync.cli.pipe import guarded_stdout
 from mvsync.cli.status import EXIT_CHANGES
-from mvsync.errors import MvsyncError, UsageError
+from mvsync.errors import MvsyncError
+
+if TYPE_CHECKING:
+    from mvsync.manifest import Lookup
+    from mvsync.planner import EnvironmentPlan
 
 
 @click.command()
@@ -36,9 +42,7 @@ from mvsync.errors import MvsyncError, UsageError
 @click.option(
     "--env", "envs", multiple=True, help="Plan this environment (repeatable; default all)."
 )
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text"
-)
+@format_option
 @click.option(
     "-o",
     "--out",
@@ -64,6 +68,9 @@ def plan(
     Exit status 0 when done, 1 on an error, 2 with --detailed-exitcode when any create,
     drift or ambiguous is present. MVSYNC_API_DEADLINE (seconds, default 60) bounds each
     API call including its retries. Formats: docs/plan-format.md.
+
+    Warns of every webhook-secret variable a create will need that is not set here;
+    MVSYNC_APPLY_VARIABLES (names, space separated) lists those set where apply runs.
     """
     # A 10,000-application plan holds a few hundred thousand small, long-lived objects
     # that CPython's cyclic collector would scan again and again (about a tenth of the
@@ -87,7 +94,13 @@ def _plan(
     from datetime import UTC, datetime
 
     from mvsync.api.listing import list_environments
-    from mvsync.manifest import environment_names, load_manifest, read_api_key, resolve_environment
+    from mvsync.manifest import (
+        environment_names,
+        load_manifest,
+        read_api_key,
+        resolve_environment,
+        unknown_environment,
+    )
     from mvsync.planfile import write_plan
     from mvsync.planner import Plan, build_plan
     from mvsync.render import RENDERERS, render_markdown
@@ -100,10 +113,7 @@ def _plan(
     chosen = list(dict.fromkeys(envs)) or list(known)
     unknown = [name for name in chosen if name not in known]
     if unknown:
-        raise UsageError(
-            f"unknown environment {', '.join(repr(n) for n in unknown)} "
-            f"(the manifest has: {', '.join(known) or 'none'})"
-        )
+        raise unknown_environment(unknown[0], list(known))
     desired_envs = [resolve_environment(manifest, name, lookup) for name in chosen]
     api_keys: list[str] = []
     missing: list[str] = []
@@ -121,7 +131,10 @@ def _plan(
         summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
-            tuple(build_plan(d, r) for d, r in zip(desired_envs, remote_lists, strict=True))
+            tuple(
+                _with_warnings(build_plan(d, r), lookup)
+                for d, r in zip(desired_envs, remote_lists, strict=True)
+            )
         )
 
         if out_file is not None:
@@ -142,6 +155,30 @@ def _plan(
                 ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"
+
+
+def _with_warnings(env_plan: EnvironmentPlan, lookup: Lookup) -> EnvironmentPlan:
+    """The plan, warning of every webhook-secret variable its creates will need that is
+    not set here: a green pull request must not fail on main for want of one."""
+    from mvsync.manifest import describe_missing, missing_secret_variables
+
+    # In CI the plan jobs do not get apply's secrets: MVSYNC_APPLY_VARIABLES names the
+    # ones the apply environments set, so that only the others are warned of.
+    assumed = set((lookup(APPLY_VARIABLES) or "").split())
+
+    def is_set(name: str) -> str | None:
+        return "(set where apply runs)" if name in assumed else lookup(name)
+
+    apps = [change.desired for change in env_plan.creates if change.desired is not None]
+    missing = missing_secret_variables(apps, is_set)
+    if not missing:
+        return env_plan
+    noun = "variables" if len(missing) > 1 else "variable"
+    warning = f"apply will need webhook secret {noun} not set here: {describe_missing(missing)}"
+    return replace(env_plan, warnings=(*env_plan.warnings, warning))
 
 
 def _open_step_summary(step_summary: str, stack: ExitStack) -> TextIO | None:

@@ -15,8 +15,7 @@ from typing import TextIO
 from mvsync.api.ratelimit import LimiterStatus
 from mvsync.apply.settings import NOT_CAPTURED_ADVICE
 from mvsync.planner import EnvironmentPlan, Plan
-from mvsync.render import render_text, use_color
-from mvsync.report import id_of, name_of, text_of
+from mvsync.render import id_of, name_of, render_text, text_of, use_color
 
 
 class CliReporter:

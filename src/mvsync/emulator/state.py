@@ -60,16 +60,11 @@ class StoredApp:
         }
 
     def created(self) -> dict[str, Any]:
-        """The answer to the create: the only time ``api_key`` is shown."""
-        return {
-            "id": self.id,
-            "customer_id": self.customer_id,
-            "name": self.name,
-            "answer_url": self.answer_url,
-            "webhook_url": self.webhook_url,
-            "api_key": self.api_key,
-            "created_at": self.created_at,
-        }
+        """The answer to the create: the only time ``api_key`` is shown (before
+        ``created_at``, as the API page's example has it)."""
+        listed = self.listed()
+        created_at = listed.pop("created_at")
+        return {**listed, "api_key": self.api_key, "created_at": created_at}
 
     def record(self) -> dict[str, Any]:
         """The state-file record (secrets included: the file is 0600)."""

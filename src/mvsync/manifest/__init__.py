@@ -10,7 +10,16 @@
 from __future__ import annotations
 
 from mvsync.manifest.load import environment_names, load_manifest
-from mvsync.manifest.resolve import expand_secret, read_api_key, resolve_environment
+from mvsync.manifest.resolve import (
+    describe_missing,
+    expand_secret,
+    is_loopback_environment,
+    missing_secret_variables,
+    read_api_key,
+    read_webhook_secrets,
+    resolve_environment,
+    unknown_environment,
+)
 from mvsync.manifest.schema import (
     API_URL_CREDENTIALS,
     Application,
@@ -26,12 +35,17 @@ __all__ = [
     "Application",
     "Lookup",
     "Manifest",
+    "describe_missing",
     "environment_names",
     "expand_secret",
     "is_absolute_http_url",
+    "is_loopback_environment",
     "json_schema",
     "load_manifest",
+    "missing_secret_variables",
     "read_api_key",
+    "read_webhook_secrets",
     "resolve_environment",
+    "unknown_environment",
     "url_has_credentials",
 ]

@@ -8,7 +8,10 @@ before sending (``mvsync.manifest.expand_secret``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -21,7 +24,9 @@ from mvsync.manifest.schema import (
     Application,
     Lookup,
     Manifest,
+    api_url_problem,
     is_absolute_http_url,
+    is_loopback,
     url_has_credentials,
 )
 from mvsync.model import DesiredApp, DesiredEnvironment
@@ -91,6 +96,18 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     config = manifest.environments[env]
     env_path: DataPath = ("environments", env)
     api_url = expander.expand_url(config.api_url, (*env_path, "api_url"))
+    if api_url is not None and "$" in config.api_url:
+        # A literal api_url was checked by validate; an expanded one is checked here.
+        problem = api_url_problem(api_url)
+        if problem:
+            expander.issues.append(
+                Issue(
+                    (*env_path, "api_url"),
+                    False,
+                    f"api_url: {config.api_url!r} expands to a URL that cannot be used in "
+                    f"environment {env!r}: {problem}",
+                )
+            )
     secrets_template = config.secrets_file or f".mvsync/{env}.secrets.yaml"
     secrets_file = expander.expand(secrets_template, (*env_path, "secrets_file"))
     folder = manifest.source.parent.absolute()
@@ -197,8 +214,7 @@ def check_account_after_expansion(
 def resolve_environment(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     """The desired state of ``env``: defaults, application, override, then ``${}``."""
     if env not in manifest.environments:
-        known = ", ".join(manifest.environments)
-        raise UsageError(f"unknown environment {env!r} (the manifest defines: {known})")
+        raise unknown_environment(env, list(manifest.environments))
     desired = resolve(manifest, env, lookup)
     if url_has_credentials(desired.api_url):
         # Only a ${} can get here (a literal one is refused at load); the value is not shown.
@@ -234,3 +250,90 @@ def expand_secret(ref: str, lookup: Lookup) -> str:
     if not value:
         raise MvsyncError(f"the webhook secret variable {name} is not set")
     return value
+
+
+def _secret_refs(apps: Iterable[DesiredApp]) -> dict[str, list[str]]:
+    """Each webhook_secret reference → the applications that use it, in order."""
+    needs: dict[str, list[str]] = {}
+    for app in apps:
+        if app.webhook_secret_ref is not None:
+            needs.setdefault(app.webhook_secret_ref, []).append(app.name)
+    return needs
+
+
+def _variable_of(ref: str) -> str:
+    try:
+        variables = interpolate.variables(ref)
+    except interpolate.TemplateSyntaxError:
+        return ref
+    return variables[0].name if len(variables) == 1 else ref
+
+
+def missing_secret_variables(apps: Iterable[DesiredApp], lookup: Lookup) -> dict[str, list[str]]:
+    """The webhook-secret variables these applications need that are not set (empty
+    counts as not set), each with the applications that need it; nothing is read into
+    memory but the question whether it is set."""
+    missing: dict[str, list[str]] = {}
+    for ref, names in _secret_refs(apps).items():
+        variable = _variable_of(ref)
+        if not lookup(variable):
+            missing.setdefault(variable, []).extend(names)
+    return missing
+
+
+def _listed(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def describe_missing(missing: dict[str, list[str]]) -> str:
+    """``VAR (needed by 'A', 'B'), OTHER (needed by 'C')``."""
+    return "; ".join(f"{var} (needed by {_listed(names)})" for var, names in missing.items())
+
+
+def read_webhook_secrets(
+    apps: Iterable[DesiredApp], secret_of: Callable[[str], str], env: str
+) -> dict[str, str]:
+    """reference → value for every webhook secret these applications send. Every variable
+    that is not set is reported at once, in one MvsyncError naming the applications that
+    need each, before anything is sent."""
+    values: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
+    for ref, names in _secret_refs(apps).items():
+        try:
+            values[ref] = secret_of(ref)
+        except MvsyncError:
+            missing.setdefault(_variable_of(ref), []).extend(names)
+    if missing:
+        noun = "variables" if len(missing) > 1 else "variable"
+        raise MvsyncError(
+            f"environment '{env}': webhook secret {noun} not set: {describe_missing(missing)}; "
+            "set them where mvsync runs; nothing was created"
+        )
+    return values
+
+
+def is_loopback_environment(manifest: Manifest, env: str, lookup: Lookup) -> bool:
+    """Whether ``env``'s api_url, expanded with what ``lookup`` has (defaults otherwise),
+    points at a loopback host: the local emulator, which a CI runner cannot reach. An
+    api_url whose variables are not all set is not known to be loopback."""
+    template = manifest.environments[env].api_url
+    try:
+        if interpolate.missing_variables(template, lookup):
+            return False
+        url = interpolate.expand(template, lookup)
+        host = urlsplit(url).hostname
+    except (interpolate.TemplateSyntaxError, interpolate.MissingVariableError, ValueError):
+        return False
+    return bool(host) and is_loopback(host or "")
+
+
+def unknown_environment(env: str, known: list[str]) -> UsageError:
+    """The error for ``--env`` naming no environment, with a did-you-mean
+    (environment names are lower case: ``Prod`` means ``prod``)."""
+    message = f"unknown environment {env!r} (the manifest defines: {', '.join(known) or 'none'})"
+    lowered = env.lower()
+    close = [lowered] if lowered in known else difflib.get_close_matches(lowered, known, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return UsageError(message)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets as _random
 import stat
 import threading
 from pathlib import Path
 
+from mvsync import files
 from mvsync.errors import SecretsError
-from mvsync.files import MIB, UnreadableFileError, read_open
+from mvsync.files import MIB, UnreadableFileError, fsync_dir, read_open
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -49,44 +49,17 @@ def ensure_private_dir(path: Path) -> None:
         raise SecretsError(f"{path}: cannot create the folder: {error.strerror}") from None
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["fsync_dir", "write_atomic"]  # re-exported for the store's other modules
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically, durably, with mode 0600.
-
-    A temporary file in the same folder (so the rename stays on one file
-    system), fsync, ``os.replace``, fsync of the folder. A crash at any point
-    leaves either the old file or the new one, never a mix.
-    """
+    """Replace ``path`` with ``data`` atomically, durably, with mode 0600 (``mvsync.files``)."""
     if path.is_symlink():  # replacing it would cut the link, and its target keeps old keys
         raise SecretsError(_symlink_message(path))
-    folder = path.parent
-    temp = folder / f".{path.name}.{_random.token_hex(6)}.tmp"
     try:
-        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    except OSError as error:
-        raise SecretsError(f"{path}: cannot write: {error.strerror}") from None
-    try:
-        try:
-            os.fchmod(fd, PRIVATE_FILE_MODE)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-        fsync_dir(folder)
-    except OSError as error:
-        temp.unlink(missing_ok=True)
-        raise SecretsError(f"{path}: cannot write: {error.strerror}") from None
+        files.write_atomic(path, data, PRIVATE_FILE_MODE)
+    except files.UnwritableFileError as error:
+        raise SecretsError(f"{path}: cannot write: {error.reason}") from None
 
 
 class DurableAppender:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import SecretStr
 
 from mvsync.errors import SecretsError
+from mvsync.model import utc_stamp
 from mvsync.sealing import is_armored
 from mvsync.store.durable import DurableAppender, read_private
 
@@ -81,7 +81,7 @@ class JournalRecord:
 
 def intent(name: str) -> JournalRecord:
     """The record written before the POST of ``name``."""
-    now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    now = utc_stamp("microseconds")
     return JournalRecord(event="intent", name=name, ts=now)
 
 

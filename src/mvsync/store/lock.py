@@ -25,11 +25,11 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from mvsync.errors import LockError
+from mvsync.model import utc_stamp
 from mvsync.store.durable import PRIVATE_FILE_MODE
 
 LOCK_SUFFIX = ".lock"
@@ -182,7 +182,7 @@ class EnvironmentLock:
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "started": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "started": utc_stamp(),
             "command": self.command,
         }
         data = json.dumps(info).encode()

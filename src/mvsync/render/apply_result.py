@@ -1,12 +1,19 @@
-"""What apply says at the end: the summary of one run, and the last resort for keys no
-disk took. Every name, id and message from outside is escaped before it is printed."""
+"""The final summary of an apply: what was done, what is left, and where the keys are."""
 
 from __future__ import annotations
 
 from typing import TextIO
 
 from mvsync.apply.settings import NOT_CAPTURED_ADVICE, ApplyResult
-from mvsync.escape import escape
+from mvsync.render.text import id_of, name_of, text_of
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _shown(value: str | None) -> str:
+    return "(unset)" if value is None else name_of(value)
 
 
 def render_last_resort(result: ApplyResult, err: TextIO) -> None:
@@ -25,26 +32,7 @@ def render_last_resort(result: ApplyResult, err: TextIO) -> None:
     err.flush()
 
 
-def text_of(text: str) -> str:
-    """Any text from the API or the manifest (an error message, say), safe to print."""
-    return escape(text)
-
-
-def name_of(name: str) -> str:
-    """A name safe to print: quoted, control and bidi characters escaped (no terminal tricks)."""
-    return f'"{text_of(name)}"'
-
-
-def id_of(app_id: str) -> str:
-    """An application id as the API gave it, safe to print."""
-    return text_of(app_id)
-
-
-def _shown(value: str | None) -> str:
-    return "(unset)" if value is None else name_of(value)
-
-
-def render_apply_result(result: ApplyResult, out: TextIO) -> None:
+def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool = False) -> None:
     """The final summary: what was done, what is left, and where the keys are."""
     env = result.environment
     lines = [""]
@@ -79,7 +67,8 @@ def render_apply_result(result: ApplyResult, out: TextIO) -> None:
         lines.append(f"x {name_of(name)}: {text_of(message)}")
     if result.skipped:
         why = "interrupted" if result.interrupted else "stopped after the error above"
-        lines.append(f"- {len(result.skipped)} create(s) not started ({why}); apply again")
+        skipped = _count(len(result.skipped), "create", "creates")
+        lines.append(f"- {skipped} not started ({why}); apply again")
     for wanted, actual, app_id in result.renamed_by_api:
         lines.append(
             f"! {name_of(wanted)} was created as {name_of(actual)} ({id_of(app_id)}): the API "
@@ -108,20 +97,33 @@ def render_apply_result(result: ApplyResult, out: TextIO) -> None:
             f"note: the key of {id_of(app_id)} is stored as {name_of(name)}: its name already "
             "had an entry"
         )
+    # Sorted, so that the summary is the same whatever order the creates finished in
+    # (the live lines above follow completion order).
+    shown = sorted(result.created)
+    lines.extend(f"+ created {name_of(name)} ({id_of(app_id)})" for name, app_id in shown[:50])
+    if len(shown) > 50:
+        lines.append(f"+ ... and {len(shown) - 50} more created (every one is in the secrets file)")
     created = len(result.created)
     already = len(result.already_existed)
-    verdict = (
-        "Interrupted"
-        if result.interrupted
-        else "Apply complete"
-        if result.ok
-        else "Apply incomplete"
-    )
+    if result.interrupted:
+        verdict = "Interrupted"
+    elif result.ok:
+        verdict = "Apply complete"
+    elif allow_drift and result.creates_done:
+        verdict = "Apply complete except drift and ambiguous names (allowed by --allow-drift)"
+    else:
+        verdict = "Apply incomplete"
+    done = [f"{created} created"]
+    if already:
+        done.append(f"{already} already existed")
+    if result.not_captured:
+        done.append(_count(len(result.not_captured), "key", "keys") + " not captured")
+    if result.failed:
+        done.append(f"{len(result.failed)} failed")
     lines.append(
-        f"{verdict} for environment '{text_of(env)}': {created} created, "
-        f"{already} already existed, {len(result.not_captured)} key(s) not captured, "
-        f"{len(result.failed)} failed; now {result.unchanged} equal to the manifest, "
-        f"{len(result.drift)} drifted, {len(result.ambiguous)} ambiguous."
+        f"{verdict} for environment '{text_of(env)}': {', '.join(done)}; now "
+        f"{result.unchanged} equal to the manifest, {len(result.drift)} drifted, "
+        f"{len(result.ambiguous)} ambiguous."
     )
     lines.append(
         f"Keys are in {text_of(str(result.secrets_path))} (mode 0600; keep it out of git)."

@@ -1,0 +1,39 @@
+"""``mvsync show FILE...`` (SPEC section 4): render saved plans, with no network and no
+variable.
+
+Each matrix job of a CI run saves its plan (``mvsync plan --env E -o plan-E.json``); the
+comment job renders all of them at once: ``mvsync show plan-*.json --format markdown``
+is ONE pull-request comment for every environment, within GitHub's limit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mvsync.cli.options import format_option
+
+
+@click.command()
+@click.argument(
+    "plan_files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE..."
+)
+@format_option
+def show(plan_files: tuple[str, ...], output_format: str) -> int:
+    """Render saved plans (plan -o FILE) as one document, offline.
+
+    \b
+    No network and no variable is needed: the plans hold everything shown. Several
+    files make one document, in the order given; with --format markdown, one
+    pull-request comment for every environment, under GitHub's 65,535 characters.
+    An environment in two files is refused.
+    """
+    from mvsync.planfile import plan_of, read_plan
+    from mvsync.render import RENDERERS
+
+    saved = [read_plan(Path(name)) for name in plan_files]
+    RENDERERS[output_format](plan_of(saved), sys.stdout)
+    sys.stdout.flush()
+    return 0
