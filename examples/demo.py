@@ -8,15 +8,20 @@ What it does, as a user would at a terminal:
    (wiped first) and points its ``dev`` environment at the emulator through the
    variables the manifest reads (``MVSYNC_DEV_API_URL``, ``MINIVOICE_API_KEY_DEV``,
    ``MV_WEBHOOK_SECRET``);
-3. creates two applications "by hand", as someone would in the MiniVoice console: one
+3. generates a throwaway age identity (``demo-identity.txt``, with pyrage: no ``age``
+   CLI needed) and adds its recipient to the copied manifest, so every key is sealed;
+4. creates two applications "by hand", as someone would in the MiniVoice console: one
    the manifest names with another answer_url (a drift), one under another name with
    the answer_url of a manifest entry (an unmanaged application, a likely rename);
-4. runs ``mvsync plan --env dev -o plan-dev.json`` (creates, the drift, the unmanaged
+5. runs ``mvsync plan --env dev -o plan-dev.json`` (creates, the drift, the unmanaged
    application and the rename hint), ``mvsync show plan-dev.json --format markdown``
    (the pull-request comment, written to ``pr-comment.md``), ``mvsync apply --env dev
-   --yes --allow-drift`` (keys stored; the drift reported, not fatal) and ``mvsync plan
-   --env dev --detailed-exitcode`` (exit 2: only the drift the API cannot fix is left);
-5. says where the secrets file and the comment are, and stops the emulator.
+   --yes --allow-drift`` (keys sealed and stored; the drift reported, not fatal),
+   ``mvsync plan --env dev --detailed-exitcode`` (exit 2: only the drift the API cannot
+   fix is left; its key, made by hand, is "missing" from the ledger), ``mvsync keys list
+   --env dev`` (every entry sealed) and one ``mvsync keys show ... -i demo-identity.txt
+   > key.txt`` (the key goes to a 0600 file, never to the demo's output);
+6. says where the secrets file and the comment are, and stops the emulator.
 
 It exits 1 as soon as a step does not do what it should. ``--dir`` picks another
 scratch folder and ``--manifest`` another manifest with a ``dev`` environment (the
@@ -43,6 +48,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyrage import x25519
 from ruamel.yaml import YAML
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -214,10 +220,66 @@ def expect(condition: bool, failure: str) -> None:
 
 
 def stored_keys(secrets_file: Path) -> int:
-    """How many applications of the secrets file have a key (the keys are not shown)."""
+    """How many applications of the secrets file have a sealed key (none is shown)."""
     data = YAML(typ="safe").load(secrets_file.read_text(encoding="utf-8"))
     applications = (data.get("applications") or {}) if isinstance(data, dict) else {}
-    return sum(1 for entry in applications.values() if entry.get("api_key"))
+    return sum(
+        1
+        for entry in applications.values()
+        if entry.get("sealed_api_key") and not entry.get("api_key")
+    )
+
+
+IDENTITY = "demo-identity.txt"
+
+
+def make_identity(workdir: Path) -> str:
+    """A throwaway age identity in ``workdir`` (0600, as age-keygen writes it); its recipient."""
+    identity = x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    path = workdir / IDENTITY
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write("# a throwaway identity made by the mvsync demo\n")
+        handle.write(f"# public key: {recipient}\n{identity}\n")
+    return recipient
+
+
+def seal_to(manifest: Path, recipient: str) -> None:
+    """Add ``recipients: [RECIPIENT]`` at the top level of the copied manifest."""
+    text = manifest.read_text(encoding="utf-8")
+    line = f"recipients: [{recipient}] # the demo's throwaway identity: every key is sealed\n"
+    version = re.search(r"^version:.*\n", text, re.MULTILINE)
+    expect(version is not None, f"{manifest} has no top-level 'version:' line")
+    expect(not re.search(r"^recipients:", text, re.MULTILINE), "the manifest has recipients")
+    assert version is not None
+    manifest.write_text(text[: version.end()] + line + text[version.end() :], encoding="utf-8")
+
+
+def show_one_key(workdir: Path, env: dict[str, str], name: str) -> Path:
+    """``mvsync keys show`` of one key into a 0600 file; only its length is shown."""
+    target = workdir / "key.txt"
+    say()
+    say(f'$ mvsync keys show --env {ENV} "{name}" -i {IDENTITY} > {target.name}')
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "mvsync", "keys", "show", "--env", ENV, name, "-i", IDENTITY],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    sys.stdout.write(done.stderr)
+    say(f"  (exit {done.returncode})")
+    expect(done.returncode == 0, f"keys show exited {done.returncode}, expected 0")
+    key = target.read_text()
+    expect(key.endswith("\n") and "\n" not in key[:-1], "keys show wrote more than one line")
+    say(f"  the key of {name!r} ({len(key) - 1} characters) is in {target} (mode 0600);")
+    say("  in CI: mvsync keys show ... | gh secret set NAME")
+    return target
 
 
 def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
@@ -227,6 +289,10 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     shutil.copyfile(manifest, workdir / "mvsync.yaml")
+    recipient = make_identity(workdir)
+    seal_to(workdir / "mvsync.yaml", recipient)
+    say(f"a throwaway age identity is in {workdir / IDENTITY}; its recipient {recipient}")
+    say("was added to the copied manifest: apply seals every key to it")
     api_key = f"demo_{secrets.token_hex(16)}"
 
     with running_emulator(workdir, api_key) as url:
@@ -256,6 +322,19 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
         drifted = bool(DRIFT_LINE.search(output))
         expected = EXIT_CHANGES if drifted else 0
         expect(status == expected, f"the second plan exited {status}: expected {expected}")
+        # The drifted application was made by hand: the ledger has no key for it.
+        expect(not drifted or "key not held" in output, "the second plan names no key missing")
+
+        # The ledger needs no network and no API key: the emulator could be gone.
+        status, output = mvsync(["keys", "list", "--env", ENV], workdir, env)
+        expect(status == 0, f"keys list exited {status}, expected 0")
+        rows = output.splitlines()
+        expect(len(rows) == creates, f"keys list shows {len(rows)} entries for {creates} creates")
+        expect(all(row.endswith("sealed") for row in rows), "an entry of keys list is not sealed")
+        first = re.match(r'^"((?:[^"\\]|\\.)*)"', rows[0])
+        expect(first is not None, "keys list does not start with a quoted name")
+        assert first is not None
+        show_one_key(workdir, env, first.group(1))
 
     secrets_file = workdir / ".mvsync" / f"{ENV}.secrets.yaml"
     expect(secrets_file.is_file(), f"no secrets file at {secrets_file}")
@@ -281,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     say()
     say(f"Done. The new applications' API keys are in {secrets_file}")
-    say("(mode 0600, readable by you only). Keep that folder: it is also the journal")
+    say(f"(mode 0600), sealed to {IDENTITY}: the file holds no plaintext key, so CI may")
+    say("keep it as an artifact or commit it. Keep that folder: it is also the journal")
     say("that lets the next apply report a create whose key was not captured.")
     say(f"The pull-request comment (Markdown, as GitHub would show it) is in {comment}.")
     say("The drift is left on purpose: the API cannot update an application, so change the")

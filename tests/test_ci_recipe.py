@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyrage import x25519
 from ruamel.yaml import YAML
 
 from helpers import REPO_ROOT, assert_no_secrets
@@ -40,13 +41,13 @@ VENV_BIN = Path(sys.executable).parent
 STAGING_KEY = "mvtest_STAGING_CANARY_5d1e"
 PROD_KEY = "mvtest_PROD_CANARY_9a0c"
 WEBHOOK_SECRET = "whsec_CI_CANARY_61f0"
-PASSPHRASE = "ci-test-passphrase-not-secret"
 
 # dev is the local emulator, as in examples/minivoice.yaml: CI leaves it out. staging
 # and prod reach this test's emulator through a variable (the validate job does not
 # have it, so it cannot tell they are loopback too, as for any ${} it cannot expand).
 MANIFEST = """\
 version: 1
+recipients: [{recipient}]
 environments:
   dev:
     api_url: http://127.0.0.1:8787
@@ -217,8 +218,8 @@ class Runner:
         return StepResult(done.returncode, done.stdout + done.stderr, outputs)
 
 
-def always_after_decrypt(results: dict[str, StepResult], _failed: bool) -> bool:
-    return "decrypt" in results and results["decrypt"].status == 0
+def always_after_restore(results: dict[str, StepResult], _failed: bool) -> bool:
+    return "restore" in results and results["restore"].status == 0
 
 
 def github_values(env_name: str) -> dict[str, str]:
@@ -227,7 +228,6 @@ def github_values(env_name: str) -> dict[str, str]:
         "secrets.MINIVOICE_API_KEY_STAGING": STAGING_KEY,
         "secrets.MINIVOICE_API_KEY_PROD": PROD_KEY,
         "secrets.MV_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "secrets.MVSYNC_STATE_PASSPHRASE": PASSPHRASE,
         "github.token": "ghs_fake_token",
         "github.repository": "acme/voice",
         "github.event.pull_request.number": "42",
@@ -249,7 +249,9 @@ def checkout(tmp_path: Path, accounts: Emulator) -> Path:
     """A scratch clone of a user's repository holding mvsync.yaml."""
     workspace = tmp_path / "repo"
     workspace.mkdir()
-    (workspace / "mvsync.yaml").write_text(MANIFEST.format(), encoding="utf-8")
+    # A team recipient: the secrets folder the workflow keeps then holds only ciphertext.
+    recipient = str(x25519.Identity.generate().to_public())
+    (workspace / "mvsync.yaml").write_text(MANIFEST.format(recipient=recipient), encoding="utf-8")
     (tmp_path / "emulator.json").write_text(json.dumps({"url": accounts.url}))
     return workspace
 
@@ -272,7 +274,7 @@ def runner_for(checkout: Path, env_name: str = "staging", **extra_env: str) -> R
             "FAKE_GH_STATE": str(checkout.parent / "gh-state.json"),
             **extra_env,
         },
-        conditions={"always() && steps.decrypt.outcome == 'success'": always_after_decrypt},
+        conditions={"always() && steps.restore.outcome == 'success'": always_after_restore},
     )
 
 
@@ -399,7 +401,7 @@ def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_not
 ) -> None:
     first = runner_for(checkout).run_job("apply")
     assert [r.status for r in first.values()] == [0, 0, 0], {k: r.output for k, r in first.items()}
-    archive = checkout / "mvsync-state" / "state.tar.enc"
+    archive = checkout / "mvsync-state" / "state.tar"
     cache = checkout.parent / "cache"
     shutil.copytree(checkout / "mvsync-state", cache)
     # The next run starts on a fresh runner: only the cache survives.
@@ -414,20 +416,28 @@ def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_not
     assert [r.status for r in second.values()] == [0, 0, 0], {
         k: r.output for k, r in second.items()
     }
-    assert "restored .mvsync" in second["decrypt"].output
+    assert "restored .mvsync" in second["restore"].output
     assert accounts.request_count("POST") == posts_before
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert len(accounts.applications(STAGING_KEY)) == 2
-    assert b"mv_live_" not in archive.read_bytes()
+    # The saved folder holds only ciphertext: no issued key in it, in any form.
+    issued = accounts.issued_keys(STAGING_KEY).values()
+    assert issued
+    assert_no_secrets(archive.read_bytes().decode("latin-1"), extra=issued)
+    assert b"-----BEGIN AGE ENCRYPTED FILE-----" in archive.read_bytes()
 
 
-def test_apply_job_refuses_to_run_without_the_state_passphrase(checkout: Path) -> None:
-    runner = runner_for(checkout)
-    runner.values["secrets.MVSYNC_STATE_PASSPHRASE"] = ""
-    results = runner.run_job("apply")
-    assert list(results) == ["decrypt"]
-    assert results["decrypt"].status != 0
-    assert "MVSYNC_STATE_PASSPHRASE" in results["decrypt"].output
+def test_apply_job_refuses_to_save_a_folder_that_holds_a_plain_key(checkout: Path) -> None:
+    manifest = checkout / "mvsync.yaml"
+    manifest.write_text(
+        "\n".join(line for line in manifest.read_text().splitlines() if "recipients" not in line)
+        + "\n"
+    )
+    results = runner_for(checkout).run_job("apply")
+    assert results["apply"].status == 0
+    assert results["save"].status != 0
+    assert "holds plain keys" in results["save"].output
+    assert not (checkout / "mvsync-state" / "state.tar").exists()
 
 
 def test_a_clean_pull_request_after_apply_plans_no_changes(checkout: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from mvsync import __version__
 from mvsync.api.client import MiniVoiceClient, RetryPolicy
-from mvsync.api.responses import is_loopback_host, parse_retry_after
+from mvsync.api.responses import parse_retry_after
 from mvsync.api.safety import UnsafeApiUrlError
 from mvsync.errors import (
     ApiError,
@@ -29,6 +29,7 @@ from mvsync.errors import (
     UsageError,
 )
 from mvsync.model import CreateRequest
+from mvsync.urls import is_loopback_host
 
 # The same canaries as tests/helpers.py: they must never show up anywhere.
 API_KEY = "mvtest_BEARER_CANARY_7f3a9c"

@@ -11,6 +11,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from helpers import REPO_ROOT, assert_no_secrets
+from mvsync.sealing import load_identities, unseal
 
 DEMO = REPO_ROOT / "examples" / "demo.py"
 
@@ -33,12 +34,16 @@ def test_demo_plans_applies_and_replans_clean_then_names_the_secrets_file(
     secrets_file = tmp_path / ".mvsync-demo" / ".mvsync" / "dev.secrets.yaml"
     commands = re.findall(r"^\$ (mvsync .*)$", done.stdout, re.MULTILINE)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert commands[1:] == [
+    assert commands[1:6] == [
         "mvsync plan --env dev -o plan-dev.json",
         "mvsync show plan-dev.json --format markdown > pr-comment.md",
         "mvsync apply --env dev --yes --allow-drift",
         "mvsync plan --env dev --detailed-exitcode",
+        "mvsync keys list --env dev",
     ]
+    assert re.fullmatch(
+        r'mvsync keys show --env dev ".+" -i demo-identity.txt > key.txt', commands[6]
+    )
     assert f"API keys are in {secrets_file}\n(mode 0600" in done.stdout
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
@@ -67,8 +72,21 @@ def test_demo_shows_no_key_and_no_webhook_secret(tmp_path: Path) -> None:
     secrets = YAML(typ="safe").load(
         (tmp_path / ".mvsync-demo/.mvsync/dev.secrets.yaml").read_text()
     )
-    issued = [entry["api_key"] for entry in secrets["applications"].values()]
+    identities = load_identities(tmp_path / ".mvsync-demo" / "demo-identity.txt")
+    entries = secrets["applications"].values()
+    assert all("api_key" not in entry for entry in entries)
+    issued = [unseal(entry["sealed_api_key"], identities) for entry in entries]
     assert len(issued) == 2  # Support IVR (dev), Appointment reminders
+    # keys show put one of them, and a newline, in a 0600 file, and nowhere in the output.
+    key_file = tmp_path / ".mvsync-demo" / "key.txt"
+    assert key_file.read_text().removesuffix("\n") in issued
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    every_file = "".join(
+        p.read_text(errors="replace")
+        for p in (tmp_path / ".mvsync-demo" / ".mvsync").rglob("*")
+        if p.is_file()
+    )
+    assert_no_secrets(every_file, extra=issued)
     assert_no_secrets(done.stdout + done.stderr, extra=issued)
     # The demo's random bearer key and webhook secret have these shapes.
     assert not re.search(r"demo_[0-9a-f]{32}|whsec_demo_[0-9a-f]{16}", done.stdout + done.stderr)

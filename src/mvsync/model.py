@@ -66,6 +66,31 @@ def utc_stamp(timespec: Literal["seconds", "microseconds"] = "seconds") -> str:
     return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class LedgerPlace:
+    """Where one environment's key ledger is (SPEC 5.3): all ``mvsync keys`` needs.
+
+    Resolved leniently (``mvsync.manifest.resolve_ledger_place``): only the variables of
+    ``secrets_file`` must be set; ``api_url`` is ``None`` when its own are not.
+    """
+
+    environment: str
+    secrets_path: Path
+    api_url: str | None = None
+    recipients: tuple[str, ...] = ()
+    state_url: str | None = None
+
+    @classmethod
+    def of(cls, desired: DesiredEnvironment) -> LedgerPlace:
+        return cls(
+            desired.name,
+            desired.secrets_path,
+            desired.api_url,
+            desired.recipients,
+            desired.state_url,
+        )
+
+
 class RemoteApp(BaseModel):
     """One application as ``GET /v1/applications`` lists it."""
 

@@ -29,7 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mvsync.errors import PlanFileError
 from mvsync.files import MIB, UnreadableFileError, UnwritableFileError, read_bounded, write_atomic
 from mvsync.model import DesiredApp
-from mvsync.planner import SUMMARY_KEYS, Action, Change, EnvironmentPlan, FieldDrift, Plan
+from mvsync.planner import (
+    KEY_MISSING,
+    SUMMARY_KEYS,
+    Action,
+    Change,
+    EnvironmentPlan,
+    FieldDrift,
+    KeyStatus,
+    Plan,
+)
 
 FORMAT_VERSION = 1
 KIND = "mvsync-plan"
@@ -50,6 +59,8 @@ class SavedChange(BaseModel):
     desired: dict[str, str | bool | None] | None = None
     fields: dict[str, dict[str, str | None]] | None = None
     rename_of: list[str] = Field(default_factory=list)
+    # Key status (SPEC 4), where the plan read a ledger; information, not a change.
+    key: KeyStatus | None = None
 
 
 class SavedEnvironment(BaseModel):
@@ -205,8 +216,12 @@ def read_plan(path: Path) -> SavedPlan:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
         for change in env.changes:
             counts[change.action.value] += 1
-        # Counts beyond the five changes (key_missing, say) are not changes.
-        if {key: env.summary.get(key) for key in SUMMARY_KEYS} != counts:
+        if KEY_MISSING in env.summary:
+            counts[KEY_MISSING] = sum(
+                1 for c in env.changes if c.key in ("missing", "not_captured")
+            )
+        # Counts beyond the five changes and key_missing are not checked (a newer mvsync's).
+        if {key: env.summary.get(key) for key in counts} != counts:
             raise PlanFileError(
                 f"{path}: malformed saved plan: the summary of environment '{env.name}' "
                 "does not match its changes"
@@ -236,8 +251,13 @@ def check_fresh(saved_env: SavedEnvironment, env_plan: EnvironmentPlan) -> None:
         )
     # The fingerprints say the inputs are the same; the changes must then be the ones
     # apply would carry out, or an edited plan shows one thing and applies another.
-    fresh_changes = [SavedChange.model_validate(c.to_json()) for c in env_plan.changes]
-    if list(saved_env.changes) != fresh_changes:
+    # Key status is not a change (apply does not act on it): it is left out of the comparison.
+    fresh_changes = [
+        SavedChange.model_validate(c.to_json()).model_copy(update={"key": None})
+        for c in env_plan.changes
+    ]
+    saved_changes = [c.model_copy(update={"key": None}) for c in saved_env.changes]
+    if saved_changes != fresh_changes:
         raise PlanFileError(
             f"environment '{env_plan.name}': the plan file's changes do not match what the "
             "manifest and the remote list give (was it edited?); run mvsync plan again"
@@ -274,6 +294,7 @@ def _change_of(saved: SavedChange) -> Change:
         desired=desired,
         drift=drift,
         rename_of=tuple(saved.rename_of),
+        key=saved.key,
     )
 
 
@@ -298,6 +319,7 @@ def plan_of(saved_plans: list[SavedPlan]) -> Plan:
                     manifest_fingerprint=env.manifest_fingerprint,
                     remote_fingerprint=env.remote_fingerprint,
                     warnings=tuple(env.warnings),
+                    keys_known=KEY_MISSING in env.summary,
                 )
             )
     return Plan(tuple(environments))

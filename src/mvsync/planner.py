@@ -25,12 +25,13 @@ change's JSON and never enters a fingerprint (a hash of a secret can leak it too
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from mvsync.model import COMPARED_FIELDS, DesiredApp, DesiredEnvironment, RemoteApp
 
@@ -66,6 +67,13 @@ SUMMARY_KEYS: tuple[str, ...] = ("create", "drift", "unchanged", "unmanaged", "a
 # The actions that mean "the environment is not equal to the manifest".
 CHANGING_ACTIONS = frozenset({Action.CREATE, Action.DRIFT, Action.AMBIGUOUS})
 
+# Key status (SPEC section 4): whether the ledger holds the key of an existing application.
+KeyStatus = Literal["held", "not_captured", "missing"]
+KEY_STATUSES: tuple[KeyStatus, ...] = ("held", "not_captured", "missing")
+# The actions whose application exists and is managed: the ones a key status is given to.
+KEYED_ACTIONS = frozenset({Action.UNCHANGED, Action.DRIFT})
+KEY_MISSING = "key_missing"
+
 
 @dataclass(frozen=True)
 class FieldDrift:
@@ -92,6 +100,9 @@ class Change:
     desired: DesiredApp | None = None
     drift: tuple[FieldDrift, ...] = ()
     rename_of: tuple[str, ...] = ()
+    # Whether the key ledger holds this application's key (unchanged and drift only,
+    # and only where a ledger was read: ``with_key_status``). Not a change.
+    key: KeyStatus | None = None
 
     def sort_key(self) -> tuple[int, str, str]:
         return (_RANK[self.action], self.name, self.id or ",".join(self.ids))
@@ -115,6 +126,8 @@ class Change:
             }
         if self.rename_of:
             data["rename_of"] = list(self.rename_of)
+        if self.key is not None:
+            data["key"] = self.key
         return data
 
 
@@ -130,13 +143,22 @@ class EnvironmentPlan:
     # What the renderers should say beside the changes (a variable apply will need that
     # is not set, say). Not a change: it affects neither the summary nor the exit code.
     warnings: tuple[str, ...] = ()
+    # Whether a key ledger was read: then the summary also counts ``key_missing``.
+    keys_known: bool = False
 
     @property
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
         for change in self.changes:
             counts[change.action.value] += 1
+        if self.keys_known:
+            counts[KEY_MISSING] = len(self.keys_not_held)
         return counts
+
+    @property
+    def keys_not_held(self) -> tuple[Change, ...]:
+        """The unchanged and drifted applications whose key the ledger does not hold."""
+        return tuple(c for c in self.changes if c.key is not None and c.key != "held")
 
     @property
     def creates(self) -> tuple[Change, ...]:
@@ -162,7 +184,7 @@ class Plan:
         totals = dict.fromkeys(SUMMARY_KEYS, 0)
         for env in self.environments:
             for key, count in env.summary.items():
-                totals[key] += count
+                totals[key] = totals.get(key, 0) + count
         return totals
 
 
@@ -266,3 +288,23 @@ def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> Envi
         manifest_fingerprint=manifest_fingerprint(desired),
         remote_fingerprint=remote_fingerprint(remote),
     )
+
+
+def with_key_status(plan: EnvironmentPlan, held: Mapping[str, bool]) -> EnvironmentPlan:
+    """``plan`` with the key status of each unchanged and drifted application (pure).
+
+    ``held`` is the ledger by application id: ``True`` for an entry that holds its key
+    (plain or sealed), ``False`` for one with ``key_captured: false``; an id it lacks is
+    ``missing`` (created outside mvsync, or its entry was lost). The changes themselves,
+    and so ``has_changes`` and the fingerprints, are untouched.
+    """
+
+    def status(change: Change) -> KeyStatus | None:
+        if change.action not in KEYED_ACTIONS or change.id is None:
+            return None
+        if change.id not in held:
+            return "missing"
+        return "held" if held[change.id] else "not_captured"
+
+    changes = tuple(dataclasses.replace(c, key=status(c)) for c in plan.changes)
+    return dataclasses.replace(plan, changes=changes, keys_known=True)

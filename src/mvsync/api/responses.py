@@ -9,7 +9,6 @@ again, or one of the errors of ``mvsync.errors`` — every text in them masked
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import logging
 import ssl
@@ -75,17 +74,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else datetime.now(UTC)
     return max((when - current).total_seconds(), 0.0)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (the hosts plain http may reach)."""
-    name = host.strip("[]").rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def display_url(url: httpx.URL) -> str:

@@ -7,9 +7,10 @@ import re
 
 import httpx
 
-from mvsync.api.responses import display_url, is_loopback_host
+from mvsync.api.responses import display_url
 from mvsync.errors import MvsyncError
 from mvsync.escape import escape
+from mvsync.urls import is_loopback_host
 
 
 class UnsafeApiUrlError(MvsyncError):

@@ -36,6 +36,7 @@ import click
 
 from mvsync.cli.options import (
     API_DEADLINE_VARIABLE,
+    env_option,
     env_seconds,
     manifest_option,
     manifest_path,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment to apply.")
+@env_option("The environment to apply.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before creating.")
 @click.option(
     "--plan",

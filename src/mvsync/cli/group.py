@@ -12,6 +12,7 @@ from mvsync.cli import apply as apply_cmd
 from mvsync.cli import emulator as emulator_cmd
 from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
+from mvsync.cli import keys as keys_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
 from mvsync.cli import show as show_cmd
@@ -54,6 +55,7 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (apply_cmd.apply, "Create what is missing, once; store the keys."),
     (show_cmd.show, "Render saved plans as one document, offline."),
     (import_cmd.import_, "Print a manifest of what exists in an env."),
+    (keys_cmd.keys, "List an env's key ledger, or print one key."),
     (envs_cmd.envs, "List the manifest's environments."),
     (schema_cmd.schema, "Print the manifest's JSON Schema."),
     (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),

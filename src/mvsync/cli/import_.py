@@ -21,20 +21,14 @@ from pathlib import Path
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.options import env_option, manifest_option, manifest_path, out_option
 from mvsync.errors import MvsyncError, UsageError
 
 
 @click.command("import")
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment to read.")
-@click.option(
-    "-o",
-    "--out",
-    "out_file",
-    type=click.Path(dir_okay=False),
-    help="Write the manifest here instead of stdout.",
-)
+@env_option("The environment to read.")
+@out_option("Write the manifest here instead of stdout.")
 @click.option(
     "--api-url",
     default=None,

@@ -86,3 +86,25 @@ def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
         kind = "a positive number of seconds" if positive else "a number of seconds >= 0"
         raise UsageError(f"{name} must be {kind}")
     return value
+
+
+def env_option(help_text: str, *, multiple: bool = False) -> Callable[[F], F]:
+    """``--env NAME``: the environment a command works on (required unless ``multiple``)."""
+
+    def decorate(func: F) -> F:
+        if multiple:
+            return click.option("--env", "envs", multiple=True, help=help_text)(func)
+        return click.option("--env", "env", required=True, help=help_text)(func)
+
+    return decorate
+
+
+def out_option(help_text: str) -> Callable[[F], F]:
+    """``-o/--out FILE``: where a command writes its document."""
+
+    def decorate(func: F) -> F:
+        return click.option(
+            "-o", "--out", "out_file", type=click.Path(dir_okay=False), help=help_text
+        )(func)
+
+    return decorate

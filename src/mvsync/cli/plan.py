@@ -12,21 +12,25 @@ retries, so that CI can fail fast when the API is unreachable.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from mvsync.cli.options import (
     API_DEADLINE_VARIABLE,
+    env_option,
     env_seconds,
     format_option,
     manifest_option,
     manifest_path,
+    out_option,
 )
 from mvsync.cli.pipe import guarded_stdout
 from mvsync.cli.status import EXIT_CHANGES
@@ -34,28 +38,43 @@ from mvsync.errors import MvsyncError
 
 if TYPE_CHECKING:
     from mvsync.manifest import Lookup
+    from mvsync.model import DesiredEnvironment
     from mvsync.planner import EnvironmentPlan
+
+
+F = TypeVar("F", bound=Callable[..., int])
+
+
+def _without_cyclic_gc(command: F) -> F:
+    """A 10,000-application plan holds a few hundred thousand small, long-lived objects
+    that CPython's cyclic collector would scan again and again (about a tenth of the
+    run); this short command makes no garbage cycles worth collecting."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> int:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return run  # type: ignore[return-value]
 
 
 @click.command()
 @manifest_option
-@click.option(
-    "--env", "envs", multiple=True, help="Plan this environment (repeatable; default all)."
-)
+@env_option("Plan this environment (repeatable; default all).", multiple=True)
 @format_option
-@click.option(
-    "-o",
-    "--out",
-    "out_file",
-    type=click.Path(dir_okay=False),
-    help="Also save the plan (JSON) here.",
-)
+@out_option("Also save the plan (JSON) here.")
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 2 when any create, drift or ambiguous is present.",
 )
 @click.pass_context
+@_without_cyclic_gc
 def plan(
     ctx: click.Context,
     envs: tuple[str, ...],
@@ -72,25 +91,6 @@ def plan(
     Warns of every webhook-secret variable a create will need that is not set here;
     MVSYNC_APPLY_VARIABLES (names, space separated) lists those set where apply runs.
     """
-    # A 10,000-application plan holds a few hundred thousand small, long-lived objects
-    # that CPython's cyclic collector would scan again and again (about a tenth of the
-    # run); this short command makes no garbage cycles worth collecting.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _plan(ctx, envs, output_format, out_file, detailed_exitcode)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _plan(
-    ctx: click.Context,
-    envs: tuple[str, ...],
-    output_format: str,
-    out_file: str | None,
-    detailed_exitcode: bool,
-) -> int:
     from datetime import UTC, datetime
 
     from mvsync.api.listing import list_environments
@@ -132,7 +132,7 @@ def _plan(
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
             tuple(
-                _with_warnings(build_plan(d, r), lookup)
+                _with_keys(_with_warnings(build_plan(d, r), lookup), d)
                 for d, r in zip(desired_envs, remote_lists, strict=True)
             )
         )
@@ -155,6 +155,26 @@ def _plan(
                 ) from error
 
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
+
+
+def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> EnvironmentPlan:
+    """The plan with each application's key status where the ledger can be read (SPEC 4).
+
+    No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
+    mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
+    """
+    from mvsync.apply.ledger import read_ledger
+    from mvsync.model import LedgerPlace
+    from mvsync.planner import with_key_status
+
+    try:
+        ledger = read_ledger(LedgerPlace.of(desired))
+    except MvsyncError as error:
+        warning = f"key status unknown: {error}"
+        return replace(env_plan, warnings=(*env_plan.warnings, warning))
+    if ledger is None:
+        return env_plan
+    return with_key_status(env_plan, ledger.held_by_id())
 
 
 APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"

@@ -1,7 +1,7 @@
 """The manifest step: a YAML file in, a validated ``Manifest`` and per-environment
 ``DesiredEnvironment`` out. Imports run one way inside the package::
 
-    interpolate  <-  schema  <-  problems  <-  checks  <-  load
+    interpolate  <-  fields  <-  schema  <-  problems  <-  checks  <-  load
                                                    ^------  resolve
 
 ``__init__`` re-exports the entry points; callers outside the package import from here.
@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from mvsync.manifest.fields import API_URL_CREDENTIALS, is_absolute_http_url, url_has_credentials
 from mvsync.manifest.load import environment_names, load_manifest
 from mvsync.manifest.resolve import (
     describe_missing,
@@ -18,17 +19,10 @@ from mvsync.manifest.resolve import (
     read_api_key,
     read_webhook_secrets,
     resolve_environment,
+    resolve_ledger_place,
     unknown_environment,
 )
-from mvsync.manifest.schema import (
-    API_URL_CREDENTIALS,
-    Application,
-    Lookup,
-    Manifest,
-    is_absolute_http_url,
-    json_schema,
-    url_has_credentials,
-)
+from mvsync.manifest.schema import Application, Lookup, Manifest, json_schema
 
 __all__ = [
     "API_URL_CREDENTIALS",
@@ -46,6 +40,7 @@ __all__ = [
     "read_api_key",
     "read_webhook_secrets",
     "resolve_environment",
+    "resolve_ledger_place",
     "unknown_environment",
     "url_has_credentials",
 ]

@@ -18,18 +18,16 @@ from pydantic import BaseModel
 from mvsync.errors import ManifestError, MvsyncError, UsageError
 from mvsync.manifest import interpolate
 from mvsync.manifest.checks import account_url
-from mvsync.manifest.problems import DataPath, Issue, raise_located
-from mvsync.manifest.schema import (
+from mvsync.manifest.fields import (
     API_URL_CREDENTIALS,
-    Application,
-    Lookup,
-    Manifest,
     api_url_problem,
     is_absolute_http_url,
     is_loopback,
     url_has_credentials,
 )
-from mvsync.model import DesiredApp, DesiredEnvironment
+from mvsync.manifest.problems import DataPath, Issue, raise_located
+from mvsync.manifest.schema import Application, Lookup, Manifest
+from mvsync.model import DesiredApp, DesiredEnvironment, LedgerPlace
 
 
 class _Expander:
@@ -165,6 +163,37 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
         api_key_env=config.api_key_env,
         secrets_path=secrets_path,
         apps=tuple(apps),
+        recipients=tuple(recipients or ()),
+        state_url=config.state_url,
+    )
+
+
+def resolve_ledger_place(manifest: Manifest, env: str, lookup: Lookup) -> LedgerPlace:
+    """Where ``env``'s key ledger is, needing only the variables of its ``secrets_file``.
+
+    No application is expanded: ``mvsync keys`` works with no variable set. ``api_url`` is
+    expanded when its variables are set (to check the secrets file's account), else ``None``.
+    """
+    if env not in manifest.environments:
+        raise unknown_environment(env, list(manifest.environments))
+    expander = _Expander(env, lookup)
+    config = manifest.environments[env]
+    env_path: DataPath = ("environments", env)
+    secrets_template = config.secrets_file or f".mvsync/{env}.secrets.yaml"
+    secrets_file = expander.expand(secrets_template, (*env_path, "secrets_file"))
+    if expander.issues:
+        raise_located(manifest.label, manifest._text, expander.issues)
+    assert secrets_file is not None
+    api_url: str | None = None
+    if not interpolate.missing_variables(config.api_url, lookup):
+        api_url = expander.expand_url(config.api_url, (*env_path, "api_url"))
+        if expander.issues or (api_url is not None and url_has_credentials(api_url)):
+            api_url = None  # not checkable; the secrets file's own api_url is not trusted either
+    recipients = config.recipients if config.recipients is not None else manifest.recipients
+    return LedgerPlace(
+        environment=env,
+        secrets_path=manifest.source.parent.absolute() / Path(secrets_file),
+        api_url=api_url,
         recipients=tuple(recipients or ()),
         state_url=config.state_url,
     )

@@ -37,7 +37,8 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import Action, Change, EnvironmentPlan, Plan
-from mvsync.render.text import clean, quoted, rename_hint, unmanaged_names
+from mvsync.render.keys import key_markdown
+from mvsync.render.text import clean, create_lines, quoted, unmanaged_names
 
 # GitHub refuses a comment longer than 65,536 characters; keep a margin below it for
 # what a workflow adds around the document (a marker, a link to the run).
@@ -104,14 +105,7 @@ def _blocking_lines(change: Change) -> list[str]:
 
 
 def _create_lines(change: Change, names: Mapping[str, str]) -> list[str]:
-    lines = [f"+ create {quoted(change.name)}"]
-    if change.desired is not None:
-        lines.append(f"+     answer_url:  {clean(change.desired.answer_url)}")
-        if change.desired.webhook_url:
-            lines.append(f"+     webhook_url: {clean(change.desired.webhook_url)}")
-    if change.rename_of:
-        lines.append(f"!     {rename_hint(change, names)}")
-    return lines
+    return create_lines(change, names, detail="+     ", hint="!     ")
 
 
 def _unmanaged_lines(change: Change) -> list[str]:
@@ -274,6 +268,9 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
         if len(unmanaged) < summary["unmanaged"]:
             text += "\n" + _more(summary["unmanaged"] - len(unmanaged), "unmanaged applications")
         parts.append(text)
+    keys = key_markdown(env)
+    if keys:
+        parts.append(keys)
     if summary["unchanged"]:
         parts.append(f"{summary['unchanged']} unchanged (counted, not listed).\n")
     if not parts:
@@ -283,7 +280,7 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
 
 def _has_something_to_say(env: EnvironmentPlan) -> bool:
     summary = env.summary
-    return bool(env.has_changes or summary["unmanaged"] or env.warnings)
+    return bool(env.has_changes or summary["unmanaged"] or env.warnings or env.keys_not_held)
 
 
 def render_markdown(plan: Plan, file: TextIO, limit: int = _MARKDOWN_BUDGET) -> None:

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import RESOLVE_DRIFT, Action, Change, EnvironmentPlan, Plan
+from mvsync.render.keys import key_lines, key_missing_text
 
 MARKERS: dict[Action, str] = {
     Action.CREATE: "+",
@@ -60,7 +61,7 @@ def summary_text(summary: Mapping[str, int]) -> str:
     return (
         f"{summary['create']} to create, {summary['drift']} drifted, "
         f"{summary['ambiguous']} ambiguous, {summary['unchanged']} unchanged, "
-        f"{summary['unmanaged']} unmanaged"
+        f"{summary['unmanaged']} unmanaged{key_missing_text(summary)}"
     )
 
 
@@ -88,14 +89,7 @@ def change_lines(change: Change, names: Mapping[str, str] | None = None) -> list
     marker = MARKERS[change.action]
     name = quoted(change.name)
     if change.action is Action.CREATE:
-        lines = [f"{marker} create {name}"]
-        if change.desired is not None:
-            lines.append(f"    answer_url:  {clean(change.desired.answer_url)}")
-            if change.desired.webhook_url:
-                lines.append(f"    webhook_url: {clean(change.desired.webhook_url)}")
-        if change.rename_of:
-            lines.append(f"    {rename_hint(change, names or {})}")
-        return lines
+        return create_lines(change, names or {})
     if change.action is Action.DRIFT:
         lines = [f"{marker} drift {name} ({clean(change.id)})"]
         lines.extend(
@@ -140,6 +134,8 @@ def render_text(plan: Plan, file: TextIO, color: bool = False) -> None:
             file.write(f"  {paint(head, _COLORS[change.action])}\n")
             for line in details:
                 file.write(f"  {line}\n")
+        for line in key_lines(env):
+            file.write(f"  {line}\n")
         for warning in env.warnings:
             file.write(f"  {paint('warning: ' + text_of(warning), _WARNING_COLOR)}\n")
         file.write(f"  {clean(env.name)}: {summary_text(env.summary)}\n\n")
@@ -157,3 +153,18 @@ def use_color(file: TextIO) -> bool:
 
 def render_text_auto(plan: Plan, file: TextIO) -> None:
     render_text(plan, file, color=use_color(file))
+
+
+def create_lines(
+    change: Change, names: Mapping[str, str], *, detail: str = "    ", hint: str = "    "
+) -> list[str]:
+    """A create and its fields; ``detail`` and ``hint`` start the lines under it (the
+    Markdown comment starts them with diff markers so that GitHub colours them)."""
+    lines = [f"{MARKERS[Action.CREATE]} create {quoted(change.name)}"]
+    if change.desired is not None:
+        lines.append(f"{detail}answer_url:  {clean(change.desired.answer_url)}")
+        if change.desired.webhook_url:
+            lines.append(f"{detail}webhook_url: {clean(change.desired.webhook_url)}")
+    if change.rename_of:
+        lines.append(f"{hint}{rename_hint(change, names)}")
+    return lines

@@ -1,0 +1,186 @@
+"""The read side of an environment's key ledger (SPEC 5.3): ``mvsync keys`` and key status.
+
+The ledger is what the next apply would hold once it folded the journal: the entries of
+the secrets file, plus the ``created`` and ``not_captured`` records a killed run left in
+the journal (pending intents are not entries). It is read without the lock and without
+writing anything (no fold, no temporary file removed): reading while an apply runs sees
+the file before or after one of its atomic rewrites, and the journal up to a torn last
+line, which is ignored.
+
+Where the ledger lives is pluggable: a ``LedgerSource`` gives the secrets file's value and
+the journal's records. ``FileLedger`` reads the files beside the manifest; a PostgreSQL
+store (``state_url``, SPEC 5.4) plugs in as another source::
+
+    ledger = read_ledger(LedgerPlace.of(desired))          # None: no ledger yet
+    ledger = read_ledger(place, store=some_source)         # any LedgerSource
+    key = open_key(ledger, "Support IVR", identity_file)   # the one place a key is opened
+
+With ``state_url`` the CLI is to pass the PostgreSQL store as ``store`` (SPEC 5.4: "plan
+and keys list read the ledger from the database"); until that store exists, the files
+are read. Nothing here prints; no message it raises holds a key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from mvsync.errors import SecretsError
+from mvsync.model import LedgerPlace
+from mvsync.sealing import load_identities, unseal
+from mvsync.store import journal, keys
+from mvsync.store.journal import JournalRecord
+from mvsync.store.keys import SecretEntry, SecretsFile
+
+EntryState = Literal["plain", "sealed", "not_captured"]
+
+
+class LedgerSource(Protocol):
+    """Where one environment's entries are kept (files, or a database)."""
+
+    @property
+    def location(self) -> str:
+        """Where the ledger is, for messages (a path, or a database without its password)."""
+        ...
+
+    def snapshot(self) -> tuple[SecretsFile, list[JournalRecord]] | None:
+        """The stored entries and the journal left to fold; ``None`` when there is no
+        ledger at all yet (nothing was ever applied there). Reads only."""
+        ...
+
+
+class FileLedger:
+    """The secrets file and its journal (SPEC 5.1): the default ``LedgerSource``."""
+
+    def __init__(self, place: LedgerPlace) -> None:
+        self.place = place
+        self.journal_path = journal.journal_path(place.secrets_path)
+
+    @property
+    def location(self) -> str:
+        return str(self.place.secrets_path)
+
+    def snapshot(self) -> tuple[SecretsFile, list[JournalRecord]] | None:
+        path = self.place.secrets_path
+        stored = keys.read_secrets(path)
+        records = journal.read_journal(self.journal_path)
+        if stored is None:
+            if not self.journal_path.exists():
+                return None
+            return keys.empty(self.place.environment, self.place.api_url or ""), records
+        # The account is checked only when the manifest's api_url could be expanded.
+        api_url = self.place.api_url if self.place.api_url is not None else stored.api_url
+        keys.check_matches(stored, path, self.place.environment, api_url)
+        return stored, records
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One entry: an application mvsync created, and what the ledger holds of its key."""
+
+    name: str
+    id: str
+    created_at: str | None
+    state: EntryState
+    _entry: SecretEntry = field(repr=False, compare=False)
+
+    @property
+    def held(self) -> bool:
+        return self.state != "not_captured"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "id": self.id,
+            "created_at": self.created_at,
+            "state": self.state,
+        }
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Every entry of one environment, in the secrets file's order, then the journal's."""
+
+    environment: str
+    location: str
+    entries: tuple[LedgerEntry, ...]
+
+    def held_by_id(self) -> dict[str, bool]:
+        """Application id → whether its key is held (``planner.with_key_status``)."""
+        held: dict[str, bool] = {}
+        for entry in self.entries:
+            held[entry.id] = held.get(entry.id, False) or entry.held
+        return held
+
+    def entry(self, name: str) -> LedgerEntry:
+        """The entry named ``name``; SecretsError (suggesting close names) when none is."""
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        names = [entry.name for entry in self.entries]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else ""
+        if not names:
+            hint = " (the ledger has no entries)"
+        raise SecretsError(
+            f"environment {self.environment!r}: no key ledger entry named {name!r} in "
+            f"{self.location}{hint}"
+        )
+
+
+def _state(entry: SecretEntry) -> EntryState:
+    if entry.sealed_api_key is not None:
+        return "sealed"
+    return "plain" if entry.api_key is not None else "not_captured"
+
+
+def read_ledger(place: LedgerPlace, store: LedgerSource | None = None) -> Ledger | None:
+    """The ledger of ``place`` (from ``store``, the files beside the manifest by default);
+    ``None`` when there is none yet. SecretsError for a malformed or unsafe one."""
+    source = store if store is not None else FileLedger(place)
+    found = source.snapshot()
+    if found is None:
+        return None
+    stored, records = found
+    # Folded into a copy, exactly as the next apply will fold it: same names, same order.
+    folded = SecretsFile(
+        environment=stored.environment,
+        api_url=stored.api_url,
+        applications=dict(stored.applications),
+    )
+    keys.add_records(folded, records)
+    entries = tuple(
+        LedgerEntry(name, entry.id, entry.created_at, _state(entry), entry)
+        for name, entry in folded.applications.items()
+    )
+    return Ledger(place.environment, source.location, entries)
+
+
+def open_key(ledger: Ledger, name: str, identity_file: Path | None) -> str:
+    """The key of entry ``name``: plain as stored, or unsealed with ``identity_file``.
+
+    SecretsError, holding no secret, for an unknown name, an entry without a key, a sealed
+    entry without an identity file, or an identity file that does not open it.
+    """
+    found = ledger.entry(name)
+    secret = found._entry
+    where = f"environment {ledger.environment!r}, entry {name!r} ({found.id})"
+    if found.state == "not_captured":
+        raise SecretsError(
+            f"{where}: its key was never captured (key_captured: false); issue a new key "
+            "in MiniVoice"
+        )
+    if secret.api_key is not None:
+        return secret.api_key.get_secret_value()
+    assert secret.sealed_api_key is not None
+    if identity_file is None:
+        raise SecretsError(
+            f"{where}: the key is sealed; give the age identity file that opens it with -i"
+        )
+    identities = load_identities(identity_file)
+    try:
+        return unseal(secret.sealed_api_key, identities)
+    except SecretsError as error:
+        raise SecretsError(f"{where}: {error}") from None

@@ -1,0 +1,125 @@
+"""``mvsync keys list`` and ``mvsync keys show``: the key ledger of one environment (SPEC 5.3).
+
+Neither calls the MiniVoice API nor needs its API key; the environment is resolved
+leniently (``mvsync.manifest.resolve_ledger_place``), so only the variables of its
+``secrets_file`` are needed. ``keys show`` is the one command that writes a key to
+its output: exactly the key and a newline, for ``| gh secret set NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from mvsync.cli.options import manifest_option, manifest_path
+
+if TYPE_CHECKING:
+    from mvsync.apply.ledger import Ledger
+
+
+@click.group()
+def keys() -> None:
+    """The key ledger of an environment: list its entries, or print one key.
+
+    \b
+    mvsync keys list --env prod [--format json]
+    mvsync keys show --env prod "Support IVR" -i key.txt | gh secret set SUPPORT_IVR_KEY
+    Neither reads the MiniVoice API nor needs its API key. See docs/keys.md.
+    """
+
+
+def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
+    """Where ENV's ledger is, and the ledger (``None`` when there is none yet)."""
+    from mvsync.apply.ledger import read_ledger
+    from mvsync.manifest import load_manifest, resolve_ledger_place
+
+    place = resolve_ledger_place(load_manifest(manifest_path(ctx)), env, os.environ.get)
+    return str(place.secrets_path), read_ledger(place)
+
+
+@keys.command("list")
+@manifest_option
+@click.option("--env", "env", required=True, help="The environment whose ledger to list.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs.",
+)
+@click.pass_context
+def list_(ctx: click.Context, env: str, output_format: str) -> int:
+    """List the entries of ENV's key ledger: name, id, created_at, state; never a key.
+
+    State: plain, sealed or not-captured (in JSON: not_captured).
+    """
+    import json
+
+    from mvsync.render import id_of, name_of, text_of
+
+    where, found = _ledger_of(ctx, env)
+    entries = found.entries if found is not None else ()
+    if output_format == "json":
+        document = {
+            "format_version": 1,
+            "environment": env,
+            "keys": [entry.to_json() for entry in entries],
+        }
+        click.echo(json.dumps(document, ensure_ascii=True))
+        return 0
+    if found is None:
+        click.echo(f"environment {name_of(env)}: no key ledger yet ({text_of(where)})")
+        return 0
+    if not entries:
+        click.echo(f"environment {name_of(env)}: no entries ({text_of(found.location)})")
+        return 0
+    rows = [
+        (
+            name_of(e.name),
+            id_of(e.id),
+            text_of(e.created_at or "-"),
+            e.state.replace("_", "-"),
+        )
+        for e in entries
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]))
+    return 0
+
+
+@keys.command("show")
+@manifest_option
+@click.option("--env", "env", required=True, help="The environment of the application.")
+@click.option(
+    "-i",
+    "--identity",
+    "identity",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="An age identity file (as age -i) that opens a sealed key.",
+)
+@click.argument("name")
+@click.pass_context
+def show(ctx: click.Context, env: str, identity: Path | None, name: str) -> int:
+    """Print the API key of application NAME in ENV, and a newline: nothing else.
+
+    A sealed key needs -i IDENTITY_FILE. Pipe it into a secret store:
+    mvsync keys show --env prod "Support IVR" -i key.txt | gh secret set SUPPORT_IVR_KEY
+    """
+    from mvsync.apply.ledger import open_key
+    from mvsync.errors import SecretsError
+
+    where, found = _ledger_of(ctx, env)
+    if found is None:
+        raise SecretsError(f"environment {env!r}: no key ledger yet ({where})")
+    key = open_key(found, name, identity)
+    sys.stdout.write(key + "\n")
+    sys.stdout.flush()
+    return 0
