@@ -9,6 +9,7 @@ round-trips. After every test, ``pg_dump`` of its database holds no issued key.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -438,3 +439,44 @@ def test_the_state_url_ci_recipe_applies_from_any_runner(setup: Setup, tmp_path:
         assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
     assert emulator.request_count("POST") == 4
     assert_keys_held(setup, emulator)
+
+
+def test_keys_and_the_plans_key_status_read_the_database_from_a_fresh_checkout(
+    setup: Setup, tmp_path: Path
+) -> None:
+    emulator = setup.emulator()
+    first = manifest_in(tmp_path / "runner-a", setup, emulator.url, 3)
+    assert run_apply(first, setup).returncode == 0
+    # Another machine: an empty folder, the same manifest, only the database in common.
+    fresh = manifest_in(tmp_path / "runner-b", setup, emulator.url, 3)
+    env = cli_env(setup)
+
+    def mvsync(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mvsync", "-f", str(fresh), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+
+    listed = mvsync("keys", "list", "--env", "dev", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    ledger = json.loads(listed.stdout)
+    assert sorted(k["name"] for k in ledger["keys"]) == ["App 000", "App 001", "App 002"]
+    assert {k["state"] for k in ledger["keys"]} == {"sealed"}
+    identity = tmp_path / "identity.txt"
+    identity.write_text(str(setup.identity) + "\n")
+    identity.chmod(0o600)
+    shown = mvsync("keys", "show", "--env", "dev", "App 001", "-i", str(identity))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() in emulator.issued_keys(TEST_API_KEY).values()
+    plan = mvsync("plan", "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    changes = json.loads(plan.stdout)["environments"][0]["changes"]
+    assert {c["key"] for c in changes if c["action"] == "unchanged"} == {"held"}
+    assert sorted(p.name for p in fresh.parent.iterdir()) == ["mvsync.yaml"]
+    for out in (listed, plan):
+        assert_no_secrets(out.stdout + out.stderr, extra=setup.issued())

@@ -23,11 +23,13 @@ are read. Nothing here prints; no message it raises holds a key.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from mvsync.errors import SecretsError
+from mvsync.manifest.interpolate import Lookup
 from mvsync.model import LedgerPlace
 from mvsync.sealing import load_identities, unseal
 from mvsync.store import journal, keys
@@ -136,10 +138,15 @@ def _state(entry: SecretEntry) -> EntryState:
     return "plain" if entry.api_key is not None else "not_captured"
 
 
-def read_ledger(place: LedgerPlace, store: LedgerSource | None = None) -> Ledger | None:
-    """The ledger of ``place`` (from ``store``, the files beside the manifest by default);
-    ``None`` when there is none yet. SecretsError for a malformed or unsafe one."""
-    source = store if store is not None else FileLedger(place)
+def read_ledger(
+    place: LedgerPlace, store: LedgerSource | None = None, lookup: Lookup = os.environ.get
+) -> Ledger | None:
+    """The ledger of ``place`` (from ``store``; by default its ``state_url`` database, else
+    the files beside the manifest); ``None`` when there is none yet. SecretsError or
+    StateError for a malformed, unsafe or unreachable one."""
+    from mvsync.apply.stores import database_ledger  # psycopg only with state_url
+
+    source = store if store is not None else database_ledger(place, lookup) or FileLedger(place)
     found = source.snapshot()
     if found is None:
         return None

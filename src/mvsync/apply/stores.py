@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from mvsync.errors import StateError
 from mvsync.manifest import interpolate
 from mvsync.manifest.interpolate import Lookup
-from mvsync.model import DesiredEnvironment
+from mvsync.model import DesiredEnvironment, LedgerPlace
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
+from mvsync.store.journal import JournalRecord
+from mvsync.store.keys import SecretsFile
 
 if TYPE_CHECKING:
     from mvsync.store.pg import PgStore
@@ -29,12 +31,13 @@ RETRY_FOR = 5.0
 _SCHEMES = ("postgresql://", "postgres://")
 
 
-def state_url(desired: DesiredEnvironment, lookup: Lookup) -> str | None:
+def state_url(desired: DesiredEnvironment | LedgerPlace, lookup: Lookup) -> str | None:
     """The expanded ``state_url`` of ``desired`` (None without one); StateError naming the
     unset variable, or saying the value is not a PostgreSQL URL (never quoting it)."""
     if desired.state_url is None:
         return None
-    where = f"environment '{desired.name}': state_url"
+    name = desired.name if isinstance(desired, DesiredEnvironment) else desired.environment
+    where = f"environment '{name}': state_url"
     try:
         url = interpolate.expand(desired.state_url, lookup)
     except interpolate.MissingVariableError as missing:
@@ -83,3 +86,37 @@ def open_store(
         retry_seconds=retry_for,
         sleep=sleep,
     )
+
+
+class DatabaseLedger:
+    """The ledger of an environment with ``state_url`` (SPEC 5.3, 5.4): its entries and
+    journal in the database, read only (no lock, no write but the first-use schema)."""
+
+    def __init__(self, store: PgStore) -> None:
+        self.store = store
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    def snapshot(self) -> tuple[SecretsFile, list[JournalRecord]]:
+        try:
+            return self.store.read()
+        finally:
+            self.store.close()
+
+
+def database_ledger(place: LedgerPlace, lookup: Lookup) -> DatabaseLedger | None:
+    """The database ledger of ``place``, or None without ``state_url``; StateError when
+    its variables (or api_url's: environments are kept by name and api_url) are unset."""
+    url = state_url(place, lookup)
+    if url is None:
+        return None
+    if place.api_url is None:
+        raise StateError(
+            f"environment '{place.environment}': its ledger is in the database under its "
+            "api_url, whose variables are not set here"
+        )
+    from mvsync.store.pg import PgStore
+
+    return DatabaseLedger(PgStore(url, place.environment, place.api_url))

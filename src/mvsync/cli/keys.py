@@ -38,7 +38,8 @@ def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
     from mvsync.manifest import load_manifest, resolve_ledger_place
 
     place = resolve_ledger_place(load_manifest(manifest_path(ctx)), env, os.environ.get)
-    return str(place.secrets_path), read_ledger(place)
+    ledger = read_ledger(place)
+    return (ledger.location if ledger is not None else str(place.secrets_path)), ledger
 
 
 @keys.command("list")
