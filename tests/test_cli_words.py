@@ -20,7 +20,9 @@ from mvsync.cli.group import cli
 from mvsync.render import render_apply_result
 from test_emulator_cli import mvsync, wait_ready
 
-WORKFLOW_ORDER = ["validate", "plan", "apply", "show", "import", "envs", "schema", "emulator"]
+WORKFLOW_ORDER = [
+    *("validate", "plan", "apply", "show", "import", "envs", "schema", "emulator", "state"),
+]
 
 
 def help_text(*args: str) -> str:
