@@ -21,14 +21,7 @@ from mvsync.render import render_apply_result
 from test_emulator_cli import mvsync, wait_ready
 
 WORKFLOW_ORDER = [
-    "validate",
-    "plan",
-    "apply",
-    "show",
-    "import",
-    "keys",
-    "envs",
-    "schema",
+    *("validate", "plan", "apply", "show", "keys", "state", "import", "envs", "schema"),
     "emulator",
 ]
 

@@ -105,8 +105,9 @@ def test_apply_at_the_limit_creates_each_name_once_stores_every_key_few_refusals
     assert all(entry.api_key for entry in stored.applications.values())
     assert posts == count + refused  # every refused POST was retried, nothing else
     # Per-worker retries met more refusals than creates here (84 and 91 for 80); one
-    # shared, adapting rate met 10 to 28 (more on a loaded machine) while learning it.
-    assert refused <= count // 2, f"{refused} refusals for {count} creates"
+    # shared, adapting rate met 10 to 28 while learning it, and up to 44 on a 2-core
+    # machine loaded by other test runs: fewer than one per create tells them apart.
+    assert refused < count * 3 // 4, f"{refused} refusals for {count} creates"
 
 
 @pytest.mark.parametrize("source", ["one injected 429", "the rate limit"])

@@ -123,6 +123,8 @@ class _Run:
             secrets_path=self.secrets_path,
             sealed=bool(desired.recipients),
         )
+        if store.location != str(self.secrets_path):  # the database of state_url
+            self.result.keys_location = store.location
         # Every record of this run, kept in memory too (see create_once.Records).
         self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).

@@ -109,6 +109,7 @@ class ApplyResult:
     store_problem: str | None = None
     interrupted: bool = False
     sealed: bool = False  # new keys are sealed to recipients (age)
+    keys_location: str | None = None  # where the store keeps them, when not the file
 
     @property
     def ok(self) -> bool:

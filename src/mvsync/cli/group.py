@@ -55,12 +55,12 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (plan_cmd.plan, "Show what differs from the live applications."),
     (apply_cmd.apply, "Create what is missing, once; store the keys."),
     (show_cmd.show, "Render saved plans as one document, offline."),
-    (import_cmd.import_, "Print a manifest of what exists in an env."),
     (keys_cmd.keys, "List an env's key ledger, or print one key."),
+    (state_cmd.state, "Shared state in PostgreSQL: state push."),
+    (import_cmd.import_, "Print a manifest of what exists in an env."),
     (envs_cmd.envs, "List the manifest's environments."),
     (schema_cmd.schema, "Print the manifest's JSON Schema."),
     (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),
-    (state_cmd.state, "Shared state in PostgreSQL: state push."),
 )
 for _command, _short in _SHORT_HELP:
     _command.short_help = _short

@@ -125,7 +125,7 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
         f"{result.unchanged} equal to the manifest, {len(result.drift)} drifted, "
         f"{len(result.ambiguous)} ambiguous."
     )
-    where = text_of(str(result.secrets_path))
+    where = text_of(result.keys_location or str(result.secrets_path))
     lines.append(
         f"Keys are in {where}, sealed with age (no plaintext key: it may be kept or committed)."
         if result.sealed
