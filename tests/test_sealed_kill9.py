@@ -75,6 +75,9 @@ def cli_env() -> dict[str, str]:
         MVSYNC_HTTP_TIMEOUT="2",
         MVSYNC_CONFIRM_DEADLINE="2",
         MVSYNC_UNKNOWN_WAIT="0.05",
+        # The emulator's list never lags: a create in doubt (killed mid-POST) may be sent
+        # again at once, as in tests/test_cli_apply.py; otherwise it is held back.
+        MVSYNC_LAG_WINDOW="0",
     )
     env.pop("MVSYNC_FILE", None)
     return env
