@@ -163,6 +163,8 @@ class CreateOnce:
             self._append(journal.intent(name))
         except MvsyncError as error:
             self.halt.set()  # no create without its intent on disk (SPEC guarantee 3)
+            # Never sent: settled in memory, so a later fold does not keep it in doubt.
+            self.records.add(journal.settled(name))
             return Done(name, Outcome.FAILED, message=f"not created: {error}")
         try:
             app = self.client.create_application(request)
