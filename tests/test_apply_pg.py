@@ -31,7 +31,7 @@ from pyrage import x25519
 from helpers import TEST_API_KEY, TEST_WEBHOOK_SECRET, assert_no_secrets
 from mvsync.emulator import Emulator
 from mvsync.sealing import unseal
-from mvsync.store.keys import SecretEntry, SecretsFile, write_secrets
+from mvsync.store.keys import SecretEntry, SecretsFile, read_secrets, write_secrets
 from pgserver import PgServer
 
 NOT_CAPTURED = "created, key not captured — issue a new key in MiniVoice"
@@ -323,12 +323,26 @@ def test_an_unreachable_database_creates_nothing(setup: Setup, tmp_path: Path) -
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
 
 
-@pytest.mark.timeout(300)
-def test_a_database_lost_mid_run_stops_the_creates(
-    setup: Setup, tmp_path: Path, pg_server: PgServer
-) -> None:
-    emulator = setup.emulator(latency=0.05)
-    manifest = manifest_in(tmp_path / "checkout", setup, emulator.url, 100)
+SEALED_ON_STDERR = re.compile(
+    r"the key of [^\n]*? \((\S+)\) in environment [^\n]*\n"
+    r"(-----BEGIN AGE[^\n]*\n[^-]*-----END AGE ENCRYPTED FILE-----)",
+    re.S,
+)
+
+
+def journalled_keys(setup: Setup) -> set[str]:
+    with psycopg.connect(setup.url) as connection:
+        rows = connection.execute(
+            "SELECT app_id FROM mvsync.journal WHERE event = 'created'"
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def apply_losing_the_database(
+    setup: Setup, pg_server: PgServer, manifest: Path, emulator: Emulator
+) -> tuple[subprocess.Popen[str], str, str, list[dict[str, str]]]:
+    """Start an apply of 100 creates; stop the server once 10 exist; its end and the
+    applications that exist then (the server is started again)."""
     process = start_apply(manifest, setup, "--concurrency", "2")
     try:
         wait_for(lambda: len(emulator.applications(TEST_API_KEY)) >= 10, "10 creates")
@@ -339,37 +353,80 @@ def test_a_database_lost_mid_run_stops_the_creates(
         if process.poll() is None:
             process.kill()
         pg_server.start()
+    return process, out, err, remote_at_exit
+
+
+@pytest.mark.timeout(300)
+def test_a_database_lost_mid_run_keeps_each_key_in_the_local_folder(
+    setup: Setup, tmp_path: Path, pg_server: PgServer
+) -> None:
+    emulator = setup.emulator(latency=0.05)
+    manifest = manifest_in(tmp_path / "checkout", setup, emulator.url, 100)
+    local_path = manifest.parent / ".mvsync" / "dev.secrets.yaml"
+    process, out, err, remote_at_exit = apply_losing_the_database(
+        setup, pg_server, manifest, emulator
+    )
     assert process.returncode == 1, out + err
     assert "Traceback" not in err
     assert len(remote_at_exit) < 100  # no new create started once the database was gone
-    stored = entries(setup)
-    with psycopg.connect(setup.url) as connection:
-        journalled = {
-            row[0]
-            for row in connection.execute(
-                "SELECT app_id FROM mvsync.journal WHERE event = 'created'"
-            ).fetchall()
-        }
-    # The last resort: each key no database took, printed sealed with its name and id.
-    printed = dict(
-        re.findall(
-            r"the key of [^\n]*? \((\S+)\) in environment [^\n]*\n"
-            r"(-----BEGIN AGE[^\n]*\n[^-]*-----END AGE ENCRYPTED FILE-----)",
-            err,
-            re.S,
-        )
-    )
-    issued = emulator.issued_keys(TEST_API_KEY)
-    for app in remote_at_exit:
-        if app["name"] in stored or app["id"] in journalled:
-            continue
-        assert app["id"] in printed, f"{app['name']} neither stored nor printed"
-        assert unseal(printed[app["id"]], [setup.identity]) == issued[app["id"]]
     assert_no_secrets(out + err, extra=setup.issued())
-    # The next apply reconciles and finishes the work.
+    stored, journalled = entries(setup), journalled_keys(setup)
+    issued = emulator.issued_keys(TEST_API_KEY)
+    local_file = read_secrets(local_path)
+    assert local_file is not None, out
+    local = {e.id: e for e in local_file.applications.values()}
+    kept = [a for a in remote_at_exit if a["name"] not in stored and a["id"] not in journalled]
+    assert kept, "the server stopped after every key was committed: nothing was tested"
+    for app in kept:
+        entry = local[app["id"]]  # written sealed to the local secrets folder
+        assert entry.sealed_api_key is not None
+        assert unseal(entry.sealed_api_key, [setup.identity]) == issued[app["id"]]
+        assert f"id {app['id']}: the database did not take its key" in out
+    # Nothing went to stderr: each key is in the database's journal or the local file.
+    assert SEALED_ON_STDERR.findall(err) == []
+    assert "mvsync state push --env dev" in out
+    # The database is back: the next apply finishes the work, state push brings the
+    # local keys in, and every application has its sealed key in the database.
     after = run_apply(manifest, setup)
     assert after.returncode in (0, 1), after.stdout + after.stderr
+    assert "state push --env dev copies them in" in after.stdout + after.stderr
+    pushed = subprocess.run(
+        [sys.executable, "-m", "mvsync", "-f", str(manifest), "state", "push", "--env", "dev"],
+        capture_output=True,
+        text=True,
+        env=cli_env(setup),
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"{len(kept)} key(s) filled in" in pushed.stdout, pushed.stdout
     assert len(emulator.applications(TEST_API_KEY)) == 100
+    assert_keys_held(setup, emulator)
+
+
+@pytest.mark.timeout(300)
+def test_a_database_lost_mid_run_prints_sealed_what_no_folder_takes(
+    setup: Setup, tmp_path: Path, pg_server: PgServer
+) -> None:
+    emulator = setup.emulator(latency=0.05)
+    manifest = manifest_in(tmp_path / "checkout", setup, emulator.url, 100)
+    (manifest.parent / ".mvsync").write_text("not a folder\n")  # the local folder refuses
+    process, out, err, remote_at_exit = apply_losing_the_database(
+        setup, pg_server, manifest, emulator
+    )
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in err
+    assert_no_secrets(out + err, extra=setup.issued())
+    stored, journalled = entries(setup), journalled_keys(setup)
+    # The last resort: each key neither the database nor the folder took, printed sealed
+    # with its name and id — and only those (a key in the database's journal is safe).
+    printed = dict(SEALED_ON_STDERR.findall(err))
+    issued = emulator.issued_keys(TEST_API_KEY)
+    kept = {a["id"] for a in remote_at_exit if a["name"] not in stored}
+    kept -= journalled
+    assert kept, "the server stopped after every key was committed: nothing was tested"
+    assert set(printed) == kept
+    for app_id, armor in printed.items():
+        assert unseal(armor, [setup.identity]) == issued[app_id]
+    assert "printed on stderr above" in out
 
 
 def test_state_push_round_trip(setup: Setup, tmp_path: Path) -> None:
@@ -418,6 +475,9 @@ def test_the_state_url_ci_recipe_applies_from_any_runner(setup: Setup, tmp_path:
     job = workflow["jobs"]["apply"]
     assert not any("PASSPHRASE" in name or "STATE_DIR" in name for name in job["env"])
     assert not [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache")]
+    # An artifact only on failure: the keys a database lost mid-run could not take.
+    uploads = [s for s in job["steps"] if "upload-artifact" in str(s.get("uses", ""))]
+    assert all(s.get("if") == "failure()" for s in uploads)
     scripts = [s["run"] for s in job["steps"] if "run" in s and s.get("id") != "install"]
     assert scripts and not [s for s in scripts if "${{" in s]
     emulator = setup.emulator()

@@ -1,8 +1,10 @@
 """``state push``: copy an environment's local secrets file into its ``state_url`` database.
 
 Plain keys are sealed to the environment's recipients on the way (SPEC 5.2: no plaintext
-key in the database); an entry whose id the database already has is left as it is; a
-name the database holds for another id is stored as "name (id)". The local file is only
+key in the database); an entry whose id the database already has is left as it is — but for
+an id it records "key not captured", whose key the local file brings (a key a run kept
+locally when it lost the database: SPEC 5.4) — and a name the database holds for another
+id is stored as "name (id)". The local file is only
 read. The push holds the environment's lock, so it never interleaves with an apply.
 """
 
@@ -27,6 +29,7 @@ class PushResult:
     source: Path
     location: str
     added: list[str] = field(default_factory=list)  # names as stored in the database
+    filled: list[str] = field(default_factory=list)  # "not captured" entries given their key
     sealed: int = 0  # plain keys sealed on the way
     already: int = 0  # entries whose id the database had
 
@@ -59,6 +62,6 @@ def push_state(desired: DesiredEnvironment, lookup: Lookup, *, lock_timeout: flo
         entries.append((name, entry))
     store.check()
     with store.lock(timeout=lock_timeout, command=f"mvsync state push --env {desired.name}"):
-        result.added = store.add_entries(entries)
-    result.already = len(entries) - len(result.added)
+        result.added, result.filled = store.add_entries(entries)
+    result.already = len(entries) - len(result.added) - len(result.filled)
     return result

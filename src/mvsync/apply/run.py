@@ -41,7 +41,7 @@ from mvsync.apply.settings import (
     Reporter,
     SecretOf,
 )
-from mvsync.apply.stores import open_store
+from mvsync.apply.stores import local_store, open_store
 from mvsync.errors import (
     AbortedError,
     MvsyncError,
@@ -54,6 +54,7 @@ from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 from mvsync.sealing import sealer_for
 from mvsync.store import journal, keys
 from mvsync.store.base import KeyStore
+from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 
 
@@ -123,8 +124,12 @@ class _Run:
             secrets_path=self.secrets_path,
             sealed=bool(desired.recipients),
         )
+        self._fallback: FileStore | None = None  # with state_url: what the database cannot take
         if store.location != str(self.secrets_path):  # the database of state_url
             self.result.keys_location = store.location
+            self._fallback = local_store(
+                desired, retry_for=settings.store_retry, sleep=settings.sleep
+            )
         # Every record of this run, kept in memory too (see create_once.Records).
         self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).
@@ -137,6 +142,11 @@ class _Run:
     def apply(self) -> ApplyResult:
         # Refuse a bad secrets file or journal before taking the lock or listing.
         self.store.check()
+        if self._fallback is not None and self.secrets_path.exists():
+            self.reporter.note(
+                f"{self.secrets_path} holds keys a run could not commit to the database: "
+                f"mvsync state push --env {self.desired.name} copies them in"
+            )
         with self.store.lock(timeout=self.settings.lock_timeout, command=self.settings.command):
             stored, leftover = self.store.read()
             remote = self.client.list_applications()
@@ -309,7 +319,7 @@ class _Run:
             self._fold(stored)
 
     def _fold(self, stored: keys.SecretsFile) -> None:
-        fold_at_end(self.store, stored, self._records.snapshot(), self.result)
+        fold_at_end(self.store, stored, self._records.snapshot(), self.result, self._fallback)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
         while True:

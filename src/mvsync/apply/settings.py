@@ -105,7 +105,12 @@ class ApplyResult:
     # Keys received that could not be stored anywhere on disk: (name, id, sealed armor
     # or None). The last resort: the CLI prints the armor, or names the application.
     unstored: list[tuple[str, str, str | None]] = field(default_factory=list)
-    # Why the ledger could not be saved (the keys then are in the journal or unstored).
+    # Keys the store (the state_url database) could not take, written sealed to the
+    # local secrets folder instead: (name, id), all in ``kept_locally_at``.
+    kept_locally: list[tuple[str, str]] = field(default_factory=list)
+    kept_locally_at: Path | None = None
+    # Why the ledger could not be saved (the keys then are in the journal, kept locally
+    # or unstored).
     store_problem: str | None = None
     interrupted: bool = False
     sealed: bool = False  # new keys are sealed to recipients (age)

@@ -79,12 +79,19 @@ def open_store(
     database = open_pg_store(desired, lookup, retry_for=retry_for, sleep=sleep)
     if database is not None:
         return database
+    return local_store(desired, retry_for=retry_for, sleep=sleep)
+
+
+def local_store(
+    desired: DesiredEnvironment,
+    *,
+    retry_for: float = RETRY_FOR,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FileStore:
+    """The secrets folder beside the manifest: the store without ``state_url``, and with
+    it the fallback for keys the database could not take (SPEC 5.4)."""
     return FileStore(
-        desired.secrets_path,
-        desired.name,
-        desired.api_url,
-        retry_seconds=retry_for,
-        sleep=sleep,
+        desired.secrets_path, desired.name, desired.api_url, retry_seconds=retry_for, sleep=sleep
     )
 
 

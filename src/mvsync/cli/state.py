@@ -30,7 +30,9 @@ def push(ctx: click.Context, env: str, lock_timeout: float) -> int:
 
     \b
     Plain keys are sealed to the environment's recipients on the way; entries the
-    database already has are left as they are; the local file is not changed.
+    database already has are left as they are (an entry it records as "key not
+    captured" gets the key the local file holds for that id); the local file is not
+    changed.
     Needs no API key: only the variables state_url uses.
     """
     from mvsync.apply.push import push_state
@@ -41,6 +43,8 @@ def push(ctx: click.Context, env: str, lock_timeout: float) -> int:
     desired = resolve_environment(load_manifest(manifest_path(ctx)), env, lookup)
     result = push_state(desired, lookup, lock_timeout=lock_timeout)
     sealed = f", {result.sealed} plain key(s) sealed on the way" if result.sealed else ""
+    if result.filled:
+        sealed += f", {len(result.filled)} key(s) filled in where the database had none"
     click.echo(
         f"Pushed {len(result.added)} entr{'y' if len(result.added) == 1 else 'ies'} of "
         f"{escape(str(result.source))} to {escape(result.location)}{sealed}; "

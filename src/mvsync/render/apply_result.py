@@ -83,6 +83,13 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
         )
     if result.store_problem is not None:
         lines.append(f"x the keys could not be stored: {text_of(result.store_problem)}")
+    for name, app_id in result.kept_locally:
+        lines.append(
+            f"x environment {text_of(env)}, name {name_of(name)}, id {id_of(app_id)}: the "
+            f"database did not take its key; it is written, sealed, to "
+            f"{text_of(str(result.kept_locally_at))}: keep that file, and once the database "
+            f"is back run mvsync state push --env {text_of(env)}"
+        )
     for name, app_id, sealed in result.unstored:
         where = (
             "its sealed key is printed on stderr above: save it"

@@ -59,8 +59,8 @@ class KeyStore(Protocol):
         time; raises ``MvsyncError`` (naming what failed) when it cannot."""
         ...
 
-    @property
-    def journal_intact(self) -> bool:
-        """Whether every record this run appended is durable in the journal (so a failed
-        ``save`` loses nothing: the next run folds it)."""
+    def unjournalled(self, records: list[JournalRecord]) -> list[JournalRecord]:
+        """The records of ``records`` holding a key that are not durable in the journal
+        (empty when every one is: a failed ``save`` then loses nothing, the next run
+        folds them)."""
         ...

@@ -155,10 +155,12 @@ class FileStore:
         self._journal = FileJournal(self.journal_path, self.retry_seconds, self._sleep)
         return self._journal
 
-    @property
-    def journal_intact(self) -> bool:
-        """Whether every record this run appended is in a journal on disk."""
-        return self._journal is None or (self._journal.intact and self.journal_path.exists())
+    def unjournalled(self, records: list[JournalRecord]) -> list[JournalRecord]:
+        """Every key record of ``records`` once the journal on disk is not whole (a
+        record that failed may have left a torn line): none is counted on."""
+        if self._journal is None or (self._journal.intact and self.journal_path.exists()):
+            return []
+        return [r for r in records if r.event == "created"]
 
     def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
         def attempt() -> None:

@@ -15,8 +15,9 @@ applies the environment, keyed by its name and ``api_url``:
 - ``save`` adds the entries (never overwrites: a name taken by another id is stored as
   "name (id)") and deletes exactly the journal rows this run read or wrote, but for the
   intents still in doubt (written again with their time), in one transaction: a row a
-  stray run wrote meanwhile stays for the next fold. ``journal_intact`` turns false once
-  a key record could not be committed (apply then prints that key sealed).
+  stray run wrote meanwhile stays for the next fold. ``unjournalled`` names each key
+  record that could not be committed (apply then writes it to the local secrets folder,
+  else prints it sealed).
 
 No plaintext key is ever sent to the database: a record or entry holding only a plain
 key is refused (``StateError``) before any row is written.
@@ -39,7 +40,7 @@ from psycopg import conninfo
 from mvsync.errors import LockError, StateError
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
-from mvsync.store.pg_entries import insert_entries, refuse_plain, refuse_unsealed
+from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
 from mvsync.store.pg_lock import PgLock
 from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection, ensure_schema
 
@@ -105,7 +106,7 @@ class PgStore:
         self._env_id: int | None = None
         self.lock_backend_pid: int | None = None
         self._seqs: set[int] = set()  # journal rows this run read or wrote
-        self._intact = True  # every key record this run appended is committed
+        self._lost: list[JournalRecord] = []  # key records that could not be committed
         self._stored: set[str] = set()  # entry names in the database at read()
 
     @property
@@ -310,17 +311,19 @@ class PgStore:
                     retry_for=self.retry_for,
                 )
             except StateError:
-                if record.event != "settled":
-                    self._intact = False
+                if record.event == "created":
+                    with self._guard:
+                        self._lost.append(record)
                 raise
         assert isinstance(row, tuple)
         with self._guard:
             self._seqs.add(int(str(row[0])))
 
-    @property
-    def journal_intact(self) -> bool:
-        """Whether every key record this run appended is committed in ``mvsync.journal``."""
-        return self._intact
+    def unjournalled(self, records: list[JournalRecord]) -> list[JournalRecord]:
+        """The key records of ``records`` this run could not commit to ``mvsync.journal``
+        (each append is its own transaction: the others are durable). Called once the
+        appends are over."""
+        return [r for r in records if r in self._lost]
 
     def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
         """Add the new entries, then delete the journal rows this run read or wrote but for
@@ -368,13 +371,13 @@ class PgStore:
 
     # --- beyond the interface: state push ----------------------------------------------
 
-    def add_entries(self, entries: Iterable[tuple[str, SecretEntry]]) -> list[str]:
-        """Add entries whose id the database does not hold yet (the journal untouched);
-        the names they were stored under."""
+    def add_entries(self, entries: Iterable[tuple[str, SecretEntry]]) -> Inserted:
+        """Add entries whose id the database does not hold yet, and fill in the keys of
+        those it holds as "key not captured" (the journal untouched)."""
         wanted = list(entries)
         refuse_unsealed(wanted, self.location)
 
-        def work(connection: Connection) -> list[str]:
+        def work(connection: Connection) -> Inserted:
             with connection.transaction():
                 return insert_entries(connection, self.env_id, wanted)
 

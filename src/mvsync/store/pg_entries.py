@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mvsync.errors import StateError
 from mvsync.store.keys import SecretEntry
 from mvsync.store.pg_schema import Connection
@@ -22,23 +24,44 @@ def refuse_unsealed(entries: list[tuple[str, SecretEntry]], where: str) -> None:
             raise refuse_plain(name, where)
 
 
+class Inserted(NamedTuple):
+    """What ``insert_entries`` did: the names of the new entries, and the names of the
+    entries recorded "key not captured" whose key it filled in."""
+
+    added: list[str]
+    filled: list[str]
+
+
 def insert_entries(
     connection: Connection, env_id: int, entries: list[tuple[str, SecretEntry]]
-) -> list[str]:
+) -> Inserted:
     """Insert each entry whose id is not stored; a name taken by another id is stored
-    as "name (id)" (never dropped, never overwriting). The names used.
+    as "name (id)" (never dropped, never overwriting). An id stored as "key not
+    captured" gets the sealed key an entry brings (the key a run kept locally when the
+    database was lost, SPEC 5.4); a stored key is never replaced.
 
     Call inside a transaction: two runs inserting one name at once make one of them
     fail on the primary key, and retry on a fresh read.
     """
     rows = connection.execute(
-        "SELECT name, app_id FROM mvsync.entries WHERE env_id = %s", (env_id,)
+        "SELECT name, app_id, key_captured FROM mvsync.entries WHERE env_id = %s", (env_id,)
     ).fetchall()
-    names = {str(name) for name, _ in rows}
-    ids = {str(app_id) for _, app_id in rows}
+    names = {str(name) for name, _, _ in rows}
+    ids = {str(app_id) for _, app_id, _ in rows}
+    missing = {str(app_id): str(name) for name, app_id, captured in rows if not captured}
     values = []
     used = []
+    filled = []
     for name, entry in entries:
+        if entry.id in missing and entry.sealed_api_key is not None:
+            connection.execute(
+                "UPDATE mvsync.entries SET sealed_api_key = %s, key_captured = true,"
+                " created_at = COALESCE(created_at, %s) WHERE env_id = %s AND app_id = %s"
+                " AND NOT key_captured AND sealed_api_key IS NULL",
+                (entry.sealed_api_key, entry.created_at, env_id, entry.id),
+            )
+            filled.append(missing.pop(entry.id))
+            continue
         if entry.id in ids:
             continue
         target = name
@@ -60,4 +83,4 @@ def insert_entries(
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 values,
             )
-    return used
+    return Inserted(used, filled)
