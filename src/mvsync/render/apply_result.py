@@ -133,6 +133,9 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
         f"{len(result.ambiguous)} ambiguous."
     )
     where = text_of(result.keys_location or str(result.secrets_path))
+    if result.kept_locally:
+        kept = _count(len(result.kept_locally), "key", "keys")
+        where += f" (but for {kept} in {text_of(str(result.kept_locally_at))}, above)"
     lines.append(
         f"Keys are in {where}, sealed with age (no plaintext key: it may be kept or committed)."
         if result.sealed
