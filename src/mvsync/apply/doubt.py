@@ -37,13 +37,16 @@ def confirm_visible(
     backoff = settings.confirm_backoff
     listed: list[RemoteApp] | None = None
     while True:
-        try:
-            # Each list may retry, but not past the confirmation's own deadline; the last
-            # one still gets a budget an answer fits in (it may overrun it by 2 s).
-            remaining = max(deadline - time.monotonic(), 2.0)
-            listed = client.list_applications(deadline=remaining)
-        except ApiError as error:
-            note(f"listing to confirm the new applications failed: {error}")
+        # Each list may retry, but not past the confirmation's own deadline; the last
+        # one still gets a budget an answer fits in (it may overrun it by 2 s).
+        remaining = max(deadline - time.monotonic(), 2.0)
+        answer = _list_unless_stopped(client, remaining, stop)
+        if isinstance(answer, ApiError):
+            note(f"listing to confirm the new applications failed: {answer}")
+        elif answer is not None:
+            listed = answer
+        if stop.is_set():
+            return listed
         if listed is not None and new_ids <= {app.id for app in listed}:
             return listed
         remaining = deadline - time.monotonic()
@@ -51,3 +54,29 @@ def confirm_visible(
             return listed
         settings.sleep(min(backoff, remaining))
         backoff = min(backoff * 2, 5.0)
+
+
+def _list_unless_stopped(
+    client: MiniVoiceClient, deadline: float, stop: threading.Event
+) -> list[RemoteApp] | ApiError | None:
+    """One listing, abandoned (None) as soon as ``stop`` is set: the keys are stored by
+    then, and a slow API must not hold a signalled run (CI cancels with SIGTERM, then
+    kills seconds later). The abandoned request ends in its daemon thread."""
+    box: list[list[RemoteApp] | BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(client.list_applications(deadline=deadline))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            box.append(error)
+
+    worker = threading.Thread(target=work, name="mvsync-confirm", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if stop.wait(0.05):
+            return None
+        worker.join(0.05)
+    answer = box[0]
+    if isinstance(answer, BaseException) and not isinstance(answer, ApiError):
+        raise answer
+    return answer
