@@ -38,7 +38,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ratelimit_floor import FLOOR_KEY, control, floor, start_emulator
-
 from mvsync.emulator.state import app_id_ns
 
 APPLY_KEY = "mvbench_apply_key"
