@@ -165,7 +165,7 @@ def main() -> None:
         print(f"round {number}: {describe(result)}")
 
     def median(field: str) -> float:
-        return statistics.median(getattr(r, field) for r in rounds)
+        return float(statistics.median(float(getattr(r, field)) for r in rounds))
 
     apply_median, floor_median = median("apply"), median("floor")
     print(f"median apply (whole process): {apply_median:.2f} s")
