@@ -4,18 +4,25 @@ An account is an API URL and a key (the key only as a SHA-256 digest): every
 ``MiniVoiceClient`` of one account shares one ``AccountLimiter`` (``limiter_for``), so a
 refusal seen by one worker slows them all, reads and creates alike.
 
-The idea is the client-side rate limiter of the AWS SDKs' "adaptive" retry mode,
-written here for this client:
+It is the idea of the AWS SDKs' "adaptive" retry mode (a token bucket whose rate is cut
+on a refusal and grows back while answers succeed), tuned for an API whose refusal
+costs the whole account its ``Retry-After`` (a second at least): here one refusal too
+many costs more than running a few percent under the limit for the whole apply.
 
 - Until the API first refuses, nothing is paced (``--concurrency`` is the only bound).
 - A refusal (429, or 503 with ``Retry-After``) pauses every request of the account
-  until its ``Retry-After`` has passed, and cuts the rate: the new rate is ``BETA`` times
-  the rate the API was accepting (measured, smoothed), and that accepted rate becomes
-  the cubic curve's plateau. Refusals of requests sent before that cut are the same
-  episode and cut nothing more.
-- Each success lets the rate grow along a cubic curve from the cut back to the plateau
-  (fast at first, flat near it), then slowly past it; it never exceeds twice the rate
-  measured, so an idle account does not bank a rate it never used.
+  until its ``Retry-After`` has passed, and cuts the rate to ``BETA`` times the rate
+  the API was accepting: the last ``RECENT`` answers that succeeded since the last
+  pause ended (and in the last ``WINDOW`` seconds), over the time they took; once
+  paced, never more than the rate that was refused. Refusals of requests sent before
+  that cut are the same episode and cut nothing more.
+- A rate that was held ``HOLD`` seconds without a refusal is one the API sustains
+  (within its burst): a later cut never goes below ``HELD_SHARE`` of it, so a long
+  apply does not fall back to 70% at each probe.
+- Each success lets the rate grow linearly, by ``GROWTH`` times the rate cut to per
+  second (additive increase: slow, because the next refusal costs a pause); it never
+  exceeds twice the rate measured, so an idle account does not bank a rate it never
+  used.
 - Requests wait for a token of a small bucket filled at that rate.
 
 Waiting goes through the caller's ``sleep`` (``RetryPolicy.sleep``), so a test that
@@ -30,18 +37,25 @@ import math
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 # The cut: the new rate is BETA times the rate the API was accepting.
 BETA = 0.7
-# The cubic's scale (requests/s per s**3), as in the AWS SDKs.
-SCALE = 0.4
+# The growth after a cut, per second, as a share of the rate cut to.
+GROWTH = 0.02
+# A rate held this long without a refusal is one the API sustains; a cut keeps this much.
+HOLD = 3.0
+HELD_SHARE = 0.97
 # Never slower than this (requests a second), whatever the refusals.
 MIN_RATE = 0.5
-# The accepted rate is measured over intervals this long, and smoothed.
-INTERVAL = 0.5
-SMOOTHING = 0.8
+# The accepted rate: the last RECENT successes, of at most WINDOW seconds ago, over the
+# time they took, and no less than SHORTEST (a few answers that came back at once). Only
+# the recent ones: a stretch that began with a list, then planned, would count its idle.
+RECENT = 25
+WINDOW = 2.0
+SHORTEST = 0.05
 # The bucket holds this many seconds' worth of requests, at least one.
 BUCKET_SECONDS = 0.05
 
@@ -63,16 +77,16 @@ class AccountLimiter:
         self._lock = threading.Lock()
         self._paused_until = 0.0
         self._rate: float | None = None  # None: not paced yet
-        self._plateau = 0.0
+        # The line the rate grows along since the last cut: from _start at _growth_from,
+        # _slope more each second.
+        self._start = 0.0
+        self._slope = 0.0
         self._growth_from = 0.0
         self._cut_at = -math.inf
         self._tokens = 1.0
         self._updated = clock()
-        # The accepted rate: successes per second, measured per INTERVAL and smoothed.
-        self._measured = 0.0
-        self._first_success: float | None = None
-        self._interval_start: float | None = None
-        self._interval_count = 0
+        # When each of the last successes since the last pause was answered.
+        self._successes: deque[float] = deque(maxlen=RECENT)
         self._waiting = 0
         self.refusals = 0
 
@@ -119,18 +133,16 @@ class AccountLimiter:
                     return self._clock()
 
     def succeeded(self) -> None:
-        """An answer that was not a refusal: measure it, and let the rate grow."""
+        """An answer that was not a refusal: count it, and let the rate grow."""
         with self._lock:
             now = self._clock()
-            self._measure(now)
-            if self._rate is None:
+            self._successes.append(now)
+            if self._rate is None or now <= self._growth_from:
                 return
-            since = now - self._growth_from
-            if since <= 0:
-                return
-            knee = (self._plateau * (1 - BETA) / SCALE) ** (1 / 3)
-            cubic = SCALE * (since - knee) ** 3 + self._plateau
-            grown = min(cubic, 2 * max(self._measured, self._rate))
+            grown = self._start + self._slope * (now - self._growth_from)
+            measured = self._accepted(now)
+            if measured is not None:
+                grown = min(grown, 2 * max(measured, self._rate))
             self._set_rate(max(grown, self._rate))
 
     def refused(self, sent_at: float, retry_after: float | None) -> float:
@@ -150,14 +162,22 @@ class AccountLimiter:
             self._cut_at = now
             accepted = self._accepted(now)
             if accepted is None:
-                return own_until  # nothing measured yet: the pause alone, no rate to cut
+                return own_until  # nothing accepted yet: the pause alone, no rate to cut
             base = accepted if self._rate is None else min(accepted, self._rate)
-            self._plateau = base
-            self._set_rate(base * BETA)
+            rate = base * BETA
+            held = self._held(now)
+            if held is not None:
+                rate = max(rate, min(held * HELD_SHARE, base))
+            self._set_rate(rate)
             # The bucket starts with one token when the pause ends: the pause was the wait.
-            self._growth_from = max(now, self._paused_until)
+            resume = max(now, self._paused_until)
+            self._start = self._rate or rate
+            self._slope = GROWTH * self._start
+            self._growth_from = resume
             self._tokens = 1.0
-            self._updated = self._growth_from
+            self._updated = resume
+            # What the API accepts after the pause is counted afresh.
+            self._successes.clear()
             return own_until
 
     def status(self) -> LimiterStatus:
@@ -184,30 +204,21 @@ class AccountLimiter:
     def _set_rate(self, rate: float) -> None:
         self._rate = max(rate, MIN_RATE)
 
-    def _measure(self, now: float) -> None:
-        if self._first_success is None:
-            self._first_success = now
-            self._interval_start = now
-        assert self._interval_start is not None
-        self._interval_count += 1
-        elapsed = now - self._interval_start
-        if elapsed >= INTERVAL:
-            current = self._interval_count / elapsed
-            if self._measured == 0.0:
-                self._measured = current
-            else:
-                self._measured = SMOOTHING * current + (1 - SMOOTHING) * self._measured
-            self._interval_start = now
-            self._interval_count = 0
-
     def _accepted(self, now: float) -> float | None:
-        if self._first_success is None:
+        """Successes a second: the recent ones, over the time since the first of them."""
+        successes = self._successes
+        while successes and successes[0] < now - WINDOW:
+            successes.popleft()
+        if not successes:
             return None
-        if self._measured > 0.0:
-            return self._measured
-        # Less than one interval of successes: their count over the time they took.
-        elapsed = max(now - self._first_success, 1e-3)
-        return max(self._interval_count / elapsed, MIN_RATE)
+        span = max(now - successes[0], SHORTEST)
+        return max(max(len(successes) - 1, 1) / span, MIN_RATE)
+
+    def _held(self, now: float) -> float | None:
+        """The rate of HOLD seconds ago, when it has been paced without a cut since."""
+        if self._rate is None or now - self._growth_from < HOLD:
+            return None
+        return min(self._start + self._slope * (now - HOLD - self._growth_from), self._rate)
 
 
 # --- one limiter per account ---------------------------------------------------------
