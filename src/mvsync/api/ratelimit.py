@@ -11,18 +11,21 @@ many costs more than running a few percent under the limit for the whole apply.
 
 - Until the API first refuses, nothing is paced (``--concurrency`` is the only bound).
 - A refusal (429, or 503 with ``Retry-After``) pauses every request of the account
-  until its ``Retry-After`` has passed, and cuts the rate to ``BETA`` times the rate
-  the API was accepting: the last ``RECENT`` answers that succeeded since the last
-  pause ended (and in the last ``WINDOW`` seconds), over the time they took; once
-  paced, never more than the rate that was refused. Refusals of requests sent before
-  that cut are the same episode and cut nothing more.
-- A rate that was held ``HOLD`` seconds without a refusal is one the API sustains
-  (within its burst): a later cut never goes below ``HELD_SHARE`` of it, so a long
-  apply does not fall back to 70% at each probe.
-- Each success lets the rate grow linearly, by ``GROWTH`` times the rate cut to per
-  second (additive increase: slow, because the next refusal costs a pause); it never
-  exceeds twice the rate measured, so an idle account does not bank a rate it never
-  used.
+  until its ``Retry-After`` has passed; those that waited it out then take a token each,
+  like every request. Refusals of requests sent before the last cut are the same
+  episode and cut nothing more.
+- The first cut (never paced yet): ``BETA`` times the rate the API was accepting — the
+  successes of the busy stretch that ended in the refusal (the last ``RECENT``; a
+  silence of ``IDLE`` ends the stretch; none from before the last pause ended), over
+  the time they took. A rate measured in a burst is a guess: it grows by
+  ``GROWTH_FIRST`` of itself per second.
+- Refused while paced: the rate paced was a little too much. ``BETA_PACED`` times the
+  rate accepted (never above the rate paced), growth ``GROWTH`` per second, and never
+  again above ``CEILING_SHARE`` of the rate refused (CUBIC's plateau). A rate held
+  ``HOLD`` seconds without a refusal is one the API sustains: a cut keeps
+  ``HELD_SHARE`` of it.
+- Never above twice the rate measured, so an idle account does not bank a rate it
+  never used.
 - Requests wait for a token of a small bucket filled at that rate.
 
 Waiting goes through the caller's ``sleep`` (``RetryPolicy.sleep``), so a test that
@@ -41,10 +44,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# The cut: the new rate is BETA times the rate the API was accepting.
+# The cut: the new rate is BETA times the rate the API was accepting, measured while not
+# paced yet (a burst: an overestimate), BETA_PACED times it when refused while paced.
 BETA = 0.7
-# The growth after a cut, per second, as a share of the rate cut to.
+BETA_PACED = 0.9
+# The growth after a cut, per second, as a share of the rate cut to: faster after the
+# first cut (a guess from a burst), slow once a paced rate was refused; and never above
+# CEILING_SHARE of the last rate refused while paced.
+GROWTH_FIRST = 0.1
 GROWTH = 0.02
+CEILING_SHARE = 0.98
 # A rate held this long without a refusal is one the API sustains; a cut keeps this much.
 HOLD = 3.0
 HELD_SHARE = 0.97
@@ -55,6 +64,7 @@ MIN_RATE = 0.5
 # the recent ones: a stretch that began with a list, then planned, would count its idle.
 RECENT = 25
 WINDOW = 2.0
+IDLE = 0.1
 SHORTEST = 0.05
 # The bucket holds this many seconds' worth of requests, at least one.
 BUCKET_SECONDS = 0.05
@@ -87,6 +97,8 @@ class AccountLimiter:
         self._updated = clock()
         # When each of the last successes since the last pause was answered.
         self._successes: deque[float] = deque(maxlen=RECENT)
+        self._ceiling: float | None = None  # the last rate refused while paced
+        self._measure_from = -math.inf  # successes before this (the last pause's end) are not
         self._waiting = 0
         self.refusals = 0
 
@@ -128,6 +140,8 @@ class AccountLimiter:
             finally:
                 with self._lock:
                     self._waiting -= 1
+            if not reserved:
+                continue  # the pause is waited out: now a token, like every request
             with self._lock:
                 if self._paused_until <= honored_until:
                     return self._clock()
@@ -143,6 +157,8 @@ class AccountLimiter:
             measured = self._accepted(now)
             if measured is not None:
                 grown = min(grown, 2 * max(measured, self._rate))
+            if self._ceiling is not None:
+                grown = min(grown, self._ceiling * CEILING_SHARE)
             self._set_rate(max(grown, self._rate))
 
     def refused(self, sent_at: float, retry_after: float | None) -> float:
@@ -155,16 +171,27 @@ class AccountLimiter:
             now = self._clock()
             self.refusals += 1
             own_until = now + (retry_after or 0.0)
+            accepted = self._accepted(now)  # measured before this pause moves the start
             if retry_after is not None:
                 self._paused_until = max(self._paused_until, own_until)
+            # Answers that arrive during the pause (requests sent before it) would stretch
+            # the next measurement over the pause: it starts when the pause ends.
+            self._measure_from = max(self._measure_from, self._paused_until)
             if sent_at < self._cut_at:
                 return own_until
             self._cut_at = now
-            accepted = self._accepted(now)
             if accepted is None:
-                return own_until  # nothing accepted yet: the pause alone, no rate to cut
-            base = accepted if self._rate is None else min(accepted, self._rate)
-            rate = base * BETA
+                # No answer since the last pause: cut what was paced, or (never paced) start
+                # from one request per SHORTEST; never a burst of every worker again.
+                base = self._rate or 1 / SHORTEST
+            else:
+                base = accepted if self._rate is None else min(accepted, self._rate)
+            paced = self._rate is not None
+            if paced:
+                # Refused while paced: the rate paced was a little too much (the API's
+                # burst ran out). A gentler cut, and the growth never reaches it again.
+                self._ceiling = self._rate
+            rate = base * (BETA_PACED if paced else BETA)
             held = self._held(now)
             if held is not None:
                 rate = max(rate, min(held * HELD_SHARE, base))
@@ -172,7 +199,7 @@ class AccountLimiter:
             # The bucket starts with one token when the pause ends: the pause was the wait.
             resume = max(now, self._paused_until)
             self._start = self._rate or rate
-            self._slope = GROWTH * self._start
+            self._slope = (GROWTH if paced else GROWTH_FIRST) * self._start
             self._growth_from = resume
             self._tokens = 1.0
             self._updated = resume
@@ -207,12 +234,19 @@ class AccountLimiter:
     def _accepted(self, now: float) -> float | None:
         """Successes a second: the recent ones, over the time since the first of them."""
         successes = self._successes
-        while successes and successes[0] < now - WINDOW:
+        while successes and (successes[0] < now - WINDOW or successes[0] < self._measure_from):
             successes.popleft()
         if not successes:
             return None
-        span = max(now - successes[0], SHORTEST)
-        return max(max(len(successes) - 1, 1) / span, MIN_RATE)
+        # Only the busy stretch that ended in this refusal: walking back from the newest,
+        # a silence longer than IDLE (a plan, a question) ends it.
+        first, count = successes[-1], 1
+        for index in range(len(successes) - 2, -1, -1):
+            if first - successes[index] > IDLE:
+                break
+            first, count = successes[index], count + 1
+        span = max(now - first, SHORTEST)
+        return max(max(count - 1, 1) / span, MIN_RATE)
 
     def _held(self, now: float) -> float | None:
         """The rate of HOLD seconds ago, when it has been paced without a cut since."""
