@@ -126,6 +126,8 @@ from mvsync.manifest.load import read_manifest, validate_manifest
 from mvsync.planfile import write_plan
 from mvsync.planner import Plan, build_plan
 from mvsync.render import RENDERERS
+import gc
+gc.disable()  # as the plan command does while it runs (cli/plan.py)
 mark("import")
 
 path = Path(sys.argv[1])
