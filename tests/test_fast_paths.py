@@ -6,7 +6,11 @@ anything might be wrong; these tests hold the two to the same answers, errors in
 
 from __future__ import annotations
 
+import io
+import json
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +20,10 @@ from mvsync.api import bodies
 from mvsync.api.redact import Redactor
 from mvsync.api.responses import Call
 from mvsync.errors import ApiResponseError
+from mvsync.escape import UNSAFE
+from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
+from mvsync.planner import Plan, build_plan
+from mvsync.render import plan_json, render_json
 
 
 def _old_is_identifier(value: object) -> bool:
@@ -89,3 +97,71 @@ def test_parse_list_fast_and_one_by_one_agree(fields: dict[str, Any], at: int) -
 
 def test_parse_list_of_no_application() -> None:
     assert bodies.parse_list({"data": [], "count": 0}, _call()) == []
+
+
+def _old_render_json(plan: Plan, file: io.StringIO) -> None:
+    """render_json before one encode per environment: one encode per change."""
+    json_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+    def encode(value: object) -> str:
+        return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_encode(value))
+
+    document = plan_json(plan)
+    environments = document.pop("environments")
+    assert isinstance(environments, list)
+    file.write(f'{encode(document)[:-1]}, "environments": [')
+    for index, env in enumerate(environments):
+        changes = env.pop("changes")
+        file.write(("," if index else "") + f'\n  {encode(env)[:-1]}, "changes": [')
+        file.write(",".join(f"\n    {encode(change)}" for change in changes))
+        file.write("\n  ]}" if changes else "]}")
+    file.write("\n]}\n" if environments else "]}\n")
+
+
+TRICKY_NAMES = [
+    'a}, {"action": "create"',
+    '}, {\\"action\\": ',
+    "del\x7f",
+    "line\u2028sep",
+    "new\nline",
+    "Zürich ☎",
+    "rtl\u202e",
+    "plain",
+]
+
+
+def _remote(index: int, name: str, answer_url: str) -> RemoteApp:
+    return RemoteApp(
+        id=f"app_{index}",
+        customer_id="cus_1",
+        name=name,
+        answer_url=answer_url,
+        created_at="2026-01-01T00:00:00Z",
+    )
+
+
+@pytest.mark.parametrize("environments", [0, 1, 2])
+def test_render_json_is_the_per_change_rendering(environments: int) -> None:
+    wanted = tuple(
+        DesiredApp(name, f"https://example.com/{index}", "https://h/\x7f", "${SECRET}")
+        for index, name in enumerate(TRICKY_NAMES)
+    )
+    remote = [_remote(i, name, "https://example.com/old") for i, name in enumerate(TRICKY_NAMES)]
+    plans = []
+    for number in range(environments):
+        desired = DesiredEnvironment(
+            name=f"env{number}",
+            api_url="https://api.example.com",
+            api_key_env="KEY",
+            secrets_path=Path("s.yaml"),
+            apps=wanted[number:],  # some creates, some drifts, unmanaged ones
+        )
+        plans.append(build_plan(desired, remote[: 2 + number * 3]))
+    if environments:
+        plans.append(build_plan(replace(desired, name="empty", apps=()), []))  # no change
+    plan = Plan(tuple(plans))
+    new, old = io.StringIO(), io.StringIO()
+    render_json(plan, new)
+    _old_render_json(plan, old)
+    assert new.getvalue() == old.getvalue()
+    assert json.loads(new.getvalue()) == json.loads(old.getvalue())

@@ -108,7 +108,7 @@ def _all_clean(data: list[Any]) -> bool:
         values = [item[name] for item in data]
         joined = "".join(values)
         if values and not (
-            0 < min(map(len, values))
+            min(map(len, values)) > 0
             and max(map(len, values)) <= MAX_ID_CHARS
             and joined.isprintable()
             and " " not in joined
