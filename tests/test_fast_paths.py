@@ -15,12 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mvsync.api import bodies
 from mvsync.api.redact import Redactor
 from mvsync.api.responses import Call
 from mvsync.errors import ApiResponseError
 from mvsync.escape import UNSAFE
+from mvsync.manifest import fields, interpolate
+from mvsync.manifest.fields import is_absolute_http_url
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
 from mvsync.render import plan_json, render_json
@@ -165,3 +169,52 @@ def test_render_json_is_the_per_change_rendering(environments: int) -> None:
     _old_render_json(plan, old)
     assert new.getvalue() == old.getvalue()
     assert json.loads(new.getvalue()) == json.loads(old.getvalue())
+
+
+def _slow_url_check(value: str) -> bool:
+    """The long way of fields._check_url: a template that parses, and a literal value
+    that is an absolute http(s) URL."""
+    try:
+        interpolate.parse(value)
+    except interpolate.TemplateSyntaxError:
+        return False
+    if interpolate.has_variables(value):
+        return True
+    return is_absolute_http_url(interpolate.literal_value(value))
+
+
+PLAIN_LOOKING = [
+    "https://example.com",
+    "http://a/",
+    "https://a.b-c.d/x?y=1#z",
+    "https://./",
+    "https://-/",
+    "https://h/$$",
+    "https://h/${X}",
+    "https://h:99999/",
+    "https://h:443/",
+    "https://u@h/",
+    "https://[::1]/",
+    "https://h/[x]",
+    "HTTPS://h/",
+    "https:///path",
+    "https://h/a b",
+    'https://h/"q"',
+    "https://h/\x7f",
+    "https://h\\x/",
+    "https://h/~!*'();:@&=+,%20",
+]
+
+
+@pytest.mark.parametrize("url", PLAIN_LOOKING)
+def test_plain_url_fast_path_accepts_only_what_the_long_way_accepts(url: str) -> None:
+    if fields._PLAIN_URL.match(url):
+        assert _slow_url_check(url)
+    assert (fields._check_url(url) == url) if _slow_url_check(url) else True
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=30))
+def test_plain_url_fast_path_is_a_subset(tail: str) -> None:
+    for url in (f"https://{tail}", f"http://h{tail}", f"https://h/{tail}"):
+        if fields._PLAIN_URL.match(url):
+            assert _slow_url_check(url), url
