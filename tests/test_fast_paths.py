@@ -23,7 +23,8 @@ from mvsync.api.redact import Redactor
 from mvsync.api.responses import Call
 from mvsync.errors import ApiResponseError
 from mvsync.escape import UNSAFE
-from mvsync.manifest import fields, interpolate
+from mvsync.manifest import fields, interpolate, load_manifest, resolve_environment
+from mvsync.manifest import resolve as resolve
 from mvsync.manifest.fields import is_absolute_http_url
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
@@ -218,3 +219,39 @@ def test_plain_url_fast_path_is_a_subset(tail: str) -> None:
     for url in (f"https://{tail}", f"http://h{tail}", f"https://h/{tail}"):
         if fields._PLAIN_URL.match(url):
             assert _slow_url_check(url), url
+
+
+MANIFEST = """\
+version: 1
+environments:
+  dev: {api_url: "http://127.0.0.1:9", api_key_env: KEY_DEV}
+  prod: {api_url: "http://127.0.0.1:9", api_key_env: KEY_PROD}
+defaults:
+  webhook_url: https://hooks.example.com/
+  webhook_secret: ${HOOK_SECRET}
+applications:
+  - {name: Plain, answer_url: https://a.example.com/1}
+  - {name: "Var ${SUFFIX:-x}", answer_url: https://a.example.com/2}
+  - {name: Over, answer_url: https://a.example.com/3, overrides: {prod: {name: Over Prod}}}
+  - {name: Only dev, answer_url: https://a.example.com/4, environments: [dev]}
+  - {name: No hook, answer_url: "https://a.example.com/${PATH_PART:-p}", webhook_url: null}
+  - {name: Own secret, answer_url: https://a.example.com/7, webhook_secret: null}
+"""
+
+
+def test_resolve_with_shared_apps_is_resolve_app_by_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "mvsync.yaml"
+    path.write_text(MANIFEST)
+    lookup = {"SUFFIX": "y"}.get
+
+    def resolved() -> list[Any]:
+        manifest = load_manifest(path)
+        return [resolve_environment(manifest, env, lookup) for env in ("dev", "prod")]
+
+    fast = resolved()
+    shared = resolve._shared_apps(load_manifest(path))
+    assert sum(found is not None for found in shared) == 4  # the test covers both paths
+    monkeypatch.setattr(resolve, "_shared_apps", lambda manifest: [None] * 6)
+    assert resolved() == fast
