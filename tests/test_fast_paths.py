@@ -6,6 +6,7 @@ anything might be wrong; these tests hold the two to the same answers, errors in
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import sys
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mvsync import planner
 from mvsync.api import bodies
 from mvsync.api.redact import Redactor
 from mvsync.api.responses import Call
@@ -255,3 +257,42 @@ def test_resolve_with_shared_apps_is_resolve_app_by_app(
     assert sum(found is not None for found in shared) == 4  # the test covers both paths
     monkeypatch.setattr(resolve, "_shared_apps", lambda manifest: [None] * 6)
     assert resolved() == fast
+
+
+def _old_manifest_fingerprint(desired: DesiredEnvironment) -> str:
+    apps = sorted(
+        ([app.name, app.answer_url, app.webhook_url or None] for app in desired.apps),
+        key=lambda row: (row[0], row[1], row[2] or ""),
+    )
+    return hashlib.sha256(
+        planner._canonical({"api_url": desired.api_url, "apps": apps})
+    ).hexdigest()
+
+
+def _old_remote_fingerprint(remote: list[RemoteApp]) -> str:
+    rows = [
+        [app.id, app.customer_id, app.name, app.answer_url, app.webhook_url or None, app.created_at]
+        for app in remote
+    ]
+    rows.sort(key=lambda row: (row[0], row[2], row[3], row[4] or "", row[5], row[1]))
+    return hashlib.sha256(planner._canonical(rows)).hexdigest()
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["unique", "repeated"])
+def test_fingerprints_and_order_are_those_of_the_full_sort_keys(twice: bool) -> None:
+    names = ["b", "a", "c", "a2"] + (["a", "b"] if twice else [])
+    wanted = tuple(
+        DesiredApp(name, f"https://e.com/{len(names) - i}", None if i % 2 else "https://h/")
+        for i, name in enumerate(names)
+    )
+    desired = DesiredEnvironment("dev", "https://api.e.com", "K", Path("s"), wanted)
+    ids = ["z", "y", "x", "w"] + (["y", "x"] if twice else [])
+    remote = [_remote(i, names[i], "https://e.com/0") for i in range(len(ids))]
+    remote = [r.model_copy(update={"id": ids[i]}) for i, r in enumerate(remote)]
+    assert planner.manifest_fingerprint(desired) == _old_manifest_fingerprint(desired)
+    assert planner.remote_fingerprint(remote) == _old_remote_fingerprint(remote)
+    changes = build_plan(desired, remote).changes
+    by_action = [[c for c in changes if c.action is action] for action in planner.ACTION_ORDER]
+    for same in by_action:
+        assert same == sorted(same, key=lambda c: (c.name, c.id or ",".join(c.ids)))
+    assert [c for same in by_action for c in same] == list(changes)
