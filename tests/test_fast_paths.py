@@ -18,8 +18,10 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.resolver import VersionedResolver
 
-from mvsync import planner
+from mvsync import planner, yamlpos
 from mvsync.api import bodies
 from mvsync.api.redact import Redactor
 from mvsync.api.responses import Call
@@ -296,3 +298,36 @@ def test_fingerprints_and_order_are_those_of_the_full_sort_keys(twice: bool) -> 
     for same in by_action:
         assert same == sorted(same, key=lambda c: (c.name, c.id or ",".join(c.ids)))
     assert [c for same in by_action for c in same] == list(changes)
+
+
+YAML_DOCUMENTS = [
+    "%YAML 1.1\n---\na: yes\nb: 010\nc: on\n",
+    "%YAML 1.2\n---\n[1, 0o10, 0x1f, 1.5, .inf, -.NaN, null, ~, true, False, 2001-12-14]\n",
+    "a: &x {k: 1_000, t: 2001-12-14t21:59:43.10-05:00}\nb: *x\nc: {<<: *x, k: 2}\n",
+    "--- a\n--- [yes, No, '', \"\", !!str 1, !!int '7']\n",
+    "? [complex, key]\n: value\nempty:\nspaces: '  '\n",
+]
+
+
+def _load_all(text: str, resolver: Any) -> list[Any]:
+    loader = yamlpos._yaml(pure=False)
+    loader.Resolver = resolver
+    return list(loader.load_all(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    YAML_DOCUMENTS
+    + [
+        path.read_bytes().decode("utf-8", "replace")
+        for path in sorted(Path(__file__).parent.glob("fixtures/**/*.yaml"))
+    ],
+)
+def test_the_c_resolver_resolves_as_ruamels_own(text: str) -> None:
+    try:
+        expected = _load_all(text, VersionedResolver)
+    except YAMLError as error:
+        with pytest.raises(type(error)):
+            _load_all(text, yamlpos._CResolver)
+        return
+    assert _load_all(text, yamlpos._CResolver) == expected
