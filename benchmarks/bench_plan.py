@@ -123,7 +123,6 @@ from mvsync.api.listing import list_environments
 from mvsync.apply.ledger import read_ledger
 from mvsync.manifest import environment_names, read_api_key, resolve_environment
 from mvsync.manifest.load import read_manifest, validate_manifest
-from mvsync.planfile import write_plan
 from mvsync.planner import Plan, build_plan
 from mvsync.render import RENDERERS
 import gc

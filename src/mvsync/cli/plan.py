@@ -111,7 +111,6 @@ def plan(
         resolve_environment,
         unknown_environment,
     )
-    from mvsync.planfile import write_plan
     from mvsync.planner import Plan, build_plan
     from mvsync.render import RENDERERS, render_markdown
 
@@ -148,6 +147,8 @@ def plan(
         )
 
         if out_file is not None:
+            from mvsync.planfile import write_plan  # its pydantic models only when saving
+
             write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
         # A reader that closed the pipe (``| head -1``) changes nothing: the plan file and
         # the step summary are still written, and the status is still 0 or 2 (cli/pipe.py).
