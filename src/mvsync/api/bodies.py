@@ -102,10 +102,12 @@ def _clean_list(data: list[Any]) -> list[RemoteApp] | None:
 
 
 def _all_clean(data: list[Any]) -> bool:
-    # Validated: the identifiers are strings. All are identifiers when their
-    # concatenation is printable with no space and every length is in range.
+    # Validated: the identifiers are strings, the other text fields strings or None
+    # (anything else makes a join raise TypeError: then one by one). All are identifiers
+    # when their concatenation is printable with no space and every length is in range.
+    columns = {name: [item.get(name) for item in data] for name in _TEXT_FIELDS}
     for name in _IDENTIFIERS:
-        values = [item[name] for item in data]
+        values = columns[name]
         joined = "".join(values)
         if values and not (
             min(map(len, values)) > 0
@@ -114,9 +116,7 @@ def _all_clean(data: list[Any]) -> bool:
             and " " not in joined
         ):
             return False
-    texts = "".join(
-        value for item in data for name in _TEXT_FIELDS if isinstance(value := item.get(name), str)
-    )
+    texts = "".join("".join(filter(None, column)) for column in columns.values())
     return texts.isascii() or not _SURROGATE.search(texts)
 
 
