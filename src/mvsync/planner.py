@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import operator
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,6 +62,8 @@ ACTION_ORDER: tuple[Action, ...] = (
     Action.UNMANAGED,
 )
 _RANK = {action: rank for rank, action in enumerate(ACTION_ORDER)}
+# Each action's text, looked up without the enum's value descriptor (once per change).
+_ACTION_TEXT: dict[Action, str] = {action: action.value for action in Action}
 
 # The summary's keys, in the order SPEC section 4 gives them.
 SUMMARY_KEYS: tuple[str, ...] = ("create", "drift", "unchanged", "unmanaged", "ambiguous")
@@ -110,7 +113,7 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready form (SPEC section 4); never holds a webhook secret or its ref."""
-        data: dict[str, Any] = {"action": self.action.value, "name": self.name}
+        data: dict[str, Any] = {"action": _ACTION_TEXT[self.action], "name": self.name}
         if self.id is not None:
             data["id"] = self.id
         if self.ids:
@@ -150,8 +153,8 @@ class EnvironmentPlan:
     @property
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
-        for change in self.changes:
-            counts[change.action.value] += 1
+        for action, count in Counter(change.action for change in self.changes).items():
+            counts[_ACTION_TEXT[action]] += count
         if self.keys_known:
             counts[KEY_MISSING] = len(self.keys_not_held)
         return counts
