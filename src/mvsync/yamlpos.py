@@ -54,7 +54,7 @@ class _SafeConstructor(SafeConstructor):
 
     def construct_yaml_str(self, node: Any) -> Any:
         value = super().construct_yaml_str(node)
-        if isinstance(value, str) and _SURROGATE.search(value):
+        if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
             raise ConstructorError(
                 None,
                 None,
