@@ -28,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import operator
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,6 +62,8 @@ ACTION_ORDER: tuple[Action, ...] = (
     Action.UNMANAGED,
 )
 _RANK = {action: rank for rank, action in enumerate(ACTION_ORDER)}
+# Each action's text, looked up without the enum's value descriptor (once per change).
+_ACTION_TEXT: dict[Action, str] = {action: action.value for action in Action}
 
 # The summary's keys, in the order SPEC section 4 gives them.
 SUMMARY_KEYS: tuple[str, ...] = ("create", "drift", "unchanged", "unmanaged", "ambiguous")
@@ -109,7 +113,7 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready form (SPEC section 4); never holds a webhook secret or its ref."""
-        data: dict[str, Any] = {"action": self.action.value, "name": self.name}
+        data: dict[str, Any] = {"action": _ACTION_TEXT[self.action], "name": self.name}
         if self.id is not None:
             data["id"] = self.id
         if self.ids:
@@ -149,8 +153,8 @@ class EnvironmentPlan:
     @property
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(SUMMARY_KEYS, 0)
-        for change in self.changes:
-            counts[change.action.value] += 1
+        for action, count in Counter(change.action for change in self.changes).items():
+            counts[_ACTION_TEXT[action]] += count
         if self.keys_known:
             counts[KEY_MISSING] = len(self.keys_not_held)
         return counts
@@ -192,16 +196,20 @@ def _canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_FIRST = operator.itemgetter(0)
+
+
 def manifest_fingerprint(desired: DesiredEnvironment) -> str:
     """sha256 of the resolved environment: api_url and each app's compared fields.
 
     The order of applications in the manifest does not matter; the webhook secret and
     its reference never enter it.
     """
-    apps = sorted(
-        ([app.name, app.answer_url, app.webhook_url or None] for app in desired.apps),
-        key=lambda row: (row[0], row[1], row[2] or ""),
-    )
+    apps = [[app.name, app.answer_url, app.webhook_url or None] for app in desired.apps]
+    if len({app.name for app in desired.apps}) == len(apps):
+        apps.sort(key=_FIRST)  # unique names (a resolved environment): the name is the order
+    else:
+        apps.sort(key=lambda row: (row[0], row[1], row[2] or ""))
     return hashlib.sha256(_canonical({"api_url": desired.api_url, "apps": apps})).hexdigest()
 
 
@@ -213,7 +221,10 @@ def remote_fingerprint(remote: Sequence[RemoteApp]) -> str:
         [app.id, app.customer_id, app.name, app.answer_url, app.webhook_url or None, app.created_at]
         for app in remote
     ]
-    rows.sort(key=lambda row: (row[0], row[2], row[3], row[4] or "", row[5], row[1]))
+    if len({app.id for app in remote}) == len(rows):
+        rows.sort(key=_FIRST)  # unique ids (a parsed list): the id is the order
+    else:
+        rows.sort(key=lambda row: (row[0], row[2], row[3], row[4] or "", row[5], row[1]))
     return hashlib.sha256(_canonical(rows)).hexdigest()
 
 
@@ -240,7 +251,11 @@ def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> Envi
     """Compare one environment's desired applications with its remote list (pure)."""
     remote_by_name: dict[str, list[RemoteApp]] = {}
     for app in remote:
-        remote_by_name.setdefault(app.name, []).append(app)
+        same_name = remote_by_name.get(app.name)
+        if same_name is None:
+            remote_by_name[app.name] = [app]
+        else:
+            same_name.append(app)
     desired_names = {app.name for app in desired.apps}
 
     unmanaged = [app for app in remote if app.name not in desired_names]
@@ -250,37 +265,40 @@ def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> Envi
 
     # One list per action, in ACTION_ORDER, each sorted by (name, id): the plan's
     # stable order without ranking every change through the enum.
-    by_action: dict[Action, list[Change]] = {action: [] for action in ACTION_ORDER}
+    creates: list[Change] = []
+    drifts: list[Change] = []
+    ambiguous: list[Change] = []
+    unchanged: list[Change] = []
     for want in desired.apps:
-        matches = remote_by_name.get(want.name, [])
-        if not matches:
+        matches = remote_by_name.get(want.name)
+        if matches is None:
             hints = tuple(sorted(unmanaged_by_answer_url.get(want.answer_url, ())))
-            by_action[Action.CREATE].append(
-                Change(Action.CREATE, want.name, desired=want, rename_of=hints)
-            )
+            creates.append(Change(Action.CREATE, want.name, desired=want, rename_of=hints))
         elif len(matches) > 1:
             ids = tuple(sorted(app.id for app in matches))
-            by_action[Action.AMBIGUOUS].append(Change(Action.AMBIGUOUS, want.name, ids=ids))
+            ambiguous.append(Change(Action.AMBIGUOUS, want.name, ids=ids))
         else:
-            (have,) = matches
-            have_fields, want_fields = have.compared(), want.compared()
-            if have_fields == want_fields:
-                by_action[Action.UNCHANGED].append(
-                    Change(Action.UNCHANGED, want.name, id=have.id, desired=want)
-                )
+            have = matches[0]
+            # The compared fields (COMPARED_FIELDS), compared without building them.
+            if have.answer_url == want.answer_url and (have.webhook_url or None) == (
+                want.webhook_url or None
+            ):
+                unchanged.append(Change(Action.UNCHANGED, want.name, id=have.id, desired=want))
             else:
-                drift = field_drift(have_fields, want_fields)
-                by_action[Action.DRIFT].append(
+                drift = field_drift(have.compared(), want.compared())
+                drifts.append(
                     Change(Action.DRIFT, want.name, id=have.id, desired=want, drift=drift)
                 )
-    by_action[Action.UNMANAGED].extend(
-        Change(Action.UNMANAGED, app.name, id=app.id) for app in unmanaged
-    )
+    # Desired names are unique where the manifest is resolved: then the name alone is
+    # the order, and a C key function sorts by it.
+    by_desired_name = _BY_NAME if len(desired_names) == len(desired.apps) else _name_then_id
     changes: list[Change] = []
-    for action in ACTION_ORDER:
-        same_action = by_action[action]
-        same_action.sort(key=_name_then_id)
+    for same_action in (creates, drifts, ambiguous, unchanged):
+        same_action.sort(key=by_desired_name)
         changes.extend(same_action)
+    unmanaged_changes = [Change(Action.UNMANAGED, app.name, id=app.id) for app in unmanaged]
+    unmanaged_changes.sort(key=_name_then_id)
+    changes.extend(unmanaged_changes)
     return EnvironmentPlan(
         name=desired.name,
         api_url=desired.api_url,
@@ -288,6 +306,9 @@ def build_plan(desired: DesiredEnvironment, remote: Sequence[RemoteApp]) -> Envi
         manifest_fingerprint=manifest_fingerprint(desired),
         remote_fingerprint=remote_fingerprint(remote),
     )
+
+
+_BY_NAME = operator.attrgetter("name")
 
 
 def with_key_status(plan: EnvironmentPlan, held: Mapping[str, bool]) -> EnvironmentPlan:

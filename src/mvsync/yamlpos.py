@@ -34,6 +34,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from mvsync.errors import ManifestError, Problem
 
@@ -53,7 +54,7 @@ class _SafeConstructor(SafeConstructor):
 
     def construct_yaml_str(self, node: Any) -> Any:
         value = super().construct_yaml_str(node)
-        if isinstance(value, str) and _SURROGATE.search(value):
+        if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
             raise ConstructorError(
                 None,
                 None,
@@ -123,8 +124,27 @@ def _show_key(key: Any) -> str:
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
+class _CResolver(VersionedResolver):
+    """ruamel's resolver with its table of implicit tags looked up once, for the C parser.
+
+    ruamel looks it up for every scalar through ``processing_version``, which tries three
+    attributes the C loader lacks (two caught AttributeErrors per node: half a large load).
+    libyaml reads ``%YAML`` itself, unseen by ruamel: here the version is always the
+    loader's own (1.2), so one lookup is the same for every node of every document."""
+
+    _table: Any = None
+
+    @property
+    def versioned_resolver(self) -> Any:
+        if self._table is None:
+            self._table = super().versioned_resolver
+        return self._table
+
+
 def _yaml(*, pure: bool = False) -> YAML:
     yaml = YAML(typ="safe", pure=pure)
+    if not pure:
+        yaml.Resolver = _CResolver
     yaml.Constructor = _SafeConstructor
     yaml.allow_duplicate_keys = False
     return yaml

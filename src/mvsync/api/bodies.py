@@ -20,12 +20,16 @@ _IDENTIFIERS = ("id", "customer_id", "created_at")
 
 def is_identifier(value: object) -> bool:
     """True for a string an id may be: 1 to 256 characters, no space, control or format
-    character (``str.isprintable`` refuses C0, C1, DEL, bidi controls, line separators)."""
+    character (``str.isprintable`` refuses C0, C1, DEL, bidi controls, line separators).
+
+    Every ``str.isspace`` character but the ASCII space is also one that ``isprintable``
+    refuses (a control or a separator: checked over all of Unicode in the tests), so the
+    space is the one left to look for: no loop over the characters in Python."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= MAX_ID_CHARS
         and value.isprintable()
-        and not any(char.isspace() for char in value)
+        and " " not in value
     )
 
 
@@ -46,7 +50,8 @@ def _text_problem(item: dict[str, Any]) -> str | None:
     so it can be neither printed, nor saved, nor written to a manifest or a journal."""
     for name in _TEXT_FIELDS:
         value = item.get(name)
-        if isinstance(value, str) and _SURROGATE.search(value):
+        # ASCII text holds no surrogate: the regex only for the rest.
+        if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
             return f"{name}: not valid Unicode (a lone surrogate escape)"
     return None
 
@@ -69,6 +74,54 @@ def parse_list(payload: Any, call: Call) -> list[RemoteApp]:
         raise malformed(
             call, status, f'"count" is {count} but "data" holds {len(data)} applications'
         )
+    apps = _clean_list(data)
+    if apps is not None:
+        return apps
+    return _checked_one_by_one(data, call, status)
+
+
+# The whole list validated in one call (pydantic's loop, not ours): the same models as
+# RemoteApp.model_validate of each item, but its errors are not ours; on any, the list is
+# checked again one by one (``_checked_one_by_one``) for the first problem's own words.
+_REMOTE_APPS = pydantic.TypeAdapter(list[RemoteApp])
+
+
+def _clean_list(data: list[Any]) -> list[RemoteApp] | None:
+    """The list's applications when every check passes, found with a few passes over
+    all of them at once; ``None`` when any check would fail (or might)."""
+    try:
+        apps = _REMOTE_APPS.validate_python(data)
+    except pydantic.ValidationError:
+        return None
+    try:
+        if _all_clean(data) and len({app.id for app in apps}) == len(apps):
+            return apps
+    except (KeyError, TypeError):  # an item that is no dict: its own words, one by one
+        pass
+    return None
+
+
+def _all_clean(data: list[Any]) -> bool:
+    # Validated: the identifiers are strings, the other text fields strings or None
+    # (anything else makes a join raise TypeError: then one by one). All are identifiers
+    # when their concatenation is printable with no space and every length is in range.
+    columns = {name: [item.get(name) for item in data] for name in _TEXT_FIELDS}
+    for name in _IDENTIFIERS:
+        values = columns[name]
+        joined = "".join(values)
+        if values and not (
+            min(map(len, values)) > 0
+            and max(map(len, values)) <= MAX_ID_CHARS
+            and joined.isprintable()
+            and " " not in joined
+        ):
+            return False
+    texts = "".join("".join(filter(None, column)) for column in columns.values())
+    return texts.isascii() or not _SURROGATE.search(texts)
+
+
+def _checked_one_by_one(data: list[Any], call: Call, status: int) -> list[RemoteApp]:
+    """The list checked item by item: the first problem, in the order of the items."""
     apps: list[RemoteApp] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(data):

@@ -3,6 +3,7 @@
 
     interpolate  <-  fields  <-  schema  <-  problems  <-  checks  <-  load
                                                    ^------  resolve
+                                                   ^------  secrets
 
 ``__init__`` re-exports the entry points; callers outside the package import from here.
 """
@@ -12,17 +13,19 @@ from __future__ import annotations
 from mvsync.manifest.fields import API_URL_CREDENTIALS, is_absolute_http_url, url_has_credentials
 from mvsync.manifest.load import environment_names, load_manifest
 from mvsync.manifest.resolve import (
-    describe_missing,
-    expand_secret,
     is_loopback_environment,
-    missing_secret_variables,
     read_api_key,
-    read_webhook_secrets,
     resolve_environment,
     resolve_ledger_place,
     unknown_environment,
 )
 from mvsync.manifest.schema import Application, Lookup, Manifest, json_schema
+from mvsync.manifest.secrets import (
+    describe_missing,
+    expand_secret,
+    missing_secret_variables,
+    read_webhook_secrets,
+)
 
 __all__ = [
     "API_URL_CREDENTIALS",

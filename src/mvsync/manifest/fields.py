@@ -54,7 +54,16 @@ def _check_name(value: str) -> str:
     return value
 
 
+# A literal http(s) URL in its plainest form: lower-case scheme, a host of letters,
+# digits, dots and dashes (no port, no user), then printable ASCII without '"' or '$'.
+# What it matches passes every check below (no ${}, no space, urlsplit parses it, a
+# host); what it does not match is checked the long way.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#][!#%-~]*)?\Z")
+
+
 def _check_url(value: str) -> str:
+    if _PLAIN_URL.match(value):  # the common case, decided by one regex
+        return value
     _check_template(value)
     if not interpolate.has_variables(value):
         url = interpolate.literal_value(value)

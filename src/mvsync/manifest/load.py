@@ -7,6 +7,7 @@ composed again to turn the paths into line:column (``mvsync.manifest.problems``)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,6 +21,12 @@ from mvsync.manifest.schema import Manifest
 
 def load_manifest(path: Path) -> Manifest:
     """Read, parse and validate ``path``; ManifestError carries every located problem."""
+    text, data = read_manifest(path)
+    return validate_manifest(path, text, data)
+
+
+def read_manifest(path: Path) -> tuple[str, Any]:
+    """The text of ``path`` and its YAML document as plain data (not yet validated)."""
     label = str(path)
     try:
         # Regular files only, bounded while read: a FIFO or /dev/zero never hangs the run.
@@ -37,7 +44,12 @@ def load_manifest(path: Path) -> Manifest:
         line = raw.count(b"\n", 0, error.start) + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise ManifestError([Problem(label, line, column, "the manifest is not UTF-8")]) from None
-    data = yamlpos.load(text, label)
+    return text, yamlpos.load(text, label)
+
+
+def validate_manifest(path: Path, text: str, data: Any) -> Manifest:
+    """``data`` (parsed from ``text``) as a ``Manifest``, or every located problem."""
+    label = str(path)
     if not isinstance(data, dict):
         raise_located(
             label,

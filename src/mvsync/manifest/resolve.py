@@ -9,7 +9,6 @@ before sending (``mvsync.manifest.expand_secret``).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,8 +83,72 @@ def _pick(
     return None, ()
 
 
-def _deployed(app: Application, env: str, all_envs: list[str]) -> bool:
-    return env in (app.environments if app.environments is not None else all_envs)
+def _resolve_app(
+    manifest: Manifest, index: int, app: Application, expander: _Expander
+) -> tuple[DesiredApp, DataPath] | None:
+    """One application in ``expander.env``: defaults, application, override, then ``${}``;
+    ``None`` (the problem noted) when it cannot be resolved."""
+    env = expander.env
+    base: DataPath = ("applications", index)
+    layers: list[tuple[BaseModel | None, DataPath]] = [
+        (app.overrides.get(env), (*base, "overrides", env)),
+        (app, base),
+        (manifest.defaults, ("defaults",)),
+    ]
+    name_template, name_path = _pick("name", layers)
+    answer_template, answer_path = _pick("answer_url", layers)
+    webhook_template, webhook_path = _pick("webhook_url", layers)
+    secret_ref, _ = _pick("webhook_secret", layers)
+    assert name_template is not None and answer_template is not None  # validated on load
+    name = expander.expand(name_template, name_path)
+    answer_url = expander.expand_url(answer_template, answer_path)
+    webhook_url = expander.expand_url(webhook_template, webhook_path) if webhook_template else None
+    if name is not None and not name.strip():
+        expander.issues.append(
+            Issue(name_path, False, f"name: expands to an empty name in environment {env!r}")
+        )
+        return None
+    if name is None or answer_url is None:
+        return None
+    return DesiredApp(name, answer_url, webhook_url, secret_ref), name_path
+
+
+def _shared_apps(manifest: Manifest) -> list[tuple[DesiredApp, DataPath] | None]:
+    """Per application, what it resolves to in every environment where it has no
+    override, when that needs no ``${}``: one ``DesiredApp`` shared by them all (and
+    the path of its name); ``None`` for one that is resolved in each environment.
+    Worked out once per manifest."""
+    if manifest._shared_apps is None:
+        shared: list[tuple[DesiredApp, DataPath] | None] = []
+        defaults = manifest.defaults
+        from_defaults = {
+            field: getattr(defaults, field) if field in defaults.model_fields_set else None
+            for field in ("answer_url", "webhook_url", "webhook_secret")
+        }  # what _pick finds in defaults when the application does not set the field
+        for index, app in enumerate(manifest.applications):
+            own = app.model_fields_set
+            name = app.name  # required on an application
+            answer_url = app.answer_url if "answer_url" in own else from_defaults["answer_url"]
+            webhook_url = app.webhook_url if "webhook_url" in own else from_defaults["webhook_url"]
+            secret_ref = (
+                app.webhook_secret if "webhook_secret" in own else from_defaults["webhook_secret"]
+            )
+            literal = (
+                "name" in own
+                and answer_url is not None
+                and name.strip()
+                and "$" not in f"{name}{answer_url}{webhook_url or ''}"
+            )
+            shared.append(
+                (
+                    DesiredApp(name, answer_url, webhook_url or None, secret_ref),
+                    ("applications", index, "name"),
+                )
+                if literal and answer_url is not None
+                else None
+            )
+        manifest._shared_apps = shared
+    return manifest._shared_apps
 
 
 def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
@@ -114,45 +177,28 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
     all_envs = list(manifest.environments)
     apps: list[DesiredApp] = []
     first_by_name: dict[str, DataPath] = {}
+    shared = _shared_apps(manifest)
     for index, app in enumerate(manifest.applications):
-        if not _deployed(app, env, all_envs):
+        if env not in (app.environments if app.environments is not None else all_envs):
             continue
-        base: DataPath = ("applications", index)
-        override = app.overrides.get(env)
-        layers: list[tuple[BaseModel | None, DataPath]] = [
-            (override, (*base, "overrides", env)),
-            (app, base),
-            (manifest.defaults, ("defaults",)),
-        ]
-        name_template, name_path = _pick("name", layers)
-        answer_template, answer_path = _pick("answer_url", layers)
-        webhook_template, webhook_path = _pick("webhook_url", layers)
-        secret_ref, _ = _pick("webhook_secret", layers)
-        assert name_template is not None and answer_template is not None  # validated on load
-        name = expander.expand(name_template, name_path)
-        answer_url = expander.expand_url(answer_template, answer_path)
-        webhook_url = (
-            expander.expand_url(webhook_template, webhook_path) if webhook_template else None
-        )
-        if name is not None and not name.strip():
-            expander.issues.append(
-                Issue(name_path, False, f"name: expands to an empty name in environment {env!r}")
-            )
-            continue
-        if name is None or answer_url is None:
-            continue
-        if name in first_by_name:
+        found = shared[index]
+        if found is None or env in app.overrides:
+            found = _resolve_app(manifest, index, app, expander)
+            if found is None:
+                continue
+        desired_app, name_path = found
+        if desired_app.name in first_by_name:
             expander.issues.append(
                 Issue(
                     name_path,
                     False,
-                    f"application name {name!r} is used twice in environment {env!r}",
-                    also=first_by_name[name],
+                    f"application name {desired_app.name!r} is used twice in environment {env!r}",
+                    also=first_by_name[desired_app.name],
                 )
             )
             continue
-        first_by_name[name] = name_path
-        apps.append(DesiredApp(name, answer_url, webhook_url, secret_ref))
+        first_by_name[desired_app.name] = name_path
+        apps.append(desired_app)
     if expander.issues:
         raise_located(manifest.label, manifest._text, expander.issues)
     assert api_url is not None
@@ -264,82 +310,6 @@ def read_api_key(env: DesiredEnvironment, lookup: Lookup) -> str:
             f"environment {env.name!r}: the API key variable {env.api_key_env} is not set"
         )
     return value
-
-
-def expand_secret(ref: str, lookup: Lookup) -> str:
-    """The webhook secret ``ref`` (``${VAR}``) stands for; MvsyncError naming VAR if unset."""
-    try:
-        variables = interpolate.variables(ref)
-    except interpolate.TemplateSyntaxError:
-        variables = []
-    if len(variables) != 1 or variables[0].default is not None:
-        raise MvsyncError("webhook_secret must be a single ${VARIABLE}")
-    name = variables[0].name
-    value = lookup(name)
-    if not value:
-        raise MvsyncError(f"the webhook secret variable {name} is not set")
-    return value
-
-
-def _secret_refs(apps: Iterable[DesiredApp]) -> dict[str, list[str]]:
-    """Each webhook_secret reference → the applications that use it, in order."""
-    needs: dict[str, list[str]] = {}
-    for app in apps:
-        if app.webhook_secret_ref is not None:
-            needs.setdefault(app.webhook_secret_ref, []).append(app.name)
-    return needs
-
-
-def _variable_of(ref: str) -> str:
-    try:
-        variables = interpolate.variables(ref)
-    except interpolate.TemplateSyntaxError:
-        return ref
-    return variables[0].name if len(variables) == 1 else ref
-
-
-def missing_secret_variables(apps: Iterable[DesiredApp], lookup: Lookup) -> dict[str, list[str]]:
-    """The webhook-secret variables these applications need that are not set (empty
-    counts as not set), each with the applications that need it; nothing is read into
-    memory but the question whether it is set."""
-    missing: dict[str, list[str]] = {}
-    for ref, names in _secret_refs(apps).items():
-        variable = _variable_of(ref)
-        if not lookup(variable):
-            missing.setdefault(variable, []).extend(names)
-    return missing
-
-
-def _listed(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(name) for name in names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def describe_missing(missing: dict[str, list[str]]) -> str:
-    """``VAR (needed by 'A', 'B'), OTHER (needed by 'C')``."""
-    return "; ".join(f"{var} (needed by {_listed(names)})" for var, names in missing.items())
-
-
-def read_webhook_secrets(
-    apps: Iterable[DesiredApp], secret_of: Callable[[str], str], env: str
-) -> dict[str, str]:
-    """reference → value for every webhook secret these applications send. Every variable
-    that is not set is reported at once, in one MvsyncError naming the applications that
-    need each, before anything is sent."""
-    values: dict[str, str] = {}
-    missing: dict[str, list[str]] = {}
-    for ref, names in _secret_refs(apps).items():
-        try:
-            values[ref] = secret_of(ref)
-        except MvsyncError:
-            missing.setdefault(_variable_of(ref), []).extend(names)
-    if missing:
-        noun = "variables" if len(missing) > 1 else "variable"
-        raise MvsyncError(
-            f"environment '{env}': webhook secret {noun} not set: {describe_missing(missing)}; "
-            "set them where mvsync runs; nothing was created"
-        )
-    return values
 
 
 def is_loopback_environment(manifest: Manifest, env: str, lookup: Lookup) -> bool:

@@ -160,6 +160,8 @@ class Manifest(BaseModel):
 
     _source: Path = PrivateAttr(default=Path("mvsync.yaml"))
     _text: str = PrivateAttr(default="")
+    # The applications as resolve finds them where nothing is per environment (resolve.py).
+    _shared_apps: list[Any] | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> Path:

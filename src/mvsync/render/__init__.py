@@ -15,11 +15,10 @@ Markdown puts them inside code fences or escapes them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import Plan
-from mvsync.render.apply_result import render_apply_result, render_last_resort
 from mvsync.render.json_ import plan_json, render_json
 from mvsync.render.markdown import MARKDOWN_LIMIT, render_markdown
 from mvsync.render.text import (
@@ -33,6 +32,20 @@ from mvsync.render.text import (
     text_of,
     use_color,
 )
+
+if TYPE_CHECKING:
+    from mvsync.render.apply_result import render_apply_result, render_last_resort
+
+
+def __getattr__(name: str) -> Any:
+    """``render_apply_result`` and ``render_last_resort``, imported when first asked for:
+    a plan does not import what renders an apply (nor apply's settings)."""
+    if name in ("render_apply_result", "render_last_resort"):
+        from mvsync.render import apply_result
+
+        return getattr(apply_result, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RENDERERS: dict[str, Callable[[Plan, TextIO], None]] = {
     "text": render_text_auto,

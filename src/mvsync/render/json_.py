@@ -28,22 +28,36 @@ _JSON_UNSAFE = UNSAFE
 
 def render_json(plan: Plan, file: TextIO) -> None:
     """One JSON document, one change per line: readable, diffable, and written by the
-    C encoder (``indent=`` would fall back to the pure-Python one, ~10x slower)."""
+    C encoder (``indent=`` would fall back to the pure-Python one, ~10x slower).
+
+    Each environment's changes are encoded in one call, as a list, and then put one per
+    line: between two changes the encoder writes ``}, {"action": `` and nowhere else (in
+    a string every ``"`` is escaped, and no object inside a change has an ``action`` key).
+    """
     json_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per dumps()
 
     def encode(value: object) -> str:
+        text = json_encode(value)
+        if text.isascii() and "\x7f" not in text:  # nothing unsafe (C0 is JSON-escaped)
+            return text
         # The same value, written with JSON escapes.
-        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_encode(value))
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     document = plan_json(plan)
     environments = document.pop("environments")
     assert isinstance(environments, list)
-    head = encode(document)[:-1]
-    file.write(f'{head}, "environments": [')
+    parts = [encode(document)[:-1], ', "environments": [']
     for index, env in enumerate(environments):
         changes = env.pop("changes")
-        env_head = encode(env)[:-1]
-        file.write(("," if index else "") + f'\n  {env_head}, "changes": [')
-        file.write(",".join(f"\n    {encode(change)}" for change in changes))
-        file.write("\n  ]}" if changes else "]}")
-    file.write("\n]}\n" if environments else "]}\n")
+        parts.append(("," if index else "") + f"\n  {encode(env)[:-1]}, " + '"changes": [')
+        if changes:
+            listed = encode(changes)[1:-1].replace(_BETWEEN, _BETWEEN_LINES)
+            parts.append(f"\n    {listed}\n  ]}}")
+        else:
+            parts.append("]}")
+    parts.append("\n]}\n" if environments else "]}\n")
+    file.write("".join(parts))
+
+
+_BETWEEN = '}, {"action": '
+_BETWEEN_LINES = '},\n    {"action": '
