@@ -94,11 +94,10 @@ def _clean_list(data: list[Any]) -> list[RemoteApp] | None:
     except pydantic.ValidationError:
         return None
     try:
-        if _all_clean(data) and len({app.id for app in apps}) == len(apps):
-            return apps
+        clean = _all_clean(data) and len({app.id for app in apps}) == len(apps)
     except (KeyError, TypeError):  # an item that is no dict: its own words, one by one
-        pass
-    return None
+        return None
+    return apps if clean else None
 
 
 def _all_clean(data: list[Any]) -> bool:
