@@ -12,6 +12,7 @@ traceback is shown only with ``--debug``.
     ├── SecretsError             a secrets file that is malformed, readable by others...
     ├── LockError                another apply holds the environment's lock
     ├── StateError               the PostgreSQL state (state_url) unreachable or unusable
+    │   └── StateUrlError        a state_url refused as written (fix the variable)
     ├── AbortedError             the user answered no, or interrupted the run
     └── ApiError                 a non-2xx answer: method, URL, status, API error code
         ├── ApiResponseError     a 2xx answer whose body is not what the API documents
@@ -84,6 +85,10 @@ class LockError(MvsyncError):
 
 class StateError(MvsyncError):
     """The PostgreSQL state of an environment (``state_url``) cannot be reached or used."""
+
+
+class StateUrlError(StateError):
+    """A ``state_url`` that is refused as written: a configuration error, never a warning."""
 
 
 class AbortedError(MvsyncError):

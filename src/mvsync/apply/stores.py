@@ -21,6 +21,7 @@ from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretsFile
+from mvsync.store.pg_url import refuse_ambiguous
 
 if TYPE_CHECKING:
     from mvsync.store.pg import PgStore
@@ -48,6 +49,7 @@ def state_url(desired: DesiredEnvironment | LedgerPlace, lookup: Lookup) -> str 
         raise StateError(
             f"{where} must expand to a postgresql:// or postgres:// URL (the value is not shown)"
         )
+    refuse_ambiguous(url, where)
     return url
 
 

@@ -175,11 +175,14 @@ def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> Enviro
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
     from mvsync.apply.ledger import read_ledger
+    from mvsync.errors import StateUrlError
     from mvsync.model import LedgerPlace
     from mvsync.planner import with_key_status
 
     try:
         ledger = read_ledger(LedgerPlace.of(desired))
+    except StateUrlError:
+        raise  # the URL as written is wrong: an error, not a key status
     except MvsyncError as error:
         warning = f"key status unknown: {error}"
         return replace(env_plan, warnings=(*env_plan.warnings, warning))

@@ -31,13 +31,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
 from psycopg import conninfo
 
 from mvsync.errors import LockError, StateError
+from mvsync.store import pg_url
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
@@ -56,23 +56,8 @@ _LOCK_HELD = (
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password (userinfo or ``password=`` parameter), for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "the state_url database"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}@{hostport}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _reason(error: BaseException) -> str:
-    """The first line of a driver error (libpq never quotes the password)."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    """``url`` as ``postgresql://USER@HOST:PORT/DB``, for messages (no secret of it)."""
+    return pg_url.describe(url)
 
 
 def _stamp(value: object) -> str | None:
@@ -98,7 +83,9 @@ class PgStore:
         self.api_url = api_url.rstrip("/")
         self.retry_for = retry_for
         self._sleep = sleep
+        pg_url.refuse_ambiguous(url, f"environment '{environment}': state_url")
         self._location = redact_url(url)
+        self._secrets = pg_url.secrets_of(url)
         self.run_id = uuid.uuid4()
         self._local = threading.local()
         self._guard = threading.Lock()
@@ -113,6 +100,10 @@ class PgStore:
     def location(self) -> str:
         return self._location
 
+    def reason(self, error: BaseException) -> str:
+        """The first line of a driver error, every secret of the URL masked."""
+        return pg_url.scrub(str(error), self._secrets) or type(error).__name__
+
     # --- connections -------------------------------------------------------------------
 
     def connect(self) -> Connection:
@@ -123,7 +114,7 @@ class PgStore:
                 options["connect_timeout"] = CONNECT_TIMEOUT
             connection: Connection = psycopg.connect(self.url, **options)  # type: ignore[arg-type]
         except psycopg.Error as error:
-            raise StateError(f"{self.location}: cannot connect: {_reason(error)}") from None
+            raise StateError(f"{self.location}: cannot connect: {self.reason(error)}") from None
         try:
             row = connection.execute("SHOW synchronous_commit").fetchone()
             if row is not None and row[0] == "off":
@@ -131,7 +122,7 @@ class PgStore:
                 connection.execute("SET synchronous_commit TO on")
         except psycopg.Error as error:
             connection.close()
-            raise StateError(f"{self.location}: {_reason(error)}") from None
+            raise StateError(f"{self.location}: {self.reason(error)}") from None
         with self._guard:
             self._open.append(connection)
         return connection
@@ -173,14 +164,14 @@ class PgStore:
             ) as error:
                 self._forget()
                 if time.monotonic() + delay > deadline:
-                    reason = _reason(error)
+                    reason = self.reason(error)
                     if isinstance(error, StateError):  # from connect(): already located
                         reason = reason.removeprefix(f"{self.location}: ")
                     raise StateError(f"{self.location}: {what}: {reason}") from None
                 self._sleep(delay)
                 delay = min(delay * 2, 2.0)
             except psycopg.Error as error:
-                raise StateError(f"{self.location}: {what}: {_reason(error)}") from None
+                raise StateError(f"{self.location}: {what}: {self.reason(error)}") from None
 
     # --- the KeyStore interface --------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Protocol
 import psycopg
 
 from mvsync.errors import LockError, StateError
+from mvsync.escape import escape
 from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection
 
 POLL_INTERVAL = 0.2
@@ -47,6 +48,7 @@ class LockOwner(Protocol):
     def location(self) -> str: ...
     def connect(self) -> Connection: ...
     def close(self) -> None: ...
+    def reason(self, error: BaseException) -> str: ...
 
 
 def _when(value: object) -> str:
@@ -77,7 +79,8 @@ class PgLock:
         if row is None:
             return "a session that has not yet said who it is"
         host, pid, started, command = row
-        return f"pid {pid} on {host}, started {_when(started)} ({command})"
+        # The row is anyone's who may write the table: shown escaped, on one line.
+        return escape(f"pid {pid} on {host}, started {_when(started)} ({command})")
 
     def acquire(self) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; LockError naming the holder."""
@@ -112,7 +115,7 @@ class PgLock:
         except psycopg.Error as error:
             connection.close()
             raise StateError(
-                f"{store.location}: cannot take the lock: {str(error).strip()[:200]}"
+                f"{store.location}: cannot take the lock: {store.reason(error)[:200]}"
             ) from None
         except BaseException:
             connection.close()
