@@ -378,6 +378,41 @@ def test_a_second_checkout_waits_for_the_lock_and_then_creates_nothing(
     assert "0 created" in waiter.stdout, waiter.stdout + waiter.stderr
 
 
+@pytest.mark.parametrize(
+    ("spelling", "variables"),
+    [
+        ("{url}", {"TMPDIR": "{tmp}"}),
+        ("{url}", {"XDG_RUNTIME_DIR": "{tmp}"}),
+        ("{url}/", {}),
+        ("{upper}/", {"TMPDIR": "{tmp}", "XDG_RUNTIME_DIR": "{tmp}"}),
+    ],
+    ids=["TMPDIR", "XDG_RUNTIME_DIR", "trailing-slash", "host-case"],
+)
+def test_one_lock_per_account_whatever_the_variables_or_the_spelling_of_api_url(
+    make_emulator: Callable[..., Emulator],
+    tmp_path: Path,
+    spelling: str,
+    variables: dict[str, str],
+) -> None:
+    slow = make_emulator(latency=0.5)
+    one, two = two_checkouts(tmp_path, slow.url)
+    own_tmp = tmp_path / "own-tmp"
+    own_tmp.mkdir(mode=0o700)
+    upper = slow.url.replace("127.0.0.1", "LOCALHOST")
+    if "LOCALHOST" in spelling.format(url="", upper=upper):
+        write_manifest(one, slow.url.replace("127.0.0.1", "localhost"))
+    write_manifest(two, spelling.format(url=slow.url, upper=upper))
+    holder = launch(one, "apply", "--env", "dev", "--yes", "--concurrency", "1")
+    wait_for(holds_lock(one), "the first checkout holding its lock", holder)
+    extra = {name: value.format(tmp=own_tmp) for name, value in variables.items()}
+    refused = apply(two, "--lock-timeout", "0", **extra)
+    first = finish(holder)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"pid {holder.pid}" in refused.stderr, refused.stderr
+    assert slow.request_count("POST") == 3  # never both create
+
+
 # --- 10. SIGTERM during the confirmation listing ---------------------------------------
 
 

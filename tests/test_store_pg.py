@@ -121,7 +121,9 @@ def test_environments_are_keyed_by_name_and_api_url(database: str) -> None:
     c.check()
     d = PgStore(database, "prod", "https://other.example")
     d.check()
-    assert a.env_id == c.env_id
+    e = PgStore(database, "prod", "HTTP://127.0.0.1:9")  # another case: one account
+    e.check()
+    assert a.env_id == c.env_id == e.env_id
     assert len({a.env_id, b.env_id, d.env_id}) == 3
 
 

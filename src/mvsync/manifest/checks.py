@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from mvsync.manifest.problems import DataPath, Issue
 from mvsync.manifest.schema import Application, Defaults, EnvironmentConfig, Manifest
 from mvsync.model import DEFAULT_API_KEY_ENV
+from mvsync.urls import account_url
 
 
 def _quoted(names: list[str]) -> str:
@@ -165,17 +165,6 @@ def _shared_account_issues(
                         )
                     )
     return issues
-
-
-def account_url(api_url: str) -> str:
-    """``api_url`` normalised enough that one account is recognised under two spellings."""
-    if "$" in api_url:
-        return api_url
-    try:
-        parts = urlsplit(api_url)
-    except ValueError:
-        return api_url
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _shared_secrets_file_issues(manifest: Manifest) -> list[Issue]:

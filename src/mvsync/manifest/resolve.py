@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 from mvsync.errors import ManifestError, MvsyncError, UsageError
 from mvsync.manifest import interpolate
-from mvsync.manifest.checks import account_url
 from mvsync.manifest.fields import (
     API_URL_CREDENTIALS,
     api_url_problem,
@@ -27,6 +26,7 @@ from mvsync.manifest.fields import (
 from mvsync.manifest.problems import DataPath, Issue, raise_located
 from mvsync.manifest.schema import Application, Lookup, Manifest
 from mvsync.model import DesiredApp, DesiredEnvironment, LedgerPlace
+from mvsync.urls import account_url
 
 
 class _Expander:

@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from types import TracebackType
 from mvsync.errors import LockError
 from mvsync.model import utc_stamp
 from mvsync.store.durable import PRIVATE_FILE_MODE
+from mvsync.urls import account_url
 
 LOCK_SUFFIX = ".lock"
 POLL_INTERVAL = 0.1
@@ -43,14 +43,15 @@ def lock_path(secrets_path: Path) -> Path:
     return secrets_path.with_name(secrets_path.name + LOCK_SUFFIX)
 
 
+# Machine-wide locks live where no variable of the user's moves them: two checkouts,
+# one with TMPDIR or XDG_RUNTIME_DIR set and one without, must meet at one lock.
+MACHINE_LOCK_ROOT = Path("/tmp")
+
+
 def machine_lock_dir() -> Path:
-    """This user's folder for machine-wide locks: ``$XDG_RUNTIME_DIR/mvsync``, else
-    ``<temp>/mvsync-<uid>``; created 0700, and refused unless it is ours and private."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
-        folder = Path(runtime) / "mvsync"
-    else:
-        folder = Path(tempfile.gettempdir()) / f"mvsync-{os.getuid()}"
+    """This user's folder for machine-wide locks, ``/tmp/mvsync-<uid>`` whatever
+    ``TMPDIR`` or ``XDG_RUNTIME_DIR`` say; created 0700, refused unless ours and private."""
+    folder = MACHINE_LOCK_ROOT / f"mvsync-{os.getuid()}"
     try:
         os.mkdir(folder, 0o700)
     except FileExistsError:
@@ -69,8 +70,9 @@ def machine_lock_dir() -> Path:
 
 def machine_lock_path(api_url: str, environment: str) -> Path:
     """The machine-wide lock of one account and environment (SPEC guarantee 6): every
-    checkout of a manifest on this machine takes it, whatever its secrets folder."""
-    digest = hashlib.sha256(f"{api_url}\0{environment}".encode()).hexdigest()[:32]
+    checkout of a manifest on this machine takes it, whatever its secrets folder and
+    however ``api_url`` is spelt (host case, a trailing ``/``, a default port)."""
+    digest = hashlib.sha256(f"{account_url(api_url)}\0{environment}".encode()).hexdigest()[:32]
     return machine_lock_dir() / f"{digest}{LOCK_SUFFIX}"
 
 

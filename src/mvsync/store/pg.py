@@ -43,6 +43,7 @@ from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
 from mvsync.store.pg_lock import PgLock
 from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection, ensure_schema
+from mvsync.urls import account_url
 
 T = TypeVar("T")
 
@@ -81,6 +82,8 @@ class PgStore:
         self.url = url
         self.environment = environment
         self.api_url = api_url.rstrip("/")
+        # The environment's row (its ledger and lock) is keyed by one spelling of the URL.
+        self.account = account_url(api_url)
         self.retry_for = retry_for
         self._sleep = sleep
         pg_url.refuse_ambiguous(url, f"environment '{environment}': state_url")
@@ -190,11 +193,11 @@ class PgStore:
             connection.execute(
                 "INSERT INTO mvsync.environments (name, api_url) VALUES (%s, %s)"
                 " ON CONFLICT (name, api_url) DO NOTHING",
-                (self.environment, self.api_url),
+                (self.environment, self.account),
             )
             row = connection.execute(
                 "SELECT id FROM mvsync.environments WHERE name = %s AND api_url = %s",
-                (self.environment, self.api_url),
+                (self.environment, self.account),
             ).fetchone()
             assert row is not None
             return int(str(row[0]))
