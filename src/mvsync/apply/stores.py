@@ -99,7 +99,7 @@ def local_store(
 
 class DatabaseLedger:
     """The ledger of an environment with ``state_url`` (SPEC 5.3, 5.4): its entries and
-    journal in the database, read only (no lock, no write but the first-use schema)."""
+    journal in the database, read only: SELECTs alone (no lock, no schema, no row)."""
 
     def __init__(self, store: PgStore) -> None:
         self.store = store
@@ -110,7 +110,7 @@ class DatabaseLedger:
 
     def snapshot(self) -> tuple[SecretsFile, list[JournalRecord]]:
         try:
-            return self.store.read()
+            return self.store.read_only()
         finally:
             self.store.close()
 

@@ -42,7 +42,13 @@ from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
 from mvsync.store.pg_lock import PgLock
-from mvsync.store.pg_schema import ENVIRONMENT_LOCK_CLASS, Connection, ensure_schema
+from mvsync.store.pg_schema import (
+    ENVIRONMENT_LOCK_CLASS,
+    Connection,
+    current_version,
+    ensure_schema,
+    refuse_newer,
+)
 from mvsync.urls import account_url
 
 T = TypeVar("T")
@@ -203,6 +209,28 @@ class PgStore:
             return int(str(row[0]))
 
         self._env_id = self._run("cannot use the database", work)
+
+    def read_only(self) -> tuple[SecretsFile, list[JournalRecord]]:
+        """The ledger and journal by SELECTs alone, for ``plan`` and ``keys list/show``:
+        nothing is created, migrated or registered (a role that may only SELECT reads it),
+        and a database without the schema or without this environment is an empty ledger."""
+
+        def work(connection: Connection) -> int | None:
+            version = current_version(connection)
+            refuse_newer(version, self.location)
+            if version == 0:
+                return None
+            row = connection.execute(
+                "SELECT id FROM mvsync.environments WHERE name = %s AND api_url = %s",
+                (self.environment, self.account),
+            ).fetchone()
+            return None if row is None else int(str(row[0]))
+
+        env_id = self._run("cannot read the ledger", work)
+        if env_id is None:
+            return SecretsFile(environment=self.environment, api_url=self.api_url), []
+        self._env_id = env_id
+        return self.read()
 
     def lock(self, *, timeout: float, command: str) -> PgLock:
         return PgLock(self, timeout=timeout, command=command, sleep=self._sleep)

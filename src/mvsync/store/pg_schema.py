@@ -86,7 +86,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
-def _current(connection: Connection) -> int:
+def current_version(connection: Connection) -> int:
     """The recorded version; 0 for a database without our schema."""
     row = connection.execute("SELECT to_regclass('mvsync.schema_version') IS NOT NULL").fetchone()
     if row is None or not row[0]:
@@ -95,7 +95,7 @@ def _current(connection: Connection) -> int:
     return int(str(version[0])) if version and version[0] is not None else 0
 
 
-def _refuse_newer(version: int, where: str) -> None:
+def refuse_newer(version: int, where: str) -> None:
     if version > SCHEMA_VERSION:
         raise StateError(
             f"{where}: the mvsync tables are at schema version {version}, newer than this "
@@ -109,8 +109,8 @@ def ensure_schema(connection: psycopg.Connection[tuple[object, ...]], where: str
 
     ``connection`` is in autocommit mode; the migration is one transaction.
     """
-    version = _current(connection)
-    _refuse_newer(version, where)
+    version = current_version(connection)
+    refuse_newer(version, where)
     if version == SCHEMA_VERSION:
         return
     # A session lock taken in a statement of its own: the transaction after it starts
@@ -119,8 +119,8 @@ def ensure_schema(connection: psycopg.Connection[tuple[object, ...]], where: str
     connection.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATION_LOCK)
     try:
         with connection.transaction():
-            version = _current(connection)  # another runner may have migrated meanwhile
-            _refuse_newer(version, where)
+            version = current_version(connection)  # another runner may have migrated meanwhile
+            refuse_newer(version, where)
             if version == 0:
                 connection.execute("CREATE SCHEMA IF NOT EXISTS mvsync")
                 connection.execute(
