@@ -411,6 +411,17 @@ def test_a_deadline_that_is_not_a_number_is_a_usage_error(
     assert accounts.request_count() == 0
 
 
+def test_a_deadline_too_large_for_the_clock_is_a_usage_error(
+    accounts: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MVSYNC_API_DEADLINE", "1e308")
+    code, _, err = run(capsys)
+    assert code == 1
+    assert "MVSYNC_API_DEADLINE must be a positive number of seconds, at most 1,000,000" in err
+    assert "OverflowError" not in err
+    assert accounts.request_count() == 0
+
+
 def test_an_invalid_manifest_is_reported_located_and_annotated_in_github_actions(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

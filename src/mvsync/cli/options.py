@@ -72,6 +72,11 @@ def manifest_path(ctx: click.Context) -> Path:
 API_DEADLINE_VARIABLE = "MVSYNC_API_DEADLINE"
 
 
+# The longest wait any variable may ask for (about 11.6 days): longer ones overflow the
+# clock arithmetic of sleeps and timeouts (``time.sleep(1e308)`` raises OverflowError).
+MAX_SECONDS = 1_000_000.0
+
+
 def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
     """A number of seconds from variable ``name`` (``default`` when unset or empty)."""
     text = os.environ.get(name, "")
@@ -81,10 +86,10 @@ def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    valid = (value > 0 if positive else value >= 0) and value < float("inf")
+    valid = (value > 0 if positive else value >= 0) and value <= MAX_SECONDS
     if not valid:
         kind = "a positive number of seconds" if positive else "a number of seconds >= 0"
-        raise UsageError(f"{name} must be {kind}")
+        raise UsageError(f"{name} must be {kind}, at most {MAX_SECONDS:,.0f}")
     return value
 
 
