@@ -373,6 +373,22 @@ def test_a_malformed_create_answer_hands_over_the_issued_key(
     assert ISSUED_KEY not in repr(error.issued_key)
 
 
+@pytest.mark.parametrize("tail", ["garbage", "}", ' {"more": 1}', "\x00\xff"])
+def test_a_create_answer_followed_by_garbage_still_hands_over_its_key(
+    serve: Callable[[Handler], FakeApi], tail: str
+) -> None:
+    body = json.dumps(created()).encode() + tail.encode("latin-1")
+    fake = serve(lambda ex: ex.send(201, body))
+    with client_for(fake) as client, pytest.raises(ApiResponseError) as caught:
+        client.create_application(create_request())
+    error = caught.value
+    assert "one JSON value followed by" in str(error)
+    assert error.issued_key is not None
+    assert error.issued_key.get_secret_value() == ISSUED_KEY
+    assert error.app_id == APP["id"]
+    assert_no_secret(str(error), ISSUED_KEY, HARD_SECRET, API_KEY)
+
+
 def test_a_create_answer_without_a_key_hands_over_nothing(
     serve: Callable[[Handler], FakeApi],
 ) -> None:

@@ -266,15 +266,41 @@ def _json_body(call: Call, reply: Reply) -> Any:
         raise malformed(call, reply.status, f"the body is larger than {reply.cap:,} bytes")
     try:
         return json.loads(reply.content)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as error:
         reason = "the body is not JSON"
-    except UnicodeDecodeError:
+        if error.msg == "Extra data":
+            reason = "the body is one JSON value followed by other bytes"
+            _salvage_key(call, reply, reply.content.decode(), reason)
+    except UnicodeDecodeError as error:
         reason = "the body is not JSON (not UTF-8 text)"
+        _salvage_key(
+            call,
+            reply,
+            reply.content[: error.start].decode(),
+            "the body is one JSON value followed by bytes that are not UTF-8 text",
+        )
     except ValueError:  # int() refuses a number of more than 4,300 digits
         reason = "the body holds a number too long to read"
     except RecursionError:
         reason = "the body is nested too deeply to read"
     raise malformed(call, reply.status, reason)
+
+
+def _salvage_key(call: Call, reply: Reply, text: str, reason: str) -> None:
+    """A create answer whose JSON object is followed by garbage still holds a readable
+    key: raise the malformed-answer error carrying it, so that apply stores it."""
+    if call.method != "POST":
+        return
+    try:
+        head, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    except (ValueError, RecursionError):
+        return
+    key = head.get("api_key") if isinstance(head, dict) else None
+    if not isinstance(key, str) or not key:
+        return
+    raw_id = head.get("id")
+    app_id = raw_id if isinstance(raw_id, str) and raw_id.isprintable() and raw_id else None
+    raise malformed(call, reply.status, reason, issued_key=key, app_id=app_id)
 
 
 def malformed(
