@@ -356,6 +356,40 @@ def test_sigterm_during_creates_exits_130_with_every_key_stored(
     assert "Interrupted" in out
 
 
+SLOW_IMPORT = """
+import builtins, os, time
+_real = builtins.__import__
+def _slow(name, *args, **kwargs):
+    if name == "httpx" and not os.path.exists(os.environ["MARK"]):
+        open(os.environ["MARK"], "w").close()
+        time.sleep(5)
+    return _real(name, *args, **kwargs)
+builtins.__import__ = _slow
+"""
+
+
+def test_sigterm_while_apply_is_still_importing_exits_130_with_a_word(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A CI cancel in apply's first moments (its imports) exits 130 and says so, not 143."""
+    write_manifest(tmp_path, emulator.url)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_IMPORT)
+    mark = tmp_path / "importing-httpx"
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH", "")]))
+    process = start(tmp_path, "apply", "--env", "dev", "--yes", PYTHONPATH=path, MARK=str(mark))
+    deadline = time.monotonic() + 30
+    while not mark.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert mark.exists(), "apply never reached its import of httpx"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted: nothing was created" in err
+    assert emulator.request_count() == 0
+
+
 def test_sigint_before_creating_exits_130_and_creates_nothing(
     make_emulator: Callable[..., Emulator], tmp_path: Path
 ) -> None:

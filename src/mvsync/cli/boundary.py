@@ -8,6 +8,7 @@ A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -57,9 +58,17 @@ def report_manifest_error(error: ManifestError) -> None:
             click.echo(annotation, err=True)
 
 
+def _stop_before_creating(_signum: int, _frame: object) -> None:
+    raise AbortedError("interrupted: nothing was created", exit_code=EXIT_INTERRUPTED)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: run the CLI and exit with its status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "apply" in args and argv is None:
+        # apply's own handler is installed once its imports are done (~0.6 s): until
+        # then a SIGTERM (a CI cancel) must still exit 130 with a word, not die with 143.
+        signal.signal(signal.SIGTERM, _stop_before_creating)
     if "--debug" in args:
         # Accepted anywhere on the line, like -f: it is the group's flag.
         args = ["--debug", *(arg for arg in args if arg != "--debug")]
