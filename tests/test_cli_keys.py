@@ -186,6 +186,46 @@ def test_keys_show_prints_exactly_a_plain_key_and_a_newline(
     assert done.stderr == ""
 
 
+@pytest.mark.parametrize("where", ["full", "closed", "broken"])
+@pytest.mark.parametrize("args", [("show", "--env", "dev", "App 1"), ("list", "--env", "dev")])
+def test_keys_into_a_full_closed_or_broken_stdout_is_one_clear_error(
+    tmp_path: Path, emulator: Emulator, where: str, args: tuple[str, ...]
+) -> None:
+    if where == "full" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    write_manifest(tmp_path, emulator.url, count=2)
+    assert run(tmp_path, "apply", "--env", "dev", "--yes").returncode == 0
+    command = [sys.executable, "-m", "mvsync", "-f", str(tmp_path / "mvsync.yaml"), "keys", *args]
+    if where == "broken":
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        stdout: int = write_end
+    elif where == "full":
+        stdout = os.open("/dev/full", os.O_WRONLY)
+    else:
+        stdout = subprocess.DEVNULL
+    try:
+        done = subprocess.run(
+            command,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=bare_env(),
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            # "closed": descriptor 1 shut before mvsync starts, as `>&-` does.
+            preexec_fn=(lambda: os.close(1)) if where == "closed" else None,
+        )
+    finally:
+        if isinstance(stdout, int) and stdout != subprocess.DEVNULL:
+            os.close(stdout)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and "standard output" in lines[0], done.stderr
+    assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+    assert_no_secrets(done.stderr, extra=emulator.issued_keys(TEST_API_KEY).values())
+
+
 def test_keys_show_opens_what_a_sealed_apply_wrote_and_refuses_without_the_identity(
     tmp_path: Path, emulator: Emulator
 ) -> None:

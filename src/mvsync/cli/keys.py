@@ -9,13 +9,13 @@ its output: exactly the key and a newline, for ``| gh secret set NAME``.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.pipe import write_result
 
 if TYPE_CHECKING:
     from mvsync.apply.ledger import Ledger
@@ -71,13 +71,13 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
             "environment": env,
             "keys": [entry.to_json() for entry in entries],
         }
-        click.echo(json.dumps(document, ensure_ascii=True))
+        write_result(json.dumps(document, ensure_ascii=True) + "\n")
         return 0
     if found is None:
-        click.echo(f"environment {name_of(env)}: no key ledger yet ({text_of(where)})")
+        write_result(f"environment {name_of(env)}: no key ledger yet ({text_of(where)})\n")
         return 0
     if not entries:
-        click.echo(f"environment {name_of(env)}: no entries ({text_of(found.location)})")
+        write_result(f"environment {name_of(env)}: no entries ({text_of(found.location)})\n")
         return 0
     rows = [
         (
@@ -89,9 +89,11 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
         for e in entries
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = []
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[3]]))
+        lines.append("  ".join([*cells, row[3]]) + "\n")
+    write_result("".join(lines))
     return 0
 
 
@@ -121,6 +123,5 @@ def show(ctx: click.Context, env: str, identity: Path | None, name: str) -> int:
     if found is None:
         raise SecretsError(f"environment {env!r}: no key ledger yet ({where})")
     key = open_key(found, name, identity)
-    sys.stdout.write(key + "\n")
-    sys.stdout.flush()
+    write_result(key + "\n")
     return 0

@@ -65,6 +65,31 @@ def silence(stream: TextIO) -> None:
         os.close(devnull)
 
 
+def write_result(text: str) -> None:
+    """Write a command's result (``keys show``'s key, ``keys list``'s lines) to stdout;
+    a closed, broken or full stdout is one clear MvsyncError, and what was buffered goes
+    nowhere (Python's flush at exit must not fail on it again)."""
+    from mvsync.errors import MvsyncError
+
+    stream = sys.stdout
+    if stream is None:  # started with its descriptor 1 closed (``>&-``)
+        raise MvsyncError(
+            "standard output is closed: nothing was written; run it with its output open"
+        )
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        silence(stream)
+        raise MvsyncError("standard output was closed before all of it was written") from None
+    except OSError as error:
+        silence(stream)
+        raise MvsyncError(
+            f"cannot write to standard output: {error.strerror or 'write failed'}; "
+            "nothing was written: send it somewhere that can take it"
+        ) from None
+
+
 def guarded_stdout() -> tuple[TextIO, StdoutGuard]:
     """``sys.stdout`` guarded, as a ``TextIO`` to write to and as the guard to ask."""
     guard = StdoutGuard(sys.stdout)
