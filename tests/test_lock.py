@@ -24,7 +24,8 @@ HOLD_SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from mvsync.store.lock import EnvironmentLock
-    lock = EnvironmentLock(Path(sys.argv[1]), command="mvsync apply --env holder")
+    command = sys.argv[2] if len(sys.argv) > 2 else "mvsync apply --env holder"
+    lock = EnvironmentLock(Path(sys.argv[1]), command=command)
     lock.acquire()
     print("held", flush=True)
     time.sleep(60)
@@ -32,9 +33,9 @@ HOLD_SCRIPT = textwrap.dedent(
 )
 
 
-def start_holder(path: Path) -> subprocess.Popen[str]:
+def start_holder(path: Path, *command: str) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_SCRIPT, str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_SCRIPT, str(path), *command], stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None
     assert holder.stdout.readline() == "held\n"
@@ -53,6 +54,20 @@ def test_second_holder_is_refused_naming_the_first(tmp_path: Path) -> None:
     message = str(refused.value)
     assert f"pid {holder.pid}" in message
     assert "mvsync apply --env holder" in message
+
+
+def test_a_holder_whose_command_holds_a_newline_is_named_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml.lock"
+    holder = start_holder(path, "mvsync apply\nmvsync: error: forged\x1b[31m")
+    try:
+        with pytest.raises(LockError) as refused:
+            EnvironmentLock(path).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(refused.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "\\x0a" in message
 
 
 def test_lock_timeout_waits_then_names_the_holder(tmp_path: Path) -> None:

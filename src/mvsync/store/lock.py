@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mvsync.errors import LockError
+from mvsync.escape import escape
 from mvsync.model import utc_stamp
 from mvsync.store.durable import PRIVATE_FILE_MODE
 from mvsync.urls import account_url
@@ -79,7 +80,8 @@ def machine_lock_path(api_url: str, environment: str) -> Path:
 def _describe_holder(raw: bytes) -> str:
     try:
         info = json.loads(raw)
-        return (
+        # The file is anyone's who can write it: shown escaped, on one line.
+        return escape(
             f"pid {int(info['pid'])} on {info['host']}, started {info['started']}"
             f" ({info['command']})"
         )
