@@ -198,6 +198,9 @@ def test_apply_keeps_sealed_keys_in_the_database_and_nothing_beside_the_manifest
     assert first.returncode == 0, first.stdout + first.stderr
     assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
     assert len(entries(setup)) == 5
+    # A database is not a file to commit: the summary names it and nothing else.
+    assert "Keys are in postgresql://postgres@" in first.stdout, first.stdout
+    assert "committed" not in first.stdout and "secrets file" not in first.stdout
     assert_keys_held(setup, emulator)
     assert journal_rows(setup) == 0
     posts = emulator.request_count("POST")

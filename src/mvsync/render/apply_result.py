@@ -136,10 +136,13 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
     if result.kept_locally:
         kept = _count(len(result.kept_locally), "key", "keys")
         where += f" (but for {kept} in {text_of(str(result.kept_locally_at))}, above)"
-    lines.append(
-        f"Keys are in {where}, sealed with age (no plaintext key: it may be kept or committed)."
-        if result.sealed
-        else f"Keys are in {where} (mode 0600; keep it out of git)."
-    )
+    if result.keys_location is not None:  # the state_url database: nothing to commit
+        lines.append(f"Keys are in {where}, sealed with age.")
+    elif result.sealed:
+        lines.append(
+            f"Keys are in {where}, sealed with age (no plaintext key: it may be kept or committed)."
+        )
+    else:
+        lines.append(f"Keys are in {where} (mode 0600; keep it out of git).")
     out.write("\n".join(lines) + "\n")
     out.flush()
