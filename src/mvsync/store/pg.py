@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import psycopg
@@ -42,6 +41,7 @@ from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
 from mvsync.store.pg_lock import PgLock
+from mvsync.store.pg_rows import ledger_of, records_of
 from mvsync.store.pg_schema import (
     ENVIRONMENT_LOCK_CLASS,
     Connection,
@@ -65,12 +65,6 @@ _LOCK_HELD = (
 def redact_url(url: str) -> str:
     """``url`` as ``postgresql://USER@HOST:PORT/DB``, for messages (no secret of it)."""
     return pg_url.describe(url)
-
-
-def _stamp(value: object) -> str | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return None if value is None else str(value)
 
 
 class PgStore:
@@ -253,31 +247,12 @@ class PgStore:
             return entries, rows
 
         entries, rows = self._run("cannot read the ledger", work)
-        ledger = SecretsFile(environment=self.environment, api_url=self.api_url)
-        try:
-            for name, app_id, sealed, created_at, captured in entries:
-                ledger.applications[str(name)] = SecretEntry(
-                    id=str(app_id),
-                    sealed_api_key=None if sealed is None else str(sealed),
-                    created_at=None if created_at is None else str(created_at),
-                    key_captured=bool(captured),
-                )
-        except ValueError:
-            raise StateError(f"{self.location}: an entry of mvsync.entries is malformed") from None
+        ledger = ledger_of(entries, self.environment, self.api_url, self.location)
         self._stored = set(ledger.applications)
         leftover = []
-        for seq, event, name, app_id, sealed, created_at, ts in rows:
-            self._seqs.add(int(str(seq)))
-            leftover.append(
-                JournalRecord(
-                    event=event,  # type: ignore[arg-type]  # the table's CHECK
-                    name=str(name),
-                    app_id=None if app_id is None else str(app_id),
-                    sealed_api_key=None if sealed is None else str(sealed),
-                    created_at=None if created_at is None else str(created_at),
-                    ts=_stamp(ts),
-                )
-            )
+        for seq, record in records_of(rows):
+            self._seqs.add(seq)
+            leftover.append(record)
         return ledger, leftover
 
     def has_journal(self) -> bool:
