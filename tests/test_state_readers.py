@@ -6,8 +6,6 @@ role that may only ``SELECT``; a database without mvsync's schema is an empty le
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from psycopg import sql
 from helpers import TEST_API_KEY, assert_no_secrets
 from pgserver import PgServer
 from test_apply_pg import Setup, cli_env, manifest_in, run_apply, setup  # noqa: F401
+from test_state_url_secrets import run_mvsync
 
 
 def _reader_url(pg_server: PgServer, url: str, dbname: str) -> str:
@@ -45,18 +44,6 @@ def _schema_exists(url: str) -> bool:
     return bool(row and row[0])
 
 
-def _mvsync(manifest: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mvsync", "-f", str(manifest), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_plan_and_keys_list_on_a_fresh_database_create_nothing(
     setup: Setup,  # noqa: F811
     pg_server: PgServer,
@@ -65,10 +52,10 @@ def test_plan_and_keys_list_on_a_fresh_database_create_nothing(
     emulator = setup.emulator()
     manifest = manifest_in(tmp_path, setup, emulator.url, 2)
     env = cli_env(setup, MVSYNC_STATE_URL=_reader_url(pg_server, setup.url, setup.dbname))
-    plan = _mvsync(manifest, env, "plan", "--format", "json")
+    plan = run_mvsync(manifest, env, "plan", "--format", "json")
     assert plan.returncode == 0, plan.stderr
     assert "key status unknown" not in plan.stdout, plan.stdout
-    listed = _mvsync(manifest, env, "keys", "list", "--env", "dev", "--format", "json")
+    listed = run_mvsync(manifest, env, "keys", "list", "--env", "dev", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["keys"] == []
     assert not _schema_exists(setup.url), "a reader created mvsync's schema"
@@ -84,17 +71,17 @@ def test_a_select_only_role_can_plan_list_and_show(
     assert run_apply(manifest, setup).returncode == 0
     reader = manifest_in(tmp_path / "reader", setup, emulator.url, 2)
     env = cli_env(setup, MVSYNC_STATE_URL=_reader_url(pg_server, setup.url, setup.dbname))
-    listed = _mvsync(reader, env, "keys", "list", "--env", "dev", "--format", "json")
+    listed = run_mvsync(reader, env, "keys", "list", "--env", "dev", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert {k["state"] for k in json.loads(listed.stdout)["keys"]} == {"sealed"}
-    plan = _mvsync(reader, env, "plan", "--format", "json")
+    plan = run_mvsync(reader, env, "plan", "--format", "json")
     assert plan.returncode == 0, plan.stderr
     changes = json.loads(plan.stdout)["environments"][0]["changes"]
     assert {c["key"] for c in changes} == {"held"}
     identity = tmp_path / "identity.txt"
     identity.write_text(str(setup.identity) + "\n")
     identity.chmod(0o600)
-    shown = _mvsync(reader, env, "keys", "show", "--env", "dev", "App 001", "-i", str(identity))
+    shown = run_mvsync(reader, env, "keys", "show", "--env", "dev", "App 001", "-i", str(identity))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() in emulator.issued_keys(TEST_API_KEY).values()
     for out in (listed, plan):

@@ -100,9 +100,8 @@ def _manifest(folder: Path, recipient: str, api_url: str) -> Path:
     return manifest
 
 
-def _mvsync(manifest: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MV_TEST_KEY=TEST_API_KEY, MVSYNC_STATE_URL=url)
-    env.update(MVSYNC_API_DEADLINE="10", MVSYNC_HTTP_TIMEOUT="5")
+def run_mvsync(manifest: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``mvsync -f MANIFEST ARGS...`` as a real process, its output captured."""
     return subprocess.run(
         [sys.executable, "-m", "mvsync", "-f", str(manifest), *args],
         capture_output=True,
@@ -112,6 +111,12 @@ def _mvsync(manifest: Path, url: str, *args: str) -> subprocess.CompletedProcess
         timeout=60,
         check=False,
     )
+
+
+def _mvsync(manifest: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, MV_TEST_KEY=TEST_API_KEY, MVSYNC_STATE_URL=url)
+    env.update(MVSYNC_API_DEADLINE="10", MVSYNC_HTTP_TIMEOUT="5")
+    return run_mvsync(manifest, env, *args)
 
 
 def _with_password(dsn: str, password: str) -> str:
