@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest clean lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# The lock of mvsync's runtime dependencies, with a sha256 for every file, for every
+# platform and Python 3.11-3.13 at once (uv's --universal). Run it after changing
+# [project] dependencies in pyproject.toml; tests/test_release.py checks that it matches.
+UV ?= uv
+lock:
+	$(UV) pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o requirements/mvsync.lock.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
