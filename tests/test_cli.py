@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO_ROOT
 from mvsync import __version__
 
 MANIFEST = "version: 1\nenvironments:\n  {env}: {{}}\napplications: []\n"
@@ -52,8 +53,16 @@ def test_mvsync_file_is_read_when_no_flag_is_given(
 
 
 def test_version_is_printed_by_both_entry_points(tmp_path: Path) -> None:
+    # This checkout is an editable install: the commit is the checkout's HEAD.
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=7", "HEAD"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     done = mvsync("--version", cwd=tmp_path)
-    assert (done.returncode, done.stdout) == (0, f"mvsync, version {__version__}\n")
+    assert (done.returncode, done.stdout) == (0, f"mvsync {__version__} (commit {head})\n")
 
 
 def test_an_unknown_flag_is_a_usage_error_with_exit_1(tmp_path: Path) -> None:

@@ -115,6 +115,6 @@ def test_every_version_the_docs_print_is_the_package_version() -> None:
     shown = {
         version
         for page in INSTALL_SOURCES
-        for version in re.findall(r"mvsync, version (\S+)", page.read_text("utf-8"))
+        for version in re.findall(r"mvsync (\d+\.\d+\.\d+\S*) \(commit ", page.read_text("utf-8"))
     }
     assert shown == {__version__}

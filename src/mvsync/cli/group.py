@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from mvsync import __version__
 from mvsync.cli import apply as apply_cmd
 from mvsync.cli import emulator as emulator_cmd
 from mvsync.cli import envs as envs_cmd
@@ -28,8 +27,24 @@ class _WorkflowOrder(click.Group):
         return list(self.commands)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from mvsync.buildinfo import version_line
+
+    click.echo(version_line())
+    ctx.exit()
+
+
 @click.group(cls=_WorkflowOrder, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="mvsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_print_version,
+    help="Show the version and the commit it was built from, and exit.",
+)
 @manifest_option
 @click.option("--debug", is_flag=True, help="Show debug logs and tracebacks (secrets masked).")
 @click.pass_context
