@@ -321,18 +321,20 @@ def test_no_key_in_any_output_with_debug_of_plan_apply_and_keys_with_recipients(
             timeout=60,
         )
 
-    for args in (
-        ("plan", "--format", "json"),
-        ("apply", "--env", "dev", "--yes"),
-        ("plan",),
-        ("plan", "--format", "markdown", "-o", str(tmp_path / "plan.json")),
-        ("keys", "list", "--env", "dev"),
-        ("keys", "list", "--env", "dev", "--format", "json"),
-        ("keys", "show", "--env", "dev", "App 0"),  # sealed, no -i: refused
-        ("keys", "show", "--env", "dev", "App 9", "-i", str(team)),  # unknown
-        ("show", str(tmp_path / "plan.json")),
+    # Each command with the exit code it must end with: a refusal is exit 1, not a crash.
+    for expected, args in (
+        (0, ("plan", "--format", "json")),
+        (0, ("apply", "--env", "dev", "--yes")),
+        (0, ("plan",)),
+        (0, ("plan", "--format", "markdown", "-o", str(tmp_path / "plan.json"))),
+        (0, ("keys", "list", "--env", "dev")),
+        (0, ("keys", "list", "--env", "dev", "--format", "json")),
+        (1, ("keys", "show", "--env", "dev", "App 0")),  # sealed, no -i: refused
+        (1, ("keys", "show", "--env", "dev", "App 9", "-i", str(team))),  # unknown
+        (0, ("show", str(tmp_path / "plan.json"))),
     ):
         done = mvsync(*args)
+        assert done.returncode == expected, f"{args}: exit {done.returncode}\n{done.stderr}"
         assert "Traceback" not in done.stderr or args[0] == "keys", done.stderr
         outputs.append(done.stdout + done.stderr)
     shown = mvsync("keys", "show", "--env", "dev", "App 1", "-i", str(team))

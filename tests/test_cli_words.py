@@ -48,10 +48,23 @@ def test_no_short_help_is_cut_mid_sentence() -> None:
     assert [line for line in lines if line.endswith("...") or not line.endswith(".")] == []
 
 
+def every_command(group: click.Group, path: str = "") -> list[tuple[str, click.Command]]:
+    """Each command under ``group`` with its full name, the commands of its groups too."""
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        full = f"{path} {name}".strip()
+        found.append((full, command))
+        if isinstance(command, click.Group):
+            found.extend(every_command(command, full))
+    return found
+
+
 def test_every_option_of_every_command_has_help() -> None:
+    commands = every_command(cli)
+    assert "keys show" in dict(commands)  # the walk reached into the groups
     missing = [
         f"{name} {'/'.join(param.opts)}"
-        for name, command in cli.commands.items()
+        for name, command in commands
         for param in command.params
         if isinstance(param, click.Option) and not param.help
     ]

@@ -5,7 +5,10 @@ recipient against an emulator that adds 30 ms to every answer, SIGKILLs it at a 
 moment, and then reads EVERY file under the workspace (journal, secrets file, temporary
 files, lock) for every key the emulator issued, in every case form. A second apply then
 reconciles: every application created ends with a sealed entry that the identity opens
-to its key, or a ``key_captured: false`` entry, and no file holds a plaintext key.
+to its key, or a ``key_captured: false`` entry (at most one per create in flight at the
+kill, ``--concurrency``), and no file holds a plaintext key. The first apply ends killed,
+or with exit 0 when it made every create before the kill came; the second ends with
+exit 1 exactly when it reported a key not captured, else 0.
 
 The moments come from a seed drawn at random each run, printed and named in every
 failure message; ``MVSYNC_SEALED_KILL9_SEED=<seed>`` replays that run's moments.
@@ -32,6 +35,9 @@ from mvsync.store.keys import read_secrets
 TRIALS = 10
 CREATES = 20
 LATENCY = 0.03
+# At most this many creates are in flight when the kill lands: at most this many keys lost.
+CONCURRENCY = 2
+NOT_CAPTURED = "created, key not captured — issue a new key in MiniVoice"
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +68,7 @@ def apply_command(folder: Path) -> list[str]:
         "dev",
         "--yes",
         "--concurrency",
-        "2",
+        str(CONCURRENCY),
     ]
 
 
@@ -95,7 +101,9 @@ def plaintext_on_disk(folder: Path, keys: list[str]) -> list[str]:
     return found
 
 
-def kill_at_random_moment(folder: Path, rng: random.Random) -> float:
+def kill_at_random_moment(folder: Path, rng: random.Random) -> tuple[float, int]:
+    """Start an apply, SIGKILL it a random time after it starts creating; the moment and
+    its exit code."""
     process = subprocess.Popen(
         apply_command(folder),
         stdout=subprocess.PIPE,
@@ -113,7 +121,7 @@ def kill_at_random_moment(folder: Path, rng: random.Random) -> float:
     time.sleep(moment)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
-    return moment
+    return moment, process.returncode
 
 
 @pytest.mark.timeout(420)  # 10 trials of 2 applies: well under a minute unloaded
@@ -130,9 +138,13 @@ def test_kill9_with_recipients_leaves_no_plaintext_key_in_any_file(tmp_path: Pat
         folder.mkdir()
         with Emulator([TEST_API_KEY], latency=LATENCY) as emulator:
             write_manifest(folder, emulator.url, recipient)
-            moment = kill_at_random_moment(folder, rng)
+            moment, code = kill_at_random_moment(folder, rng)
             where = f"{replay}, trial {trial} (killed {moment:.3f}s after creating began)"
             issued = list(emulator.issued_keys(TEST_API_KEY).values())
+            # Killed, or done before the kill came: then every create was made.
+            assert code == -signal.SIGKILL or (code, len(issued)) == (0, CREATES), (
+                f"{where}: the first apply exited {code}"
+            )
             killed_mid_run += 0 < len(issued) < CREATES
             leaked = plaintext_on_disk(folder, issued)
             assert not leaked, f"{where}: a plaintext key in {leaked}"
@@ -149,20 +161,29 @@ def test_kill9_with_recipients_leaves_no_plaintext_key_in_any_file(tmp_path: Pat
             for key in issued_by_id.values():
                 for form in case_forms(key):
                     assert form not in second.stdout + second.stderr, where
-            assert second.returncode in (0, 1), f"{where}: {second.stderr}"
             stored = read_secrets(folder / ".mvsync" / "dev.secrets.yaml")
             assert stored is not None, where
             by_id = {entry.id: entry for entry in stored.applications.values()}
             remote = emulator.applications(TEST_API_KEY)
             assert len(remote) == CREATES, where
+            lost = 0
             for app in remote:
                 entry = by_id.get(app["id"])
                 assert entry is not None, f"{where}: {app['name']} has no entry"
                 assert entry.api_key is None, f"{where}: a plain entry with recipients"
                 if entry.sealed_api_key is None:
                     assert not entry.key_captured, where
-                    not_captured += 1
+                    assert f'name "{app["name"]}", id {app["id"]}: {NOT_CAPTURED}' in (
+                        second.stdout
+                    ), f"{where}: {app['name']} not reported"
+                    lost += 1
                 else:
                     assert unseal(entry.sealed_api_key, [identity]) == issued_by_id[app["id"]]
+            assert lost <= CONCURRENCY, (
+                f"{where}: {lost} keys not captured, {CONCURRENCY} in flight"
+            )
+            not_captured += lost
+            # Exit 1 exactly when it reported a key not captured (nothing else went wrong).
+            assert second.returncode == (1 if lost else 0), f"{where}: {second.stderr}"
     assert killed_mid_run >= TRIALS // 3, f"{replay}: only {killed_mid_run} killed mid-run"
     print(f"{replay}: {TRIALS} trials, {killed_mid_run} killed mid-run, {not_captured} lost")
