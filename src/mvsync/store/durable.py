@@ -19,6 +19,7 @@ import os
 import stat
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from mvsync import files
 from mvsync.errors import SecretsError
@@ -147,16 +148,31 @@ def _symlink_message(path: Path) -> str:
     )
 
 
-def _check_mode(path: Path, mode: int) -> None:
+def _check_regular(path: Path, mode: int) -> None:
     if stat.S_ISLNK(mode):
         raise SecretsError(_symlink_message(path))
     if not stat.S_ISREG(mode):
         raise SecretsError(f"{path}: not a regular file")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SecretsError(
-            f"{path}: mode {stat.S_IMODE(mode):04o} lets the group or others read it; "
-            f"it holds live API keys: run 'chmod 600 {path}' and check who copied it"
-        )
+
+
+def is_shared(mode: int) -> bool:
+    """Whether the group or others may read or write a file of this mode."""
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def refuse_shared(path: Path, mode: int) -> NoReturn:
+    """The refusal of a file that holds plaintext keys and that others may read."""
+    raise SecretsError(
+        f"{path}: mode {stat.S_IMODE(mode):04o} lets the group or others read it; "
+        f"it holds plaintext API keys: run 'chmod 600 {path}' and check who copied it "
+        "(a file whose keys are all sealed with recipients may have any mode)"
+    )
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    _check_regular(path, mode)
+    if is_shared(mode):
+        refuse_shared(path, mode)
 
 
 def check_private(path: Path) -> None:
@@ -178,6 +194,27 @@ def read_private(path: Path) -> bytes | None:
     checked again on the open descriptor, so a link swapped in meanwhile is not read.
     """
     check_private(path)
+    read = read_regular(path)
+    if read is None:
+        return None
+    raw, mode = read
+    _check_mode(path, mode)
+    return raw
+
+
+def read_regular(path: Path) -> tuple[bytes, int] | None:
+    """The bytes of a file and its mode as opened, ``None`` when it does not exist.
+
+    A symbolic link or anything but a regular file is refused (SecretsError), whatever
+    its mode; the caller decides whether a mode others may read is acceptable (a
+    secrets file whose keys are all sealed may be committed: a checkout gives 0644).
+    """
+    try:
+        _check_regular(path, os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -187,8 +224,9 @@ def read_private(path: Path) -> bytes | None:
             raise SecretsError(_symlink_message(path)) from None
         raise SecretsError(f"{path}: cannot read: {error.strerror}") from None
     try:
-        _check_mode(path, os.fstat(fd).st_mode)
-        return read_open(fd, MAX_PRIVATE_BYTES)  # bounded while read, not only by st_size
+        mode = os.fstat(fd).st_mode
+        _check_regular(path, mode)
+        return read_open(fd, MAX_PRIVATE_BYTES), mode  # bounded while read, not by st_size
     except UnreadableFileError as error:
         raise SecretsError(f"{path}: cannot read: {error.reason}") from None
     finally:

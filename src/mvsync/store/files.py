@@ -22,6 +22,7 @@ from pathlib import Path
 from mvsync.errors import SecretsError
 from mvsync.store import journal, keys
 from mvsync.store.durable import ensure_private_dir, write_atomic
+from mvsync.store.gitignore import ensure_ignored
 from mvsync.store.journal import JournalRecord, JournalWriter
 from mvsync.store.keys import SecretsFile
 from mvsync.store.lock import EnvironmentLock, lock_path, machine_lock_path
@@ -137,6 +138,7 @@ class FileStore:
             machine_lock_path(self.api_url, self.environment), timeout=timeout, command=command
         )
         ensure_private_dir(self.secrets_path.parent)
+        ensure_ignored(self.secrets_path)  # a committed folder never takes in the lock
         local = EnvironmentLock(lock_path(self.secrets_path), timeout=timeout, command=command)
         with machine, local:
             yield

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_va
 
 from mvsync.errors import SecretsError
 from mvsync.sealing import is_armored
-from mvsync.store.durable import fsync_dir, read_private, write_atomic
+from mvsync.store.durable import fsync_dir, is_shared, read_regular, refuse_shared, write_atomic
 from mvsync.store.journal import JournalRecord
 
 
@@ -89,7 +89,7 @@ def header(environment: str, *, sealed_only: bool = False) -> str:
     if sealed_only:
         return (
             f"# mvsync keys for environment {_quote(environment)}, sealed with age: no plaintext"
-            " key here (mvsync keys show, or age -d).\n"
+            " key here (mvsync keys show, or age -d); it may be committed.\n"
         )
     return (
         f"# mvsync secrets for environment {_quote(environment)}: live MiniVoice API keys."
@@ -259,16 +259,26 @@ def parse(text: str, path: Path) -> SecretsFile:
 def read_secrets(path: Path) -> SecretsFile | None:
     """The secrets file at ``path``, ``None`` when it does not exist yet.
 
-    Refused (SecretsError) when a symbolic link, readable by group or others, or malformed.
+    Refused (SecretsError) when a symbolic link or malformed, and when it holds a
+    plaintext key and the group or others may read it. A file without a plaintext key
+    (every key sealed, or none captured) is accepted whatever its mode: it may live in
+    git, and a checkout gives 0644 (it is still written 0600).
     """
-    raw = read_private(path)
-    if raw is None:
+    read = read_regular(path)
+    if read is None:
         return None
+    raw, mode = read
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
+        secrets = parse(raw.decode("utf-8"), path)
+    except (SecretsError, UnicodeDecodeError) as error:
+        if is_shared(mode):  # what a malformed file others may read holds is unknown
+            refuse_shared(path, mode)
+        if isinstance(error, SecretsError):
+            raise
         raise SecretsError(f"{path}: malformed secrets file: not UTF-8") from None
-    return parse(text, path)
+    if is_shared(mode) and any(e.api_key is not None for e in secrets.applications.values()):
+        refuse_shared(path, mode)
+    return secrets
 
 
 def check_matches(secrets: SecretsFile, path: Path, environment: str, api_url: str) -> None:
