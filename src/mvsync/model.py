@@ -10,12 +10,17 @@ the manifest loader and is kept as frozen dataclasses.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from mvsync.errors import MvsyncError
 
 DEFAULT_API_URL = "https://api.minivoice.eu"
 DEFAULT_API_KEY_ENV = "MINIVOICE_API_KEY"
@@ -66,6 +71,45 @@ def utc_stamp(timespec: Literal["seconds", "microseconds"] = "seconds") -> str:
     return datetime.now(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
+# The HMAC key of an account's fingerprint: a fixed label, so the fingerprint is the
+# same on every machine yet is no plain hash of the key (nothing to look up elsewhere).
+_FINGERPRINT_LABEL = b"mvsync account fingerprint v1"
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A one-way fingerprint of an API key (SPEC 5.4): recognises an account before it has
+    an application, never reveals the key."""
+    digest = hmac.new(_FINGERPRINT_LABEL, api_key.encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a run knows of the MiniVoice account behind an environment: whose ledger in a
+    shared database is its own (SPEC 5.4). Every part may be unknown: an account with no
+    application lists no ``customer_id``; ``keys list`` may run without the API key."""
+
+    customer_id: str | None = None
+    fingerprint: str | None = None
+    # The ids the list showed (None: not listed), to claim a ledger older than accounts.
+    remote_ids: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, api_key: str | None, remote: Iterable[RemoteApp] | None = None) -> Account:
+        apps = None if remote is None else list(remote)
+        customers = sorted({app.customer_id for app in apps or ()})
+        if len(customers) > 1:
+            raise MvsyncError(
+                f"the list of applications names {len(customers)} customer ids, not one: "
+                "an API key lists its own account only; nothing was changed"
+            )
+        return cls(
+            customers[0] if customers else None,
+            None if not api_key else key_fingerprint(api_key),
+            None if apps is None else frozenset(app.id for app in apps),
+        )
+
+
 @dataclass(frozen=True)
 class LedgerPlace:
     """Where one environment's key ledger is (SPEC 5.3): all ``mvsync keys`` needs.
@@ -79,6 +123,8 @@ class LedgerPlace:
     api_url: str | None = None
     recipients: tuple[str, ...] = ()
     state_url: str | None = None
+    # The variable of the API key: with a shared database, it tells whose ledger is read.
+    api_key_env: str | None = None
 
     @classmethod
     def of(cls, desired: DesiredEnvironment) -> LedgerPlace:
@@ -88,6 +134,7 @@ class LedgerPlace:
             desired.api_url,
             desired.recipients,
             desired.state_url,
+            desired.api_key_env,
         )
 
 

@@ -58,7 +58,7 @@ from mvsync.errors import (
     TransportError,
     UsageError,
 )
-from mvsync.model import CreatedApp, CreateRequest, RemoteApp
+from mvsync.model import CreatedApp, CreateRequest, RemoteApp, key_fingerprint
 
 log = logging.getLogger("mvsync.api.client")
 
@@ -135,6 +135,8 @@ class MiniVoiceClient:
         self._base_url = base
         self._applications_url = base.copy_with(path=base.path.rstrip("/") + APPLICATIONS_PATH)
         self._secrets = Redactor(api_key)
+        # One-way: what a shared database knows this account by (never the key itself).
+        self.key_fingerprint = key_fingerprint(api_key)
         self._timeout = timeout
         self._retry = retry
         self._max_body_bytes = max_body_bytes

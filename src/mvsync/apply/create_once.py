@@ -10,6 +10,7 @@ malformed answer is stored before anything else is tried (guarantee 3).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,10 @@ from mvsync.store.journal import JournalRecord
 
 # The id stored with a key whose create answer held no usable id (and the list none either).
 UNKNOWN_ID_PREFIX = "unknown-"
+# How often one create may be POSTed: again only after a lag window without it listed.
+MAX_SENDS = 3
+# The longest pause between two lists while a create is in doubt (seconds).
+LIST_BACKOFF_CAP = 2.0
 # An id mvsync will store and print: what the API documents, nothing a terminal interprets.
 _MAX_ID_LENGTH = 200
 
@@ -66,6 +71,7 @@ class Done:
     app_id: str | None = None
     message: str | None = None
     actual_name: str | None = None  # RENAMED: the name the API gave it
+    customer_id: str | None = None  # the account the answer named (its ledger's owner)
 
 
 class Records:
@@ -153,8 +159,9 @@ class CreateOnce:
             self._claimed.add(app_id)
             return True
 
-    def run(self, request: CreateRequest) -> Done:
-        """Create one application, POSTed at most once; its key on disk (or, if no disk
+    def run(self, request: CreateRequest, attempt: int = 1) -> Done:
+        """Create one application, POSTed once — again only when a POST whose outcome was
+        unknown is still not listed a lag window later; its key on disk (or, if no disk
         takes it, in memory for the fold) before this returns CREATED."""
         name = request.name
         if self.stop.is_set() or self.halt.is_set():
@@ -166,6 +173,7 @@ class CreateOnce:
             # Never sent: settled in memory, so a later fold does not keep it in doubt.
             self.records.add(journal.settled(name))
             return Done(name, Outcome.FAILED, message=f"not created: {error}")
+        sent = time.monotonic()
         try:
             app = self.client.create_application(request)
         except ApiResponseError as malformed:
@@ -174,18 +182,27 @@ class CreateOnce:
                 return self._store_issued_key(name, malformed)
             return self._created_without_key(name, malformed)
         except OutcomeUnknownError as unknown:
-            # It may exist now: look before deciding (SPEC guarantee 2). Absent from the
-            # list is not proof (a list can lag behind creates): never POSTed again in
-            # this run; its intent stays journalled for the next apply to settle.
-            listed = self._record_if_listed(name, doubt=str(unknown))
+            # It may exist now: look before deciding (SPEC guarantee 2). Absent from one
+            # list is not proof (a list can lag behind creates): list again until the lag
+            # window since this POST has passed; only then is it sent again.
+            listed = self._wait_for_listing(name, sent, doubt=str(unknown))
             if listed is not None:
                 return listed
+            window = self.settings.doubt_window
+            if attempt < MAX_SENDS and not (self.stop.is_set() or self.halt.is_set()):
+                self._settle(name)
+                self.note(
+                    f"{_quoted(name)}: {unknown}; still not listed {window:g}s after that "
+                    f"POST, so nothing was created: sending it again ({attempt + 1} of "
+                    f"{MAX_SENDS})"
+                )
+                return self.run(request, attempt + 1)
             return Done(
                 name,
                 Outcome.FAILED,
                 message=f"{unknown}; not in the list yet, so not sent again (a list can lag "
                 "behind creates): the next apply sends it once a list made "
-                f"{self.settings.doubt_window:g}s after this one still lacks it",
+                f"{window:g}s after this one still lacks it",
             )
         except ApiError as error:
             if error.status not in (400, 404, 409, 413, 422):
@@ -204,10 +221,16 @@ class CreateOnce:
             # What was created is recorded as what it is; the manifest's name stays free.
             self._keep(self._key_record(app.name, app.id, app.api_key, app.created_at))
             self._settle(name)
-            return Done(name, Outcome.RENAMED, app_id=app.id, actual_name=app.name)
+            return Done(
+                name,
+                Outcome.RENAMED,
+                app_id=app.id,
+                actual_name=app.name,
+                customer_id=app.customer_id,
+            )
         # The key is on disk when this returns: only then does the create count as done.
         self._keep(self._key_record(name, app.id, app.api_key, app.created_at))
-        return Done(name, Outcome.CREATED, app_id=app.id)
+        return Done(name, Outcome.CREATED, app_id=app.id, customer_id=app.customer_id)
 
     def _store_under_marker(self, name: str, key: SecretStr, received_at: str, why: str) -> Done:
         """A key whose id cannot be trusted: kept under an ``unknown-`` marker, reported."""
@@ -284,11 +307,28 @@ class CreateOnce:
             if a.name == name and a.id not in self.known_ids
         ]
 
-    def _record_if_listed(self, name: str, *, doubt: str) -> Done | None:
+    def _wait_for_listing(self, name: str, sent: float, *, doubt: str) -> Done | None:
+        """``_record_if_listed`` with backoff until the lag window since ``sent`` (the
+        POST) has passed, or the run is asked to stop; None while it is not listed."""
+        window = self.settings.doubt_window
+        delay = self.settings.unknown_wait
+        waited = 0.0
+        while True:
+            found = self._record_if_listed(name, doubt=doubt, wait=delay)
+            waited += delay
+            if found is not None or self.stop.is_set() or self.halt.is_set():
+                return found
+            # Slept time counts even where sleeping is simulated (tests).
+            remaining = window - max(waited, time.monotonic() - sent)
+            if remaining <= 0:
+                return None
+            delay = min(max(delay, 0.05) * 2, LIST_BACKOFF_CAP, remaining)
+
+    def _record_if_listed(self, name: str, *, doubt: str, wait: float | None = None) -> Done | None:
         """After an answer that leaves doubt: wait, list; a new application of that name is
         journalled "not captured". None when none is listed; a failed list ends this create
         (and halts the others: the next apply finds out)."""
-        self.settings.sleep(self.settings.unknown_wait)
+        self.settings.sleep(self.settings.unknown_wait if wait is None else wait)
         try:
             found = self._new_apps_named(name)
         except ApiError as listing:

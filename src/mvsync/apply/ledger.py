@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 
 from mvsync.errors import SecretsError
 from mvsync.manifest.interpolate import Lookup
-from mvsync.model import LedgerPlace
+from mvsync.model import Account, LedgerPlace
 from mvsync.sealing import load_identities, unseal
 from mvsync.store import journal, keys
 from mvsync.store.journal import JournalRecord
@@ -139,14 +139,20 @@ def _state(entry: SecretEntry) -> EntryState:
 
 
 def read_ledger(
-    place: LedgerPlace, store: LedgerSource | None = None, lookup: Lookup = os.environ.get
+    place: LedgerPlace,
+    store: LedgerSource | None = None,
+    lookup: Lookup = os.environ.get,
+    account: Account | None = None,
 ) -> Ledger | None:
     """The ledger of ``place`` (from ``store``; by default its ``state_url`` database, else
-    the files beside the manifest); ``None`` when there is none yet. SecretsError or
+    the files beside the manifest, and in a database the ledger of ``account``, else of
+    the key in the API key variable); ``None`` when there is none yet. SecretsError or
     StateError for a malformed, unsafe or unreachable one."""
     from mvsync.apply.stores import database_ledger  # psycopg only with state_url
 
-    source = store if store is not None else database_ledger(place, lookup) or FileLedger(place)
+    source = store
+    if source is None:
+        source = database_ledger(place, lookup, account) or FileLedger(place)
     found = source.snapshot()
     if found is None:
         return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from mvsync.apply.stores import open_pg_store
 from mvsync.errors import SecretsError, UsageError
 from mvsync.manifest.interpolate import Lookup
-from mvsync.model import DesiredEnvironment
+from mvsync.model import Account, DesiredEnvironment
 from mvsync.sealing import parse_recipient, seal
 from mvsync.store import keys
 from mvsync.store.keys import SecretEntry
@@ -61,6 +61,8 @@ def push_state(desired: DesiredEnvironment, lookup: Lookup, *, lock_timeout: flo
             result.sealed += 1
         entries.append((name, entry))
     store.check()
+    api_key = lookup(desired.api_key_env)
+    store.identify(Account.of(api_key))  # which account's ledger: by its key, never listed
     with store.lock(timeout=lock_timeout, command=f"mvsync state push --env {desired.name}"):
         result.added, result.filled = store.add_entries(entries)
     result.already = len(entries) - len(result.added) - len(result.filled)

@@ -31,8 +31,9 @@ from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
-from mvsync.apply.doubt import confirm_visible, in_doubt_within
+from mvsync.apply.doubt import confirm_visible
 from mvsync.apply.fold import fold_at_end
+from mvsync.apply.reconcile import Doubt, reconcile, wait_out
 from mvsync.apply.settings import (
     ApplyResult,
     ApplySettings,
@@ -48,11 +49,11 @@ from mvsync.errors import (
     UnsafePlanError,
 )
 from mvsync.manifest import read_webhook_secrets
-from mvsync.model import CreateRequest, DesiredEnvironment, RemoteApp
+from mvsync.model import Account, CreateRequest, DesiredEnvironment, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 from mvsync.sealing import sealer_for
-from mvsync.store import journal, keys
+from mvsync.store import keys
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
@@ -134,6 +135,8 @@ class _Run:
         self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).
         self._halt = threading.Event()
+        self._account = Account()  # what the list (or a create answer) says of the account
+        self._learned = False  # whether a create answer named the customer the list did not
         # Applications a previous run created, found in the first list: already visible.
         self._listed_at_start: set[str] = set()
 
@@ -148,55 +151,35 @@ class _Run:
                 f"mvsync state push --env {self.desired.name} copies them in"
             )
         with self.store.lock(timeout=self.settings.lock_timeout, command=self.settings.command):
-            stored, leftover = self.store.read()
+            # The list first: its customer_id tells a shared database whose ledger to read.
             remote = self.client.list_applications()
+            self._account = Account.of(None, remote)
+            self.store.identify(
+                Account(
+                    self._account.customer_id,
+                    self.client.key_fingerprint,
+                    self._account.remote_ids,
+                )
+            )
+            stored, leftover = self.store.read()
             if leftover or self.store.has_journal():
-                self._reconcile(stored, leftover, remote)
+                remote = self._reconcile(stored, leftover, remote)
             return self._apply_locked(stored, remote)
 
     def _reconcile(
         self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
-    ) -> None:
-        """Fold a previous run's journal; its unanswered intents become "not captured"
-        when the list shows them; those it does not show yet stay in doubt (held back)
-        until the lag window has passed."""
-        records = [r for r in leftover if r.event in ("created", "not_captured")]
-        stored_ids = {entry.id for entry in stored.applications.values()}
-        doubtful: list[JournalRecord] = []
-        for intent in journal.in_doubt(leftover):
-            listed = [a for a in remote if a.name == intent.name and a.id not in stored_ids]
-            if listed:
-                records.extend(journal.not_captured(intent.name, a.id) for a in listed)
-            elif in_doubt_within(intent, self.settings.doubt_window):
-                doubtful.append(intent)
-                self.result.held_back.append((intent.name, intent.ts or ""))
-                self.reporter.note(
-                    f"'{intent.name}': a create in doubt since {intent.ts} is not in the list "
-                    f"yet; not sent again before {self.settings.doubt_window:g}s have passed "
-                    "(a list can lag behind creates): apply again later"
-                )
+    ) -> list[RemoteApp]:
+        """Fold a previous run's journal (``reconcile``); the latest list."""
+        doubt = Doubt(stored, remote)
+
+        def wait(intents: list[JournalRecord]) -> list[JournalRecord]:
+            relist = self.client.list_applications
+            return wait_out(doubt, intents, relist, self.settings, self.stop, self.reporter)
+
+        doubtful = reconcile(self.store, stored, leftover, doubt, wait, self.result, self.reporter)
         self._records.extend(doubtful)
-        folded = keys.add_records(stored, records)  # in memory only, so far
-        self.result.renamed.extend(folded.renamed)
-        # Reported BEFORE the secrets file records it: once the entry is on disk, no later
-        # run reports it again, so a run killed in between would lose the report for good.
-        # Killed after the report instead, the next run reconciles and reports it again.
-        for name, app_id in folded.not_captured:
-            self.result.not_captured.append((name, app_id))
-            self._listed_at_start.add(app_id)
-            self.reporter.not_captured(name, app_id)
-        try:
-            self.store.save(stored, doubtful)
-        except MvsyncError as error:
-            raise MvsyncError(
-                f"{error}; nothing was created: the keys a previous run received are still "
-                f"in its journal ({self.store.location})"
-            ) from None
-        if folded.stored:
-            self.reporter.note(
-                f"stored {len(folded.stored)} key(s) a previous run received in "
-                f"{self.store.location}"
-            )
+        self._listed_at_start.update(app_id for _name, app_id in self.result.not_captured)
+        return doubt.remote
 
     def _apply_locked(self, stored: keys.SecretsFile, remote: list[RemoteApp]) -> ApplyResult:
         plan = build_plan(self.desired, remote)
@@ -319,6 +302,11 @@ class _Run:
             self._fold(stored)
 
     def _fold(self, stored: keys.SecretsFile) -> None:
+        if self._learned:
+            try:
+                self.store.identify(self._account)
+            except MvsyncError as error:  # the next run's list names the customer again
+                self.reporter.note(f"the ledger could not record its account: {error}")
         fold_at_end(self.store, stored, self._records.snapshot(), self.result, self._fallback)
 
     def _next(self, outcomes: queue.SimpleQueue[Done | BaseException]) -> Done | BaseException:
@@ -341,6 +329,10 @@ class _Run:
             outcomes.put(error)
 
     def _record(self, done: Done) -> None:
+        if done.customer_id is not None and self._account.customer_id is None:
+            # The account's first application: its ledger learns whose it is (at the fold).
+            self._account = Account(done.customer_id)
+            self._learned = True
         if done.outcome is Outcome.RENAMED and done.app_id is not None:
             actual = done.actual_name or done.name
             self.result.created.append((actual, done.app_id))

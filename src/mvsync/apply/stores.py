@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from mvsync.errors import StateError
 from mvsync.manifest import interpolate
 from mvsync.manifest.interpolate import Lookup
-from mvsync.model import DesiredEnvironment, LedgerPlace
+from mvsync.model import Account, DesiredEnvironment, LedgerPlace
 from mvsync.store.base import KeyStore
 from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
@@ -115,9 +115,14 @@ class DatabaseLedger:
             self.store.close()
 
 
-def database_ledger(place: LedgerPlace, lookup: Lookup) -> DatabaseLedger | None:
+def database_ledger(
+    place: LedgerPlace, lookup: Lookup, account: Account | None = None
+) -> DatabaseLedger | None:
     """The database ledger of ``place``, or None without ``state_url``; StateError when
-    its variables (or api_url's: environments are kept by name and api_url) are unset."""
+    its variables (or api_url's: environments are kept by name and api_url) are unset.
+
+    A database may hold the ledgers of several accounts: ``account`` (what a plan's list
+    says), else the fingerprint of the key in ``place``'s API key variable, says whose."""
     url = state_url(place, lookup)
     if url is None:
         return None
@@ -128,4 +133,9 @@ def database_ledger(place: LedgerPlace, lookup: Lookup) -> DatabaseLedger | None
         )
     from mvsync.store.pg import PgStore
 
-    return DatabaseLedger(PgStore(url, place.environment, place.api_url))
+    store = PgStore(url, place.environment, place.api_url)
+    if account is None:
+        api_key = lookup(place.api_key_env) if place.api_key_env else None
+        account = Account.of(api_key)
+    store.identify(account)
+    return DatabaseLedger(store)

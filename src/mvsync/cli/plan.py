@@ -39,7 +39,7 @@ from mvsync.errors import MvsyncError
 
 if TYPE_CHECKING:
     from mvsync.manifest import Lookup
-    from mvsync.model import DesiredEnvironment
+    from mvsync.model import Account, DesiredEnvironment
     from mvsync.planner import EnvironmentPlan
 
 
@@ -111,6 +111,7 @@ def plan(
         resolve_environment,
         unknown_environment,
     )
+    from mvsync.model import Account
     from mvsync.planner import Plan, build_plan
     from mvsync.render import RENDERERS, render_markdown
 
@@ -141,8 +142,8 @@ def plan(
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
         the_plan = Plan(
             tuple(
-                _with_keys(_with_warnings(build_plan(d, r), lookup), d)
-                for d, r in zip(desired_envs, remote_lists, strict=True)
+                _with_keys(_with_warnings(build_plan(d, r), lookup), d, Account.of(k, r))
+                for d, r, k in zip(desired_envs, remote_lists, api_keys, strict=True)
             )
         )
 
@@ -168,8 +169,11 @@ def plan(
     return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else 0
 
 
-def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> EnvironmentPlan:
-    """The plan with each application's key status where the ledger can be read (SPEC 4).
+def _with_keys(
+    env_plan: EnvironmentPlan, desired: DesiredEnvironment, account: Account
+) -> EnvironmentPlan:
+    """The plan with each application's key status where the ledger can be read (SPEC 4):
+    in a shared database, the ledger of ``account``, the one the list was made with.
 
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
@@ -180,7 +184,7 @@ def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> Enviro
     from mvsync.planner import with_key_status
 
     try:
-        ledger = read_ledger(LedgerPlace.of(desired))
+        ledger = read_ledger(LedgerPlace.of(desired), account=account)
     except StateUrlError:
         raise  # the URL as written is wrong: an error, not a key status
     except MvsyncError as error:

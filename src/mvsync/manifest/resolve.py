@@ -242,6 +242,7 @@ def resolve_ledger_place(manifest: Manifest, env: str, lookup: Lookup) -> Ledger
         api_url=api_url,
         recipients=tuple(recipients or ()),
         state_url=config.state_url,
+        api_key_env=config.api_key_env,
     )
 
 

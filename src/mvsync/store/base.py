@@ -13,10 +13,13 @@ what a run appends is ``journal.JournalRecord`` values.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretsFile
+
+if TYPE_CHECKING:
+    from mvsync.model import Account
 
 
 class JournalSink(Protocol):
@@ -39,6 +42,13 @@ class KeyStore(Protocol):
 
     def lock(self, *, timeout: float, command: str) -> AbstractContextManager[object]:
         """The environment's exclusive lock, held for the whole apply."""
+        ...
+
+    def identify(self, account: Account) -> None:
+        """Whose ledger this is: before ``read``, what the run knows of its MiniVoice
+        account (a shared database keeps one ledger per account; a secrets file belongs
+        to one checkout and ignores it). Called again when a create answer names the
+        customer, the store records it."""
         ...
 
     def read(self) -> tuple[SecretsFile, list[JournalRecord]]:

@@ -50,6 +50,22 @@ def ensure_private_dir(path: Path) -> None:
         raise SecretsError(f"{path}: cannot create the folder: {error.strerror}") from None
 
 
+def refuse_open_folder(path: Path) -> None:
+    """Refuse a secrets folder that every user may write to (without the sticky bit of
+    ``/tmp``), whether it is the folder itself or where a symlink leads: anyone could
+    replace the secrets file, its journal or its lock there."""
+    try:
+        mode = os.stat(path).st_mode  # follows a symlink: the folder the files land in
+    except OSError:
+        return  # not there yet: created 0700
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        target = f" (a symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
+        raise SecretsError(
+            f"{path}{target}: the folder is writable by every user, who could replace the "
+            f"keys' files in it; run chmod o-w {os.path.realpath(path)} (nothing was changed)"
+        )
+
+
 __all__ = ["fsync_dir", "write_atomic"]  # re-exported for the store's other modules
 
 

@@ -18,14 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mvsync.errors import SecretsError
 from mvsync.store import journal, keys
-from mvsync.store.durable import ensure_private_dir, write_atomic
+from mvsync.store.durable import ensure_private_dir, refuse_open_folder, write_atomic
 from mvsync.store.gitignore import ensure_ignored
 from mvsync.store.journal import JournalRecord, JournalWriter
 from mvsync.store.keys import SecretsFile
 from mvsync.store.lock import EnvironmentLock, lock_path, machine_lock_path
+
+if TYPE_CHECKING:
+    from mvsync.model import Account
 
 Sleep = Callable[[float], None]
 
@@ -128,6 +132,7 @@ class FileStore:
         return stored, journal.read_journal(self.journal_path)
 
     def check(self) -> None:
+        refuse_open_folder(self.secrets_path.parent)
         self._read()
 
     @contextlib.contextmanager
@@ -142,6 +147,9 @@ class FileStore:
         local = EnvironmentLock(lock_path(self.secrets_path), timeout=timeout, command=command)
         with machine, local:
             yield
+
+    def identify(self, account: Account) -> None:
+        """A secrets file is one checkout's: its ``api_url`` is checked, not its account."""
 
     def read(self) -> tuple[SecretsFile, list[JournalRecord]]:
         # Another apply may have changed both while this one waited for the lock.

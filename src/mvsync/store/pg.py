@@ -1,9 +1,10 @@
 """``PgStore``: an environment's ledger, journal and lock in PostgreSQL (SPEC section 5.4).
 
 The tables (``mvsync.pg_schema``, docs/state.md) are shared by every machine that
-applies the environment, keyed by its name and ``api_url``:
+applies the environment, keyed by its name and ``api_url``, and within it by account
+(``pg_accounts``: two MiniVoice accounts never share a ledger):
 
-- the lock is a session-level advisory lock ``(27766, environment id)`` held on a
+- the lock is a session-level advisory lock ``(28022, environment id)`` held on a
   connection of its own for the whole apply, with a ``mvsync.locks`` row naming the
   holder. A killed holder's session ends with its connection, and the lock with it;
   nothing ever force-unlocks.
@@ -25,18 +26,14 @@ key is refused (``StateError``) before any row is written.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-import psycopg
-import psycopg.errors
-from psycopg import conninfo
-
 from mvsync.errors import LockError, StateError
-from mvsync.store import pg_url
+from mvsync.model import Account
+from mvsync.store import pg_accounts, pg_url
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
@@ -49,6 +46,7 @@ from mvsync.store.pg_schema import (
     ensure_schema,
     refuse_newer,
 )
+from mvsync.store.pg_session import PgSession
 from mvsync.urls import account_url
 
 T = TypeVar("T")
@@ -67,7 +65,7 @@ def redact_url(url: str) -> str:
     return pg_url.describe(url)
 
 
-class PgStore:
+class PgStore(PgSession):
     """The PostgreSQL state of one environment; see the module docstring."""
 
     def __init__(
@@ -79,102 +77,22 @@ class PgStore:
         retry_for: float = RETRY_FOR,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = url
+        super().__init__(url, f"environment '{environment}': state_url", sleep)
         self.environment = environment
         self.api_url = api_url.rstrip("/")
-        # The environment's row (its ledger and lock) is keyed by one spelling of the URL.
-        self.account = account_url(api_url)
+        # The environment's row (its lock, its accounts) is keyed by one spelling of the URL.
+        self.account_url = account_url(api_url)
         self.retry_for = retry_for
-        self._sleep = sleep
-        pg_url.refuse_ambiguous(url, f"environment '{environment}': state_url")
-        self._location = redact_url(url)
-        self._secrets = pg_url.secrets_of(url)
         self.run_id = uuid.uuid4()
-        self._local = threading.local()
-        self._guard = threading.Lock()
-        self._open: list[Connection] = []
         self._env_id: int | None = None
+        # Whose ledger this run reads and writes (pg_accounts): set by identify().
+        self._owner = Account()
+        self._account_id: int | None = None
+        self._legacy = False  # a reader of a database an older mvsync made (no accounts)
         self.lock_backend_pid: int | None = None
         self._seqs: set[int] = set()  # journal rows this run read or wrote
         self._lost: list[JournalRecord] = []  # key records that could not be committed
         self._stored: set[str] = set()  # entry names in the database at read()
-
-    @property
-    def location(self) -> str:
-        return self._location
-
-    def reason(self, error: BaseException) -> str:
-        """The first line of a driver error, every secret of the URL masked."""
-        return pg_url.scrub(str(error), self._secrets) or type(error).__name__
-
-    # --- connections -------------------------------------------------------------------
-
-    def connect(self) -> Connection:
-        """A new autocommit connection, ``synchronous_commit`` not off; StateError if none."""
-        options: dict[str, object] = {"autocommit": True, "application_name": "mvsync"}
-        try:
-            if "connect_timeout" not in conninfo.conninfo_to_dict(self.url):
-                options["connect_timeout"] = CONNECT_TIMEOUT
-            connection: Connection = psycopg.connect(self.url, **options)  # type: ignore[arg-type]
-        except psycopg.Error as error:
-            raise StateError(f"{self.location}: cannot connect: {self.reason(error)}") from None
-        try:
-            row = connection.execute("SHOW synchronous_commit").fetchone()
-            if row is not None and row[0] == "off":
-                # Guarantee 3 needs every commit flushed before it is acknowledged.
-                connection.execute("SET synchronous_commit TO on")
-        except psycopg.Error as error:
-            connection.close()
-            raise StateError(f"{self.location}: {self.reason(error)}") from None
-        with self._guard:
-            self._open.append(connection)
-        return connection
-
-    def _connection(self) -> Connection:
-        """This thread's connection (a new one when it has none or it broke)."""
-        connection: Connection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed or connection.broken:
-            connection = self.connect()
-            self._local.connection = connection
-        return connection
-
-    def _forget(self) -> None:
-        connection: Connection | None = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            connection.close()
-
-    def close(self) -> None:
-        """Close every connection but the lock's (which ``PgLock`` closes)."""
-        with self._guard:
-            connections, self._open = self._open, []
-        for connection in connections:
-            connection.close()
-
-    def _run(self, what: str, work: Callable[[Connection], T], *, retry_for: float = 0.0) -> T:
-        """``work`` on this thread's connection; a lost connection is retried on a new one
-        for ``retry_for`` seconds, then (as any database error) a StateError."""
-        deadline = time.monotonic() + retry_for
-        delay = 0.2
-        while True:
-            try:
-                return work(self._connection())
-            except (
-                psycopg.OperationalError,
-                psycopg.InterfaceError,
-                psycopg.errors.UniqueViolation,  # a stray run stored the same name meanwhile
-                StateError,
-            ) as error:
-                self._forget()
-                if time.monotonic() + delay > deadline:
-                    reason = self.reason(error)
-                    if isinstance(error, StateError):  # from connect(): already located
-                        reason = reason.removeprefix(f"{self.location}: ")
-                    raise StateError(f"{self.location}: {what}: {reason}") from None
-                self._sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except psycopg.Error as error:
-                raise StateError(f"{self.location}: {what}: {self.reason(error)}") from None
 
     # --- the KeyStore interface --------------------------------------------------------
 
@@ -193,56 +111,103 @@ class PgStore:
             connection.execute(
                 "INSERT INTO mvsync.environments (name, api_url) VALUES (%s, %s)"
                 " ON CONFLICT (name, api_url) DO NOTHING",
-                (self.environment, self.account),
+                (self.environment, self.account_url),
             )
             row = connection.execute(
                 "SELECT id FROM mvsync.environments WHERE name = %s AND api_url = %s",
-                (self.environment, self.account),
+                (self.environment, self.account_url),
             ).fetchone()
             assert row is not None
             return int(str(row[0]))
 
         self._env_id = self._run("cannot use the database", work)
 
+    def identify(self, account: Account) -> None:
+        """Whose ledger this run reads and writes (``pg_accounts``). Called again with
+        more (a customer a create answer named), it records that on the account's row."""
+        self._owner = Account(
+            account.customer_id or self._owner.customer_id,
+            account.fingerprint or self._owner.fingerprint,
+            account.remote_ids if account.remote_ids is not None else self._owner.remote_ids,
+        )
+        if self._account_id is not None:
+            account_id = self._account_id
+            self._run(
+                "cannot record the account",
+                lambda c: pg_accounts.bind(c, account_id, self._owner),
+                retry_for=self.retry_for,
+            )
+
+    @property
+    def account_id(self) -> int:
+        """The account row of this run (found or added: apply holds the lock)."""
+        if self._account_id is None:
+            env_id = self.env_id
+
+            def work(connection: Connection) -> int:
+                with connection.transaction():
+                    return pg_accounts.claim(connection, env_id, self._owner)
+
+            self._account_id = self._run("cannot use the database", work)
+        return self._account_id
+
     def read_only(self) -> tuple[SecretsFile, list[JournalRecord]]:
         """The ledger and journal by SELECTs alone, for ``plan`` and ``keys list/show``:
         nothing is created, migrated or registered (a role that may only SELECT reads it),
         and a database without the schema or without this environment is an empty ledger."""
 
-        def work(connection: Connection) -> int | None:
+        def work(connection: Connection) -> tuple[int, int | None, bool] | None:
             version = current_version(connection)
             refuse_newer(version, self.location)
             if version == 0:
                 return None
             row = connection.execute(
                 "SELECT id FROM mvsync.environments WHERE name = %s AND api_url = %s",
-                (self.environment, self.account),
+                (self.environment, self.account_url),
             ).fetchone()
-            return None if row is None else int(str(row[0]))
+            if row is None:
+                return None
+            env_id = int(str(row[0]))
+            if version < 2:  # not migrated yet: one ledger per environment, read as it is
+                return env_id, None, True
+            return env_id, self._account_to_read(connection, env_id), False
 
-        env_id = self._run("cannot read the ledger", work)
-        if env_id is None:
+        found = self._run("cannot read the ledger", work)
+        if found is None or (found[1] is None and not found[2]):
             return SecretsFile(environment=self.environment, api_url=self.api_url), []
-        self._env_id = env_id
+        self._env_id, self._account_id, self._legacy = found
         return self.read()
+
+    def _account_to_read(self, connection: Connection, env_id: int) -> int | None:
+        """The account row a reader reads (``pg_accounts.locate``), None when it has none."""
+        try:
+            return pg_accounts.locate(connection, env_id, self._owner)
+        except StateError as error:
+            raise StateError(f"environment '{self.environment}': {error}") from None
+
+    def _owned(self) -> tuple[str, int]:
+        """The column and value that select this run's rows of entries and journal."""
+        if self._legacy:
+            return "env_id", self.env_id
+        return "account_id", self.account_id
 
     def lock(self, *, timeout: float, command: str) -> PgLock:
         return PgLock(self, timeout=timeout, command=command, sleep=self._sleep)
 
     def read(self) -> tuple[SecretsFile, list[JournalRecord]]:
-        env_id = self.env_id
+        column, owner = self._owned()
 
         def work(connection: Connection) -> tuple[list[tuple[object, ...]], ...]:
             with connection.transaction():  # one snapshot for both
                 entries = connection.execute(
                     "SELECT name, app_id, sealed_api_key, created_at, key_captured"
-                    " FROM mvsync.entries WHERE env_id = %s ORDER BY stored_at, name",
-                    (env_id,),
+                    f" FROM mvsync.entries WHERE {column} = %s ORDER BY stored_at, name",
+                    (owner,),
                 ).fetchall()
                 rows = connection.execute(
                     "SELECT seq, event, name, app_id, sealed_api_key, created_at, ts"
-                    " FROM mvsync.journal WHERE env_id = %s ORDER BY seq",
-                    (env_id,),
+                    f" FROM mvsync.journal WHERE {column} = %s ORDER BY seq",
+                    (owner,),
                 ).fetchall()
             return entries, rows
 
@@ -256,11 +221,11 @@ class PgStore:
         return ledger, leftover
 
     def has_journal(self) -> bool:
-        env_id = self.env_id
+        column, owner = self._owned()
         row = self._run(
             "cannot read the journal",
             lambda c: c.execute(
-                "SELECT EXISTS (SELECT 1 FROM mvsync.journal WHERE env_id = %s)", (env_id,)
+                f"SELECT EXISTS (SELECT 1 FROM mvsync.journal WHERE {column} = %s)", (owner,)
             ).fetchone(),
         )
         return bool(row and row[0])
@@ -270,7 +235,7 @@ class PgStore:
 
     def append(self, record: JournalRecord) -> None:
         """Commit ``record``; see the module docstring for intents and key records."""
-        env_id = self.env_id
+        env_id, account_id = self.env_id, self.account_id
         if record.event == "created" and record.sealed_api_key is None:
             raise refuse_plain(record.name, self.location)
         if record.event == "intent":
@@ -280,11 +245,13 @@ class PgStore:
 
             def intent(connection: Connection) -> object:
                 return connection.execute(
-                    "INSERT INTO mvsync.journal (env_id, event, name, ts, run_id)"
-                    " SELECT %s, 'intent', %s, COALESCE(%s::timestamptz, clock_timestamp()), %s"
+                    "INSERT INTO mvsync.journal (env_id, account_id, event, name, ts, run_id)"
+                    " SELECT %s, %s, 'intent', %s,"
+                    " COALESCE(%s::timestamptz, clock_timestamp()), %s"
                     f" WHERE {_LOCK_HELD} RETURNING seq",
                     (
                         env_id,
+                        account_id,
                         record.name,
                         record.ts,
                         self.run_id,
@@ -304,7 +271,7 @@ class PgStore:
             try:
                 row = self._run(
                     f"cannot store the {record.event} record of '{record.name}'",
-                    lambda c: self._insert_record(c, env_id, record),
+                    lambda c: self._insert_record(c, record),
                     retry_for=self.retry_for,
                 )
             except StateError:
@@ -330,14 +297,16 @@ class PgStore:
         with self._guard:
             seqs = sorted(self._seqs)
 
+        owner = (self.env_id, self.account_id)
+
         def work(connection: Connection) -> list[int]:
             with connection.transaction():
-                insert_entries(connection, self.env_id, new)
+                insert_entries(connection, owner, new)
                 connection.execute(
-                    "DELETE FROM mvsync.journal WHERE env_id = %s AND seq = ANY(%s)",
-                    (self.env_id, seqs),
+                    "DELETE FROM mvsync.journal WHERE account_id = %s AND seq = ANY(%s)",
+                    (owner[1], seqs),
                 )
-                kept = [self._insert_record(connection, self.env_id, r) for r in pending or ()]
+                kept = [self._insert_record(connection, r) for r in pending or ()]
             return [int(str(row[0])) for row in kept if row is not None]
 
         kept = self._run("cannot store the ledger", work, retry_for=self.retry_for)
@@ -347,15 +316,15 @@ class PgStore:
             self._seqs.update(kept)
 
     def _insert_record(
-        self, connection: Connection, env_id: int, record: JournalRecord
+        self, connection: Connection, record: JournalRecord
     ) -> tuple[object, ...] | None:
         return connection.execute(
-            "INSERT INTO mvsync.journal"
-            " (env_id, event, name, app_id, sealed_api_key, created_at, ts, run_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, clock_timestamp()), %s)"
-            " RETURNING seq",
+            "INSERT INTO mvsync.journal (env_id, account_id, event, name, app_id,"
+            " sealed_api_key, created_at, ts, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+            " COALESCE(%s::timestamptz, clock_timestamp()), %s) RETURNING seq",
             (
-                env_id,
+                self.env_id,
+                self.account_id,
                 record.event,
                 record.name,
                 record.app_id,
@@ -374,9 +343,11 @@ class PgStore:
         wanted = list(entries)
         refuse_unsealed(wanted, self.location)
 
+        owner = (self.env_id, self.account_id)
+
         def work(connection: Connection) -> Inserted:
             with connection.transaction():
-                return insert_entries(connection, self.env_id, wanted)
+                return insert_entries(connection, owner, wanted)
 
         return self._run("cannot store the entries", work, retry_for=self.retry_for)
 

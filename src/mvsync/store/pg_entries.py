@@ -33,18 +33,22 @@ class Inserted(NamedTuple):
 
 
 def insert_entries(
-    connection: Connection, env_id: int, entries: list[tuple[str, SecretEntry]]
+    connection: Connection, owner: tuple[int, int], entries: list[tuple[str, SecretEntry]]
 ) -> Inserted:
     """Insert each entry whose id is not stored; a name taken by another id is stored
     as "name (id)" (never dropped, never overwriting). An id stored as "key not
     captured" gets the sealed key an entry brings (the key a run kept locally when the
     database was lost, SPEC 5.4); a stored key is never replaced.
 
-    Call inside a transaction: two runs inserting one name at once make one of them
-    fail on the primary key, and retry on a fresh read.
+    ``owner`` is the environment's id and the account's (``pg_accounts``): the entries
+    of one account only are read and added to. Call inside a transaction: two runs
+    inserting one name at once make one of them fail on the primary key, and retry on a
+    fresh read.
     """
+    env_id, account_id = owner
     rows = connection.execute(
-        "SELECT name, app_id, key_captured FROM mvsync.entries WHERE env_id = %s", (env_id,)
+        "SELECT name, app_id, key_captured FROM mvsync.entries WHERE account_id = %s",
+        (account_id,),
     ).fetchall()
     names = {str(name) for name, _, _ in rows}
     ids = {str(app_id) for _, app_id, _ in rows}
@@ -56,9 +60,9 @@ def insert_entries(
         if entry.id in missing and entry.sealed_api_key is not None:
             connection.execute(
                 "UPDATE mvsync.entries SET sealed_api_key = %s, key_captured = true,"
-                " created_at = COALESCE(created_at, %s) WHERE env_id = %s AND app_id = %s"
+                " created_at = COALESCE(created_at, %s) WHERE account_id = %s AND app_id = %s"
                 " AND NOT key_captured AND sealed_api_key IS NULL",
-                (entry.sealed_api_key, entry.created_at, env_id, entry.id),
+                (entry.sealed_api_key, entry.created_at, account_id, entry.id),
             )
             filled.append(missing.pop(entry.id))
             continue
@@ -73,14 +77,22 @@ def insert_entries(
         ids.add(entry.id)
         used.append(target)
         values.append(
-            (env_id, target, entry.id, entry.sealed_api_key, entry.created_at, entry.key_captured)
+            (
+                env_id,
+                account_id,
+                target,
+                entry.id,
+                entry.sealed_api_key,
+                entry.created_at,
+                entry.key_captured,
+            )
         )
     if values:
         with connection.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO mvsync.entries"
-                " (env_id, name, app_id, sealed_api_key, created_at, key_captured)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                " (env_id, account_id, name, app_id, sealed_api_key, created_at, key_captured)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 values,
             )
     return Inserted(used, filled)

@@ -19,7 +19,7 @@ Connection = psycopg.Connection[tuple[object, ...]]
 
 SCHEMA = "mvsync"
 # The version this mvsync writes; MIGRATIONS[n - 1] brings a database from n - 1 to n.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The advisory lock key of the migration (two int4: "mv" and "schema").
 MIGRATION_LOCK = (0x6D76, 0x5C4E)
 # The first int4 of every environment's session lock; the second is the environment's id.
@@ -82,7 +82,41 @@ _V1 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Version 2: state per account (SPEC 5.4). Entries and journal rows belong to an account
+# row of their environment; a version-1 database's rows move to one row per environment
+# whose customer is not known yet, which the first run of that account claims
+# (mvsync.store.pg_accounts).
+_V2 = (
+    """
+    CREATE TABLE mvsync.accounts (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        env_id          bigint NOT NULL REFERENCES mvsync.environments (id),
+        customer_id     text,
+        key_fingerprint text,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (env_id, customer_id)
+    )
+    """,
+    "INSERT INTO mvsync.accounts (env_id) SELECT id FROM mvsync.environments ORDER BY id",
+    *(
+        statement
+        for table in ("entries", "journal")
+        for statement in (
+            f"ALTER TABLE mvsync.{table}"
+            " ADD COLUMN account_id bigint REFERENCES mvsync.accounts (id)",
+            f"UPDATE mvsync.{table} AS t SET account_id = a.id"
+            " FROM mvsync.accounts AS a WHERE a.env_id = t.env_id",
+            f"ALTER TABLE mvsync.{table} ALTER COLUMN account_id SET NOT NULL",
+        )
+    ),
+    "ALTER TABLE mvsync.entries DROP CONSTRAINT entries_pkey, ADD PRIMARY KEY (account_id, name)",
+    "ALTER TABLE mvsync.entries DROP CONSTRAINT entries_env_id_app_id_key,"
+    " ADD UNIQUE (account_id, app_id)",
+    "DROP INDEX mvsync.journal_env",
+    "CREATE INDEX journal_account ON mvsync.journal (account_id, seq)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
