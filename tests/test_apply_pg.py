@@ -394,8 +394,15 @@ def test_a_database_lost_mid_run_keeps_each_key_in_the_local_folder(
     # The database is back: the next apply finishes the work, state push brings the
     # local keys in, and every application has its sealed key in the database.
     after = run_apply(manifest, setup)
-    assert after.returncode in (0, 1), after.stdout + after.stderr
-    assert "state push --env dev copies them in" in after.stdout + after.stderr
+    said = after.stdout + after.stderr
+    assert after.returncode in (0, 1), said
+    assert f"holds {len(kept)} key(s) the database does not" in said, said
+    assert "state push --env dev copies them in" in said
+    for app in kept:  # safe in the local file: no new key to issue for any of them
+        assert f"{app['id']}): its key is in the local secrets file" in said, said
+        assert f"{app['id']}" not in "".join(
+            line for line in said.splitlines() if NOT_CAPTURED in line
+        )
     pushed = subprocess.run(
         [sys.executable, "-m", "mvsync", "-f", str(manifest), "state", "push", "--env", "dev"],
         capture_output=True,
@@ -406,6 +413,11 @@ def test_a_database_lost_mid_run_keeps_each_key_in_the_local_folder(
     assert f"{len(kept)} key(s) filled in" in pushed.stdout, pushed.stdout
     assert len(emulator.applications(TEST_API_KEY)) == 100
     assert_keys_held(setup, emulator)
+    # Pushed: apply says the local file may go, no longer that it holds keys to push.
+    last = run_apply(manifest, setup)
+    assert last.returncode == 0, last.stdout + last.stderr
+    assert "is in the database already (pushed)" in last.stdout + last.stderr
+    assert "copies them in" not in last.stdout + last.stderr
 
 
 @pytest.mark.timeout(300)

@@ -213,3 +213,28 @@ def test_a_previous_schema_database_is_migrated_in_place_and_claimed(
     assert sorted(_account_rows(setup)) == sorted([(customer_a, 3), (customer_b, 1)])
     with psycopg.connect(setup.url) as connection:
         assert pg_schema.current_version(connection) == pg_schema.SCHEMA_VERSION
+
+
+def test_moving_to_state_url_points_at_state_push_not_at_new_keys(
+    setup: Setup,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    emulator = setup.emulator()
+    manifest = manifest_in(tmp_path / "checkout", setup, emulator.url, 2)
+    with_state = manifest.read_text()
+    manifest.write_text(with_state.replace("    state_url: ${MVSYNC_STATE_URL}\n", ""))
+    assert run_apply(manifest, setup).returncode == 0  # the keys in the local folder
+    manifest.write_text(with_state)  # the environment moves to the database
+    env = cli_env(setup)
+    plan = run_mvsync(manifest, env, "plan", "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    document = json.loads(plan.stdout)["environments"][0]
+    advice = "holds 2 key(s) the database does not: mvsync state push --env dev copies them in"
+    assert any(advice in warning for warning in document.get("warnings", [])), document
+    assert {c["key"] for c in document["changes"]} == {"held"}
+    listed = run_mvsync(manifest, env, "keys", "list", "--env", "dev")
+    assert listed.returncode == 0 and advice in listed.stderr, listed.stderr
+    pushed = run_mvsync(manifest, env, "state", "push", "--env", "dev")
+    assert pushed.returncode == 0, pushed.stderr
+    again = run_mvsync(manifest, env, "plan", "--format", "json")
+    assert "warnings" not in json.loads(again.stdout)["environments"][0]

@@ -171,6 +171,64 @@ def read_ledger(
     return Ledger(place.environment, source.location, entries)
 
 
+def local_only(place: LedgerPlace, ledger: Ledger | SecretsFile | None) -> list[str]:
+    """With ``state_url``: the ids whose key the local secrets file holds and ``ledger``
+    (the database's) does not — keys a run kept locally when it lost the database, or an
+    environment moved to ``state_url`` — for ``mvsync state push``. Empty without them,
+    or when the local file cannot be read (apply reports that when it needs it)."""
+    if place.state_url is None or not place.secrets_path.exists():
+        return []
+    try:
+        local = keys.read_secrets(place.secrets_path)
+    except SecretsError:
+        return []
+    if local is None:
+        return []
+    if isinstance(ledger, Ledger):
+        held = {entry.id for entry in ledger.entries if entry.held}
+    elif ledger is not None:
+        held = {e.id for e in ledger.applications.values() if e.key_captured}
+    else:
+        held = set()
+    return [
+        entry.id
+        for entry in local.applications.values()
+        if entry.key_captured and entry.id not in held
+    ]
+
+
+def push_advice(place: LedgerPlace, count: int) -> str:
+    """What to do about ``count`` keys only in the local secrets file."""
+    return (
+        f"{place.secrets_path} holds {count} key(s) the database does not: "
+        f"mvsync state push --env {place.environment} copies them in (no new key is needed)"
+    )
+
+
+def local_file_note(place: LedgerPlace, stored: SecretsFile) -> tuple[str | None, frozenset[str]]:
+    """With ``state_url``, what apply says of the local secrets file (None: there is
+    none), and the ids whose key only it holds."""
+    if not place.secrets_path.exists():
+        return None, frozenset()
+    local = local_only(place, stored)
+    if local:
+        return push_advice(place, len(local)), frozenset(local)
+    return (
+        f"every key of {place.secrets_path} is in the database already (pushed): the "
+        "local file may be deleted"
+    ), frozenset()
+
+
+def move_entry_advice(fallback: object | None) -> str:
+    """How to free a name whose entry blocks its create (``fallback``: with state_url)."""
+    if fallback is None:
+        return "move that entry out of the secrets file (keep its key if you still need it)"
+    return (
+        "give the application another name in the manifest, or delete its row from "
+        "mvsync.entries (docs/state.md; keep its sealed key if you still need it)"
+    )
+
+
 def open_key(ledger: Ledger, name: str, identity_file: Path | None) -> str:
     """The key of entry ``name``: plain as stored, or unsealed with ``identity_file``.
 

@@ -81,10 +81,15 @@ def reconcile(
     wait: Callable[[list[JournalRecord]], list[JournalRecord]],
     result: ApplyResult,
     reporter: Reporter,
+    local_ids: frozenset[str] = frozenset(),
 ) -> list[JournalRecord]:
     """Fold ``leftover`` into ``stored`` and save it, after ``wait`` has waited out the
     intents the list does not show yet; the intents still in doubt (kept in the journal
-    for this run's fold and the next run: the run was asked to stop)."""
+    for this run's fold and the next run: the run was asked to stop).
+
+    ``local_ids``: applications whose key the local secrets file holds (a run that lost
+    the database kept it there): recorded "not captured" in the database, for ``state
+    push`` to fill in, but never reported as a key to issue anew."""
     records = [r for r in leftover if r.event in ("created", "not_captured")]
     doubtful = wait(doubt.unlisted(journal.in_doubt(leftover)))
     records.extend(doubt.records)
@@ -101,6 +106,12 @@ def reconcile(
     # reports it again, so a run killed in between would lose the report for good.
     # Killed after the report instead, the next run reconciles and reports it again.
     for name, app_id in folded.not_captured:
+        if app_id in local_ids:
+            reporter.note(
+                f"'{name}' ({app_id}): its key is in the local secrets file, not yet in "
+                f"{store.location}: mvsync state push stores it (no new key is needed)"
+            )
+            continue
         result.not_captured.append((name, app_id))
         reporter.not_captured(name, app_id)
     try:

@@ -26,6 +26,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from pydantic import SecretStr
 
@@ -33,6 +34,7 @@ from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
 from mvsync.apply.doubt import confirm_visible
 from mvsync.apply.fold import fold_at_end
+from mvsync.apply.ledger import local_file_note, move_entry_advice
 from mvsync.apply.reconcile import Doubt, reconcile, wait_out
 from mvsync.apply.settings import (
     ApplyResult,
@@ -49,7 +51,7 @@ from mvsync.errors import (
     UnsafePlanError,
 )
 from mvsync.manifest import read_webhook_secrets
-from mvsync.model import Account, CreateRequest, DesiredEnvironment, RemoteApp
+from mvsync.model import Account, CreateRequest, DesiredEnvironment, LedgerPlace, RemoteApp
 from mvsync.planfile import SavedEnvironment, check_fresh
 from mvsync.planner import Action, Change, EnvironmentPlan, build_plan
 from mvsync.sealing import sealer_for
@@ -135,6 +137,7 @@ class _Run:
         self._records = Records()
         # Set on an error that every further create would meet (401, no connection...).
         self._halt = threading.Event()
+        self._local_only: frozenset[str] = frozenset()  # ids whose key is only local
         self._account = Account()  # what the list (or a create answer) says of the account
         self._learned = False  # whether a create answer named the customer the list did not
         # Applications a previous run created, found in the first list: already visible.
@@ -145,26 +148,25 @@ class _Run:
     def apply(self) -> ApplyResult:
         # Refuse a bad secrets file or journal before taking the lock or listing.
         self.store.check()
-        if self._fallback is not None and self.secrets_path.exists():
-            self.reporter.note(
-                f"{self.secrets_path} holds keys a run could not commit to the database: "
-                f"mvsync state push --env {self.desired.name} copies them in"
-            )
         with self.store.lock(timeout=self.settings.lock_timeout, command=self.settings.command):
             # The list first: its customer_id tells a shared database whose ledger to read.
             remote = self.client.list_applications()
             self._account = Account.of(None, remote)
-            self.store.identify(
-                Account(
-                    self._account.customer_id,
-                    self.client.key_fingerprint,
-                    self._account.remote_ids,
-                )
-            )
+            self.store.identify(replace(self._account, fingerprint=self.client.key_fingerprint))
             stored, leftover = self.store.read()
+            self._local_only = self._note_local_file(stored)
             if leftover or self.store.has_journal():
                 remote = self._reconcile(stored, leftover, remote)
             return self._apply_locked(stored, remote)
+
+    def _note_local_file(self, stored: keys.SecretsFile) -> frozenset[str]:
+        """With ``state_url``: what the local secrets file still holds; its ids."""
+        if self._fallback is None:
+            return frozenset()
+        note, local = local_file_note(LedgerPlace.of(self.desired), stored)
+        if note:
+            self.reporter.note(note)
+        return local
 
     def _reconcile(
         self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]
@@ -176,7 +178,9 @@ class _Run:
             relist = self.client.list_applications
             return wait_out(doubt, intents, relist, self.settings, self.stop, self.reporter)
 
-        doubtful = reconcile(self.store, stored, leftover, doubt, wait, self.result, self.reporter)
+        doubtful = reconcile(
+            self.store, stored, leftover, doubt, wait, self.result, self.reporter, self._local_only
+        )
         self._records.extend(doubtful)
         self._listed_at_start.update(app_id for _name, app_id in self.result.not_captured)
         return doubt.remote
@@ -224,8 +228,8 @@ class _Run:
             f"environment '{self.desired.name}': '{first}'{more} must be created, but "
             f"{self.store.location} already has an entry for it (id "
             f"{stored.applications[first].id}): its application was probably deleted by "
-            "hand. mvsync never overwrites a stored key: move that entry out of the secrets "
-            "file (keep its key if you still need it), then apply again; nothing was created"
+            f"hand. mvsync never overwrites a stored key: {move_entry_advice(self._fallback)}"
+            ", then apply again; nothing was created"
         )
 
     def _requests(self, creates: Sequence[Change]) -> dict[str, CreateRequest]:

@@ -34,11 +34,15 @@ def keys() -> None:
 
 def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
     """Where ENV's ledger is, and the ledger (``None`` when there is none yet)."""
-    from mvsync.apply.ledger import read_ledger
+    from mvsync.apply.ledger import local_only, push_advice, read_ledger
     from mvsync.manifest import load_manifest, resolve_ledger_place
+    from mvsync.render import text_of
 
     place = resolve_ledger_place(load_manifest(manifest_path(ctx)), env, os.environ.get)
     ledger = read_ledger(place)
+    local = local_only(place, ledger)
+    if local:  # the database's ledger is not all there is: say where the rest is
+        click.echo(f"note: {text_of(push_advice(place, len(local)))}", err=True)
     return (ledger.location if ledger is not None else str(place.secrets_path)), ledger
 
 

@@ -178,7 +178,7 @@ def _with_keys(
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
-    from mvsync.apply.ledger import read_ledger
+    from mvsync.apply.ledger import local_only, push_advice, read_ledger
     from mvsync.errors import StateUrlError
     from mvsync.model import LedgerPlace
     from mvsync.planner import with_key_status
@@ -190,9 +190,15 @@ def _with_keys(
     except MvsyncError as error:
         warning = f"key status unknown: {error}"
         return replace(env_plan, warnings=(*env_plan.warnings, warning))
+    place = LedgerPlace.of(desired)
+    local = local_only(place, ledger)
+    if local:
+        env_plan = replace(env_plan, warnings=(*env_plan.warnings, push_advice(place, len(local))))
     if ledger is None:
         return env_plan
-    return with_key_status(env_plan, ledger.held_by_id())
+    held = ledger.held_by_id()
+    held.update(dict.fromkeys(local, True))  # the key exists: pushing it needs no new one
+    return with_key_status(env_plan, held)
 
 
 APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"
