@@ -219,7 +219,23 @@ def test_stale_saved_plan_is_refused_with_zero_posts(emulator: Emulator, tmp_pat
     refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
     assert refused.returncode == 1
     assert "the remote applications changed since the plan was made" in refused.stderr
+    [shown_id] = [i for name, i in remote(emulator).items() if name == "Someone else's"]
+    assert f'"Someone else\'s" appeared (unmanaged, {shown_id}); run mvsync plan' in refused.stderr
     assert emulator.request_count("POST") == posts
+
+
+def test_stale_saved_plan_names_a_create_that_now_exists(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    assert run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file)).returncode == 0
+    create_out_of_band(emulator, "App 1")
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
+    assert refused.returncode == 1
+    # Its answer_url differs from the manifest's: it is drift now.
+    assert f"'App 1' was create, now drift, {remote(emulator)['App 1']}" in refused.stderr
+    assert emulator.request_count("POST") == 1
 
 
 def test_saved_plan_of_another_manifest_is_refused(emulator: Emulator, tmp_path: Path) -> None:
@@ -229,7 +245,9 @@ def test_saved_plan_of_another_manifest_is_refused(emulator: Emulator, tmp_path:
     write_manifest(tmp_path, emulator.url, count=4)
     refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
     assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
-    assert "the manifest changed since the plan was made" in refused.stderr
+    assert "the manifest changed since the plan was made: 'App 3' appeared (create)" in (
+        refused.stderr
+    )
 
 
 def test_max_creates_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:

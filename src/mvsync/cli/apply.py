@@ -144,12 +144,15 @@ def apply(
         else None,
         store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
     )
-    retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
     # A closed stdout (``| head``) never changes what apply does nor its status (cli/pipe.py).
     out, guard = guarded_stdout()
     reporter = CliReporter(out, sys.stderr)
+    retry = RetryPolicy(
+        deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True),
+        on_retry=reporter.retrying,
+    )
     stop = threading.Event()
     check_before_asking(desired)
     confirm = make_confirm(yes=yes, terminal=sys.stdin.isatty())

@@ -55,7 +55,8 @@ def import_(
     Applications that share a name are written commented out, with a note.
     """
 
-    from mvsync.api.client import MiniVoiceClient
+    from mvsync.api.client import MiniVoiceClient, RetryPolicy
+    from mvsync.cli.progress import print_retry
     from mvsync.importer import import_counts, render_import
     from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
     from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment, utc_stamp
@@ -88,7 +89,8 @@ def import_(
     if url_has_credentials(resolved_url):
         raise MvsyncError(f"environment {env!r}: {API_URL_CREDENTIALS} (the value is not shown)")
     target = DesiredEnvironment(env, resolved_url, key_variable, Path(), ())
-    with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
+    retry = RetryPolicy(on_retry=print_retry)
+    with MiniVoiceClient(resolved_url, read_api_key(target, lookup), retry=retry) as client:
         remote_apps = client.list_applications()
 
     generated_at = utc_stamp()

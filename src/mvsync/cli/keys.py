@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.options import env_option, manifest_option, manifest_path
 from mvsync.cli.pipe import write_result
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
 
 @keys.command("list")
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment whose ledger to list.")
+@env_option("The environment whose ledger to list.")
 @click.option(
     "--format",
     "output_format",
@@ -99,7 +99,7 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
 
 @keys.command("show")
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment of the application.")
+@env_option("The environment of the application.")
 @click.option(
     "-i",
     "--identity",
