@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from mvsync.model import RemoteApp
 
 WEBHOOK_SECRET_PLACEHOLDER = "${MV_WEBHOOK_SECRET}"
@@ -172,10 +170,35 @@ def _defaults_of(imported: Sequence[RemoteApp], base: ImportBase | None) -> _Def
     return _Defaults(False, None, has_secret)
 
 
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return yaml_string(str(value))  # a raw manifest value: its ``$`` stay as written
+
+
 def _dumped(value: Any, indent: int) -> list[str]:
-    """A raw manifest value (kept from the base) as YAML lines indented ``indent``."""
-    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False, allow_unicode=True)
-    return [" " * indent + line for line in text.splitlines()]
+    """A raw manifest value (kept from the base: mappings, lists, scalars) as block YAML
+    lines indented ``indent``, each string written so that it loads back the same."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        items = [(f"{pad}{yaml_string(str(key))}:", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{pad}-", item) for item in value]
+    else:
+        return [pad + _scalar(value)]
+    lines: list[str] = []
+    for head, item in items:
+        if isinstance(item, dict | list) and item:
+            lines += [head, *_dumped(item, indent + 2)]
+        elif isinstance(item, dict | list):
+            lines.append(f"{head} {'{}' if isinstance(item, dict) else '[]'}")
+        else:
+            lines.append(f"{head} {_scalar(item)}")
+    return lines
 
 
 def _defaults_lines(base: ImportBase | None, defaults: _Defaults) -> list[str]:
