@@ -89,7 +89,17 @@ def time_apply(folder: Path, manifest: Path, concurrency: int) -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "mvsync", "-f", str(manifest), "apply", "--env", "bench"),
+            *(
+                sys.executable,
+                "-m",
+                "mvsync",
+                "-f",
+                str(manifest),
+                "apply",
+                "--env",
+                "bench",
+                "--yes",
+            ),
             *("--yes", "--concurrency", str(concurrency)),
         ],
         capture_output=True,

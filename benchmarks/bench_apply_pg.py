@@ -51,7 +51,17 @@ def time_apply(manifest: Path, concurrency: int, state_url: str) -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "mvsync", "-f", str(manifest), "apply", "--env", "bench"),
+            *(
+                sys.executable,
+                "-m",
+                "mvsync",
+                "-f",
+                str(manifest),
+                "apply",
+                "--env",
+                "bench",
+                "--yes",
+            ),
             *("--yes", "--concurrency", str(concurrency)),
         ],
         capture_output=True,

@@ -78,7 +78,17 @@ def write_manifest(folder: Path, url: str, creates: int) -> Path:
 def time_apply(manifest: Path, concurrency: int) -> tuple[float, float, float]:
     """The apply's seconds, and when it started and ended (``time.time()``)."""
     env = dict(os.environ, MV_BENCH_KEY=APPLY_KEY)
-    command = [sys.executable, "-m", "mvsync", "-f", str(manifest), "apply", "--env", "bench"]
+    command = [
+        sys.executable,
+        "-m",
+        "mvsync",
+        "-f",
+        str(manifest),
+        "apply",
+        "--env",
+        "bench",
+        "--yes",
+    ]
     command += ["--yes", "--concurrency", str(concurrency)]
     wall_start = time.time()
     started = time.perf_counter()

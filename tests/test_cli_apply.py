@@ -117,7 +117,7 @@ def create_out_of_band(emulator: Emulator, name: str) -> None:
 
 def test_apply_creates_everything_and_exits_0(emulator: Emulator, tmp_path: Path) -> None:
     write_manifest(tmp_path, emulator.url)
-    done = run(tmp_path, "apply", "--env", "dev")
+    done = run(tmp_path, "apply", "--env", "dev", "--yes")
     assert done.returncode == 0, done.stderr
     assert sorted(remote(emulator)) == ["App 0", "App 1", "App 2"]
     assert {name: app_id for name, (app_id, _) in stored(tmp_path).items()} == remote(emulator)
@@ -129,11 +129,23 @@ def test_apply_creates_everything_and_exits_0(emulator: Emulator, tmp_path: Path
     ) in done.stdout
 
 
+def test_each_create_is_reported_once_without_a_terminal(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    done = run(tmp_path, "apply", "--env", "dev", "--yes")
+    assert done.returncode == 0, done.stderr
+    created = [line for line in done.stdout.splitlines() if "+ created" in line]
+    ids = remote(emulator)
+    assert sorted(created) == [f'+ created "{name}" ({ids[name]})' for name in sorted(ids)]
+    assert "3 created" in done.stdout  # the summary counts them
+
+
 def test_second_apply_sends_no_post_and_exits_0(emulator: Emulator, tmp_path: Path) -> None:
     write_manifest(tmp_path, emulator.url)
-    run(tmp_path, "apply", "--env", "dev")
+    run(tmp_path, "apply", "--env", "dev", "--yes")
     posts = emulator.request_count("POST")
-    again = run(tmp_path, "apply", "--env", "dev")
+    again = run(tmp_path, "apply", "--env", "dev", "--yes")
     assert (again.returncode, emulator.request_count("POST")) == (0, posts)
     assert "0 created" in again.stdout
 
@@ -141,7 +153,13 @@ def test_second_apply_sends_no_post_and_exits_0(emulator: Emulator, tmp_path: Pa
 def test_secrets_file_is_0600_under_umask_000(emulator: Emulator, tmp_path: Path) -> None:
     write_manifest(tmp_path, emulator.url)
     done = subprocess.run(
-        ["sh", "-c", 'umask 000 && exec "$@"', "sh", *command(tmp_path, "apply", "--env", "dev")],
+        [
+            "sh",
+            "-c",
+            'umask 000 && exec "$@"',
+            "sh",
+            *command(tmp_path, "apply", "--env", "dev", "--yes"),
+        ],
         capture_output=True,
         text=True,
         env=cli_env(),
@@ -159,7 +177,7 @@ def test_no_secret_in_any_output_or_plan_file(emulator: Emulator, tmp_path: Path
     assert planned.returncode == 0, planned.stderr
     emulator.add_fault(Fault("drop_after_commit", method="POST"))
     emulator.add_fault(Fault("500", method="POST"))
-    applied = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    applied = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
     # Incomplete (exit 1): the dropped answer's key was never seen.
     assert applied.returncode == 1, applied.stderr
     # The 500 left its create in doubt: still unlisted after the lag window (0 here), it
@@ -167,7 +185,7 @@ def test_no_secret_in_any_output_or_plan_file(emulator: Emulator, tmp_path: Path
     assert "3 created, 1 key not captured" in applied.stdout, applied.stdout
     assert "sending it again (2 of 3)" in applied.stdout + applied.stderr
     write_manifest(tmp_path, emulator.url, count=5)  # one more: --debug logs a create too
-    debug = run(tmp_path, "--debug", "apply", "--env", "dev")
+    debug = run(tmp_path, "--debug", "apply", "--env", "dev", "--yes")
     assert debug.returncode == 0, debug.stderr
     for method in ("GET", "POST"):
         # The client's request line, bearer masked: --debug must print, not only not leak.
@@ -200,10 +218,26 @@ def test_stale_saved_plan_is_refused_with_zero_posts(emulator: Emulator, tmp_pat
     assert run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file)).returncode == 0
     create_out_of_band(emulator, "Someone else's")
     posts = emulator.request_count("POST")
-    refused = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
     assert refused.returncode == 1
     assert "the remote applications changed since the plan was made" in refused.stderr
+    [shown_id] = [i for name, i in remote(emulator).items() if name == "Someone else's"]
+    assert f'"Someone else\'s" appeared (unmanaged, {shown_id}); run mvsync plan' in refused.stderr
     assert emulator.request_count("POST") == posts
+
+
+def test_stale_saved_plan_names_a_create_that_now_exists(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    plan_file = tmp_path / "plan.json"
+    assert run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file)).returncode == 0
+    create_out_of_band(emulator, "App 1")
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
+    assert refused.returncode == 1
+    # Its answer_url differs from the manifest's: it is drift now.
+    assert f"'App 1' was create, now drift, {remote(emulator)['App 1']}" in refused.stderr
+    assert emulator.request_count("POST") == 1
 
 
 def test_saved_plan_of_another_manifest_is_refused(emulator: Emulator, tmp_path: Path) -> None:
@@ -211,25 +245,27 @@ def test_saved_plan_of_another_manifest_is_refused(emulator: Emulator, tmp_path:
     plan_file = tmp_path / "plan.json"
     run(tmp_path, "plan", "--env", "dev", "-o", str(plan_file))
     write_manifest(tmp_path, emulator.url, count=4)
-    refused = run(tmp_path, "apply", "--env", "dev", "--plan", str(plan_file))
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(plan_file))
     assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
-    assert "the manifest changed since the plan was made" in refused.stderr
+    assert "the manifest changed since the plan was made: 'App 3' appeared (create)" in (
+        refused.stderr
+    )
 
 
 def test_max_creates_is_refused_with_zero_posts(emulator: Emulator, tmp_path: Path) -> None:
     write_manifest(tmp_path, emulator.url)
-    refused = run(tmp_path, "apply", "--env", "dev", "--max-creates", "2")
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--max-creates", "2")
     assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
     assert "more than --max-creates 2" in refused.stderr
 
 
 def test_group_readable_secrets_file_is_refused(emulator: Emulator, tmp_path: Path) -> None:
     write_manifest(tmp_path, emulator.url)
-    run(tmp_path, "apply", "--env", "dev")
+    run(tmp_path, "apply", "--env", "dev", "--yes")
     secrets_path(tmp_path).chmod(0o644)
     write_manifest(tmp_path, emulator.url, count=4)
     requests = emulator.request_count()
-    refused = run(tmp_path, "apply", "--env", "dev")
+    refused = run(tmp_path, "apply", "--env", "dev", "--yes")
     assert (refused.returncode, emulator.request_count()) == (1, requests)
     assert "chmod 600" in refused.stderr
 
@@ -241,7 +277,7 @@ def test_missing_webhook_secret_variable_fails_before_any_post(
     env = cli_env()
     del env["MV_WEBHOOK_SECRET"]
     refused = subprocess.run(
-        command(tmp_path, "apply", "--env", "dev"), capture_output=True, text=True, env=env
+        command(tmp_path, "apply", "--env", "dev", "--yes"), capture_output=True, text=True, env=env
     )
     assert (refused.returncode, emulator.request_count("POST")) == (1, 0)
     assert "MV_WEBHOOK_SECRET" in refused.stderr
@@ -265,7 +301,7 @@ def test_key_not_captured_is_reported_with_its_id_and_exits_1(
 ) -> None:
     write_manifest(tmp_path, emulator.url, count=1)
     emulator.add_fault(fault)
-    done = run(tmp_path, "apply", "--env", "dev")
+    done = run(tmp_path, "apply", "--env", "dev", "--yes")
     app_id = remote(emulator)["App 0"]
     assert done.returncode == 1
     assert f'environment dev, name "App 0", id {app_id}: {NOT_CAPTURED}' in done.stdout
@@ -277,9 +313,9 @@ def test_next_apply_after_not_captured_creates_nothing_and_reports_nothing(
 ) -> None:
     write_manifest(tmp_path, emulator.url, count=2)
     emulator.add_fault(Fault("drop_after_commit", method="POST"))
-    run(tmp_path, "apply", "--env", "dev")
+    run(tmp_path, "apply", "--env", "dev", "--yes")
     posts = emulator.request_count("POST")
-    again = run(tmp_path, "apply", "--env", "dev")
+    again = run(tmp_path, "apply", "--env", "dev", "--yes")
     assert (again.returncode, emulator.request_count("POST")) == (0, posts)
     assert NOT_CAPTURED not in again.stdout
     assert remote_names(emulator) == Counter({"App 0": 1, "App 1": 1})
@@ -293,8 +329,8 @@ def test_two_applies_at_once_never_duplicate(
 ) -> None:
     emulator = make_emulator(latency=0.02)
     write_manifest(tmp_path, emulator.url, count=20)
-    first = start(tmp_path, "apply", "--env", "dev", "--lock-timeout", "30")
-    second = start(tmp_path, "apply", "--env", "dev", "--lock-timeout", "30")
+    first = start(tmp_path, "apply", "--env", "dev", "--yes", "--lock-timeout", "30")
+    second = start(tmp_path, "apply", "--env", "dev", "--yes", "--lock-timeout", "30")
     codes = (first.wait(timeout=60), second.wait(timeout=60))
     assert codes == (0, 0)
     assert emulator.request_count("POST") == 20
@@ -309,12 +345,12 @@ def test_two_applies_at_once_without_waiting_one_refused(
     # 4s; the second starts once the first is creating and must end while it still is.
     emulator = make_emulator(latency=0.1)
     write_manifest(tmp_path, emulator.url, count=40)
-    first = start(tmp_path, "apply", "--env", "dev", "--concurrency", "1")
+    first = start(tmp_path, "apply", "--env", "dev", "--yes", "--concurrency", "1")
     assert first.stdout is not None
     for line in first.stdout:
         if line.startswith("Creating "):
             break
-    second = run(tmp_path, "apply", "--env", "dev")
+    second = run(tmp_path, "apply", "--env", "dev", "--yes")
     assert first.poll() is None, "the first apply ended before the second was refused"
     _, err = first.communicate(timeout=60)
     assert (first.returncode, second.returncode) == (0, 1), err + second.stderr
@@ -328,7 +364,7 @@ def test_held_lock_refuses_apply_naming_the_holder(emulator: Emulator, tmp_path:
     write_manifest(tmp_path, emulator.url)
     secrets_path(tmp_path).parent.mkdir(mode=0o700)
     with EnvironmentLock(lock_path(secrets_path(tmp_path)), command="mvsync apply --env dev"):
-        refused = run(tmp_path, "apply", "--env", "dev", "--lock-timeout", "0.2")
+        refused = run(tmp_path, "apply", "--env", "dev", "--yes", "--lock-timeout", "0.2")
     assert refused.returncode == 1
     assert f"pid {os.getpid()}" in refused.stderr
     assert emulator.request_count("POST") == 0
@@ -342,7 +378,7 @@ def test_sigterm_during_creates_exits_130_with_every_key_stored(
 ) -> None:
     emulator = make_emulator(latency=0.05)
     write_manifest(tmp_path, emulator.url, count=40)
-    process = start(tmp_path, "apply", "--env", "dev", "--concurrency", "2")
+    process = start(tmp_path, "apply", "--env", "dev", "--yes", "--concurrency", "2")
     assert process.stdout is not None
     for line in process.stdout:
         if line.startswith("+ created"):
@@ -397,54 +433,13 @@ def test_sigint_before_creating_exits_130_and_creates_nothing(
 ) -> None:
     emulator = make_emulator(latency=1.0)  # the first list is slow: the signal lands in it
     write_manifest(tmp_path, emulator.url)
-    process = start(tmp_path, "apply", "--env", "dev")
+    process = start(tmp_path, "apply", "--env", "dev", "--yes")
     deadline = time.monotonic() + 20
     while emulator.request_count("GET") == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert (process.returncode, emulator.request_count("POST")) == (130, 0), err
-
-
-# --- the question on a terminal ------------------------------------------------------------
-
-
-def run_on_terminal(folder: Path, answer: bytes) -> tuple[int, str]:
-    import pty
-
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        command(folder, "apply", "--env", "dev"),
-        stdin=terminal,
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-        env=cli_env(),
-    )
-    os.close(terminal)
-    seen = b""
-    while b"[y/N]" not in seen:
-        chunk = os.read(controller, 1024)
-        assert chunk, "the question never came"
-        seen += chunk
-    os.write(controller, answer)
-    out, _ = process.communicate(timeout=30)
-    os.close(controller)
-    return process.returncode, out.decode()
-
-
-def test_answering_no_on_a_terminal_exits_1_and_creates_nothing(
-    emulator: Emulator, tmp_path: Path
-) -> None:
-    write_manifest(tmp_path, emulator.url)
-    code, _ = run_on_terminal(tmp_path, b"n\n")
-    assert (code, emulator.request_count("POST")) == (1, 0)
-
-
-def test_answering_yes_on_a_terminal_creates(emulator: Emulator, tmp_path: Path) -> None:
-    write_manifest(tmp_path, emulator.url)
-    code, out = run_on_terminal(tmp_path, b"y\n")
-    assert (code, emulator.request_count("POST")) == (0, 3)
-    assert '+ create "App 0"' in out  # the plan was shown before the question
 
 
 def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flight(
@@ -455,7 +450,7 @@ def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flig
     write_manifest(tmp_path, emulator.url, count=5)
     # Each attempt's whole time is bounded by the HTTP timeout: 1 s would race the latency.
     process = start(
-        tmp_path, "apply", "--env", "dev", "--concurrency", "1", MVSYNC_HTTP_TIMEOUT="5"
+        tmp_path, "apply", "--env", "dev", "--yes", "--concurrency", "1", MVSYNC_HTTP_TIMEOUT="5"
     )
     assert process.stdout is not None
     for line in process.stdout:
@@ -471,7 +466,7 @@ def test_second_sigint_exits_at_once_and_the_next_apply_reports_what_was_in_flig
     in_flight = remote(emulator)
     assert (process.returncode, len(in_flight)) == (130, 1)
     emulator.set_latency(0.0)
-    again = run(tmp_path, "apply", "--env", "dev")
+    again = run(tmp_path, "apply", "--env", "dev", "--yes")
     (name, app_id), *_ = in_flight.items()
     assert f'name "{name}", id {app_id}: {NOT_CAPTURED}' in again.stdout
     assert again.returncode == 1
@@ -490,7 +485,7 @@ def test_example_manifest_dev_is_created_once_with_every_key_stored(
     (tmp_path / "mvsync.yaml").write_text((REPO_ROOT / "examples" / "minivoice.yaml").read_text())
     env = cli_env()
     env.update(MVSYNC_DEV_API_URL=emulator.url, MINIVOICE_API_KEY_DEV=TEST_API_KEY)
-    apply_dev = [*command(tmp_path, "apply", "--env", "dev")]
+    apply_dev = [*command(tmp_path, "apply", "--env", "dev", "--yes")]
     first = subprocess.run(apply_dev, capture_output=True, text=True, env=env, timeout=60)
     posts = emulator.request_count("POST")
     second = subprocess.run(apply_dev, capture_output=True, text=True, env=env, timeout=60)

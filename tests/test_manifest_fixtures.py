@@ -108,7 +108,10 @@ def test_a_missing_file_is_one_clear_error(
 ) -> None:
     code, out, err = run_cli(["validate", "-f", str(tmp_path / "nope.yaml")], capsys)
     assert (code, out) == (1, "")
-    assert err == f"{tmp_path / 'nope.yaml'}: cannot read the manifest: No such file or directory\n"
+    assert err == (
+        f"{tmp_path / 'nope.yaml'}: cannot read the manifest: No such file or directory; run "
+        "mvsync in the manifest's folder, or name it with -f PATH or MVSYNC_FILE=PATH\n"
+    )
 
 
 def test_debug_adds_a_traceback_before_the_messages(

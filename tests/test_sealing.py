@@ -246,6 +246,23 @@ def test_malformed_recipient_is_refused_without_echoing_it(text: str) -> None:
         assert text not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "says", "never"),
+    [
+        (_damaged_recipient(), "checksum does not match", "characters expected"),
+        ("age1qqqqqqqq", "58 Bech32 characters expected, got 8", "checksum"),
+        ("age1" + "b" * 58, "a character Bech32 never uses", "checksum"),
+    ],
+    ids=["bad-checksum", "too-short", "bad-character"],
+)
+def test_a_malformed_recipient_says_which_part_is_wrong(text: str, says: str, never: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_recipient(text)
+    assert says in str(caught.value)
+    assert never not in str(caught.value)
+    assert text not in str(caught.value)
+
+
 def test_load_identities_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SecretsError, match="no such identity file"):
         load_identities(tmp_path / "absent.txt")

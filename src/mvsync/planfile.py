@@ -239,29 +239,80 @@ def check_fresh(saved_env: SavedEnvironment, env_plan: EnvironmentPlan) -> None:
             f"the saved plan is for environment '{saved_env.name}' at {saved_env.api_url}, "
             f"not '{env_plan.name}' at {env_plan.api_url}"
         )
-    if saved_env.manifest_fingerprint != env_plan.manifest_fingerprint:
-        raise PlanFileError(
-            f"environment '{env_plan.name}': the manifest changed since the plan was made; "
-            "run mvsync plan again"
-        )
-    if saved_env.remote_fingerprint != env_plan.remote_fingerprint:
-        raise PlanFileError(
-            f"environment '{env_plan.name}': the remote applications changed since the plan "
-            "was made; run mvsync plan again"
-        )
-    # The fingerprints say the inputs are the same; the changes must then be the ones
-    # apply would carry out, or an edited plan shows one thing and applies another.
     # Key status is not a change (apply does not act on it): it is left out of the comparison.
     fresh_changes = [
         SavedChange.model_validate(c.to_json()).model_copy(update={"key": None})
         for c in env_plan.changes
     ]
     saved_changes = [c.model_copy(update={"key": None}) for c in saved_env.changes]
+    if saved_env.manifest_fingerprint != env_plan.manifest_fingerprint:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the manifest changed since the plan was made"
+            f"{what_changed(saved_changes, fresh_changes)}; run mvsync plan again"
+        )
+    if saved_env.remote_fingerprint != env_plan.remote_fingerprint:
+        raise PlanFileError(
+            f"environment '{env_plan.name}': the remote applications changed since the plan "
+            f"was made{what_changed(saved_changes, fresh_changes)}; run mvsync plan again"
+        )
+    # The fingerprints say the inputs are the same; the changes must then be the ones
+    # apply would carry out, or an edited plan shows one thing and applies another.
     if saved_changes != fresh_changes:
         raise PlanFileError(
             f"environment '{env_plan.name}': the plan file's changes do not match what the "
             "manifest and the remote list give (was it edited?); run mvsync plan again"
         )
+
+
+# How many differences a refusal of a stale plan names before "and N more".
+SHOWN_DIFFERENCES = 5
+
+
+def what_changed(saved: list[SavedChange], fresh: list[SavedChange]) -> str:
+    """``": 'X' appeared (unmanaged, app_1); 'Y' was create, now unchanged (app_2)"``: the
+    lines of the plan that differ now, so that a refusal says what happened since; empty
+    when none does (a value the plan does not show changed)."""
+
+    def by_name(changes: list[SavedChange]) -> dict[str, list[SavedChange]]:
+        grouped: dict[str, list[SavedChange]] = {}
+        for change in changes:
+            grouped.setdefault(change.name, []).append(change)
+        return grouped
+
+    def shown(change: SavedChange) -> str:
+        ids = change.ids or ([change.id] if change.id else [])
+        return f"{change.action}, {', '.join(ids)}" if ids else str(change.action)
+
+    before, after = by_name(saved), by_name(fresh)
+    found: list[str] = []
+    for name in dict.fromkeys([*after, *before]):  # the fresh plan's order first
+        was, now = before.get(name, []), after.get(name, [])
+        if was == now:
+            continue
+        if not was:
+            found.append(f"{name!r} appeared ({'; '.join(shown(c) for c in now)})")
+        elif not now:
+            found.append(f"{name!r} is gone (was {'; '.join(shown(c) for c in was)})")
+        elif [shown(c) for c in was] == [shown(c) for c in now]:
+            found.append(f"{name!r} changed ({', '.join(_fields_apart(was[0], now[0]))})")
+        else:
+            then = "; ".join(shown(c) for c in was)
+            found.append(f"{name!r} was {then}, now {'; '.join(shown(c) for c in now)}")
+    if not found:
+        return ""
+    more = len(found) - SHOWN_DIFFERENCES
+    listed = "; ".join(found[:SHOWN_DIFFERENCES]) + (f"; and {more} more" if more > 0 else "")
+    return f": {listed}"
+
+
+def _fields_apart(was: SavedChange, now: SavedChange) -> list[str]:
+    """The fields two changes of one name and action differ in (what the plan shows)."""
+    keys: list[str] = []
+    for old, new in ((was.desired or {}, now.desired or {}), (was.fields or {}, now.fields or {})):
+        keys.extend(k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k))
+    if was.rename_of != now.rename_of:
+        keys.append("likely rename")
+    return list(dict.fromkeys(keys)) or ["details"]
 
 
 # A saved create says only whether a webhook secret is set, never which variable

@@ -11,9 +11,9 @@ v1 format, through pyrage (bindings of rage, the Rust implementation of age).
     issued_key == unseal(armor, load_identities(Path("key.txt")))
 
 Pure: no state, no output; the only file it reads is the identity file it is
-given. No message it raises ever holds a key, a plaintext or an identity file's
-content: a recipient or identity that does not parse is named by its position,
-never quoted.
+given (``parse_identities`` reads the same format from text: a variable, stdin).
+No message it raises ever holds a key, a plaintext or an identity's content: a
+recipient or identity that does not parse is named by its position, never quoted.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "Recipient",
     "is_armored",
     "load_identities",
+    "parse_identities",
     "parse_recipient",
     "seal",
     "sealer_for",
@@ -60,10 +61,44 @@ def parse_recipient(text: str) -> Recipient:
     try:
         return Recipient.from_str(candidate)
     except pyrage.RecipientError:
-        # pyrage's reason ("invalid Bech32 encoding", ...) says nothing of the value itself.
-        raise ValueError(
-            "not an age X25519 recipient: 'age1' followed by 58 Bech32 characters expected"
-        ) from None
+        # pyrage's reason ("invalid Bech32 encoding", ...) does not say which fix is needed.
+        raise ValueError(f"not an age X25519 recipient: {_bech32_problem(candidate)}") from None
+
+
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_RECIPIENT_LENGTH = 62  # "age1" + 52 data characters + 6 checksum characters
+
+
+def _bech32_polymod(values: Sequence[int]) -> int:
+    # BIP 173: the checksum of Bech32, which age recipients use.
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    check = 1
+    for value in values:
+        top = check >> 25
+        check = (check & 0x1FFFFFF) << 5 ^ value
+        for bit, word in enumerate(generator):
+            check ^= word if (top >> bit) & 1 else 0
+    return check
+
+
+def _bech32_problem(candidate: str) -> str:
+    """Why ``candidate`` (starting ``age1``) is no recipient: the character set, the
+    length or the checksum (a typo), in that order; never quoting it."""
+    data = candidate[len(_RECIPIENT_PREFIX) :].lower()
+    if candidate != candidate.lower() and candidate != candidate.upper():
+        return "upper and lower case are mixed (Bech32 is one or the other)"
+    if any(char not in _BECH32_CHARSET for char in data):
+        return "it holds a character Bech32 never uses (only a-z and 0-9 without 1, b, i, o)"
+    if len(candidate) != _RECIPIENT_LENGTH:
+        return (
+            f"'age1' followed by {_RECIPIENT_LENGTH - 4} Bech32 characters expected, "
+            f"got {len(data)}"
+        )
+    values = [ord(c) >> 5 for c in "age"] + [0] + [ord(c) & 31 for c in "age"]
+    values += [_BECH32_CHARSET.index(char) for char in data]
+    if _bech32_polymod(values) != 1:
+        return "its Bech32 checksum does not match (a character was mistyped or changed)"
+    return "its Bech32 data is not an X25519 public key"
 
 
 def seal(plaintext: str, recipients: Sequence[Recipient]) -> str:
@@ -149,9 +184,20 @@ def load_identities(path: Path, error: type[MvsyncError] = SecretsError) -> list
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise error(f"{path}: not an age identity file (not text)") from None
-    if is_armored(text) or text.startswith("age-encryption.org/"):
+    return parse_identities(text, str(path), error)
+
+
+def parse_identities(
+    text: str, label: str, error: type[MvsyncError] = SecretsError
+) -> list[Identity]:
+    """The X25519 identities of ``text`` in the identity file format (from a variable or
+    stdin, as CI secrets hold it); ``label`` names where it came from in messages, which
+    never quote what it holds."""
+    if len(text) > _MAX_IDENTITY_FILE_BYTES:
+        raise error(f"{label}: too large to be an age identity")
+    if is_armored(text) or text.lstrip().startswith("age-encryption.org/"):
         raise error(
-            f"{path}: a passphrase-protected identity file is not supported; "
+            f"{label}: a passphrase-protected identity is not supported; "
             "decrypt it first (age -d) into a file only you can read"
         )
     identities: list[Identity] = []
@@ -161,13 +207,13 @@ def load_identities(path: Path, error: type[MvsyncError] = SecretsError) -> list
             continue
         if not stripped.startswith(_IDENTITY_PREFIX):
             raise error(
-                f"{path}:{number}: not an age X25519 identity (expected AGE-SECRET-KEY-1…; "
+                f"{label}:{number}: not an age X25519 identity (expected AGE-SECRET-KEY-1…; "
                 "other identity types are not supported)"
             )
         try:
             identities.append(Identity.from_str(stripped))
         except pyrage.IdentityError:
-            raise error(f"{path}:{number}: a malformed age identity") from None
+            raise error(f"{label}:{number}: a malformed age identity") from None
     if not identities:
-        raise error(f"{path}: holds no age identity (AGE-SECRET-KEY-1…)")
+        raise error(f"{label}: holds no age identity (AGE-SECRET-KEY-1…)")
     return identities

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from mvsync.api.client import MiniVoiceClient, RetryPolicy
@@ -11,10 +11,15 @@ from mvsync.model import DesiredEnvironment, RemoteApp
 
 
 def list_environments(
-    desired_envs: Sequence[DesiredEnvironment], api_keys: Sequence[str], *, deadline: float
+    desired_envs: Sequence[DesiredEnvironment],
+    api_keys: Sequence[str],
+    *,
+    deadline: float,
+    on_retry: Callable[[str], None] | None = None,
 ) -> list[list[RemoteApp]]:
-    """One GET per environment, all at once; every failure reported, one line each."""
-    retry = RetryPolicy(deadline=deadline)
+    """One GET per environment, all at once; every failure reported, one line each;
+    ``on_retry`` is told of each retry as it is decided."""
+    retry = RetryPolicy(deadline=deadline, on_retry=on_retry)
 
     def list_one(desired: DesiredEnvironment, api_key: str) -> list[RemoteApp]:
         with MiniVoiceClient(desired.api_url, api_key, retry=retry) as client:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -31,7 +32,7 @@ from typing import Literal, Protocol
 from mvsync.errors import SecretsError
 from mvsync.manifest.interpolate import Lookup
 from mvsync.model import Account, LedgerPlace
-from mvsync.sealing import load_identities, unseal
+from mvsync.sealing import Identity, load_identities, unseal
 from mvsync.store import journal, keys
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
@@ -122,7 +123,12 @@ class Ledger:
             if entry.name == name:
                 return entry
         names = [entry.name for entry in self.entries]
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        # Case-insensitively: "main ivr" finds "Main IVR" (names are compared exactly).
+        folded: dict[str, list[str]] = {}
+        for known in names:
+            folded.setdefault(known.casefold(), []).append(known)
+        near = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+        close = [known for key in near for known in folded[key]][:3]
         hint = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else ""
         if not names:
             hint = " (the ledger has no entries)"
@@ -229,11 +235,17 @@ def move_entry_advice(fallback: object | None) -> str:
     )
 
 
-def open_key(ledger: Ledger, name: str, identity_file: Path | None) -> str:
-    """The key of entry ``name``: plain as stored, or unsealed with ``identity_file``.
+def open_key(
+    ledger: Ledger,
+    name: str,
+    identity_file: Path | Callable[[], Sequence[Identity]] | None,
+    ways: str = "-i",
+) -> str:
+    """The key of entry ``name``: plain as stored, or unsealed with ``identity_file`` (a
+    path, or a loader called only for a sealed key: stdin, a variable).
 
     SecretsError, holding no secret, for an unknown name, an entry without a key, a sealed
-    entry without an identity file, or an identity file that does not open it.
+    entry without an identity (``ways`` says how to give one), or one that does not open it.
     """
     found = ledger.entry(name)
     secret = found._entry
@@ -248,9 +260,12 @@ def open_key(ledger: Ledger, name: str, identity_file: Path | None) -> str:
     assert secret.sealed_api_key is not None
     if identity_file is None:
         raise SecretsError(
-            f"{where}: the key is sealed; give the age identity file that opens it with -i"
+            f"{where}: the key is sealed; give the age identity that opens it: {ways}"
         )
-    identities = load_identities(identity_file)
+    if isinstance(identity_file, Path):
+        identities = load_identities(identity_file)
+    else:
+        identities = list(identity_file())
     try:
         return unseal(secret.sealed_api_key, identities)
     except SecretsError as error:

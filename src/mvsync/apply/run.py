@@ -7,7 +7,7 @@ The order of the steps is the design (SPEC sections 4-6)::
     reconcile what a previous run left in the journal, and fold it
     list → plan (or check a saved plan is still fresh) → --max-creates
     refuse a create whose name already has a secrets entry (it could not be stored)
-    ask (callback) → read every webhook secret the creates send
+    read every webhook secret the creates send → ask (callback)
     re-list, drop the creates that now exist
     create, bounded concurrency: journal "intent" → POST → journal "created"
         outcome unknown → wait, re-list → there: "not captured"; absent: POST again
@@ -203,9 +203,9 @@ class _Run:
         if self.stop.is_set():
             self.result.interrupted = True
             return self._finish(plan, remote)
+        requests = self._requests(creates)
         if creates and not self.confirm(plan):
             raise AbortedError("apply cancelled: nothing was created")
-        requests = self._requests(creates)
         if creates:
             # The plan's list may be minutes old (the question): list again right before.
             remote = self.client.list_applications()

@@ -47,13 +47,17 @@ from mvsync.errors import AbortedError
 
 if TYPE_CHECKING:
     from mvsync.cli.progress import CliReporter
-    from mvsync.planner import EnvironmentPlan
 
 
 @click.command()
 @manifest_option
 @env_option("The environment to apply.")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before creating.")
+@click.option(
+    "-y",
+    "--yes",
+    is_flag=True,
+    help="Create without asking. Required without a terminal (CI, cron, ssh, < /dev/null).",
+)
 @click.option(
     "--plan",
     "plan_file",
@@ -97,10 +101,26 @@ def apply(
     concurrency: int,
     lock_timeout: float,
 ) -> int:
-    """Create what the manifest wants and the environment lacks, exactly once."""
+    """Create what the manifest wants and the environment lacks, exactly once.
+
+    \b
+    On a terminal apply shows the plan and asks; only the answer 'yes', typed
+    out, creates ('y' or Enter cancel: exit 1, nothing created). --yes skips the
+    question. Without a terminal (CI, cron, ssh host mvsync apply, < /dev/null)
+    and without --yes, apply refuses: exit 1, nothing created. In CI pass --yes:
+    the merged pull request is the approval. A plan with nothing to create asks
+    nothing.
+
+    \b
+    Before the question, apply checks all it can without creating: the secrets
+    file, the environment's lock, every variable the creates send (webhook
+    secrets), and the key sink's program on PATH. No answer is asked for a run
+    that would fail anyway.
+    """
     from mvsync.api.client import MiniVoiceClient, RetryPolicy
     from mvsync.apply.run import apply_environment
     from mvsync.apply.settings import ApplySettings
+    from mvsync.cli.confirm import check_before_asking, make_confirm
     from mvsync.cli.progress import CliReporter
     from mvsync.manifest import expand_secret, load_manifest, read_api_key, resolve_environment
     from mvsync.planfile import read_plan
@@ -124,23 +144,18 @@ def apply(
         else None,
         store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
     )
-    retry = RetryPolicy(deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True))
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 
     # A closed stdout (``| head``) never changes what apply does nor its status (cli/pipe.py).
     out, guard = guarded_stdout()
     reporter = CliReporter(out, sys.stderr)
+    retry = RetryPolicy(
+        deadline=env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True),
+        on_retry=reporter.retrying,
+    )
     stop = threading.Event()
-    ask = not yes and sys.stdin.isatty()
-
-    def confirm(plan: EnvironmentPlan) -> bool:
-        if not ask:
-            return True
-        count = len(plan.creates)
-        noun = "application" if count == 1 else "applications"
-        return click.confirm(
-            f"Create {count} {noun} in environment '{plan.name}'?", default=False, err=True
-        )
+    check_before_asking(desired)
+    confirm = make_confirm(yes=yes, terminal=sys.stdin.isatty())
 
     with (
         MiniVoiceClient(desired.api_url, api_key, timeout=timeout, retry=retry) as client,
@@ -159,7 +174,8 @@ def apply(
         )
     reporter.finish()
     render_last_resort(result, sys.stderr)
-    render_apply_result(result, out, allow_drift=allow_drift)
+    # Without a terminal each create had its line as it happened: the summary only counts.
+    render_apply_result(result, out, allow_drift=allow_drift, list_created=reporter.live)
     out.flush()
     if guard.closed_early:
         sys.stderr.write(CUT_NOTE)

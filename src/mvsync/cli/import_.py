@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mvsync.cli.options import env_option, manifest_option, manifest_path, out_option
 from mvsync.errors import MvsyncError, UsageError
+
+if TYPE_CHECKING:
+    from mvsync.importer import ImportBase
 
 
 @click.command("import")
@@ -39,6 +43,15 @@ from mvsync.errors import MvsyncError, UsageError
     default=None,
     help="The variable holding the API key, with no manifest (default MINIVOICE_API_KEY).",
 )
+@click.option(
+    "--into",
+    "into_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="An existing manifest to fit the import into: its recipients, the environment's "
+    "settings (state_url, key_sink, checks...) and defaults are kept. It is read, never "
+    "written.",
+)
 @click.pass_context
 def import_(
     ctx: click.Context,
@@ -46,23 +59,35 @@ def import_(
     out_file: str | None,
     api_url: str | None,
     api_key_env: str | None,
+    into_file: str | None,
 ) -> int:
     """Print a manifest of the applications that exist in an environment.
 
     \b
     The output validates and plans as all-unchanged against the same environment.
     Webhook secrets cannot be read back: they become ${MV_WEBHOOK_SECRET}.
+    A webhook_url every application shares is written once, in defaults.
     Applications that share a name are written commented out, with a note.
+    With --into FILE, what the API cannot show is kept from FILE: recipients,
+    the environment's settings and defaults (not its applications or comments).
     """
 
-    from mvsync.api.client import MiniVoiceClient
+    from mvsync.api.client import MiniVoiceClient, RetryPolicy
+    from mvsync.cli.progress import print_retry
     from mvsync.importer import import_counts, render_import
     from mvsync.manifest import API_URL_CREDENTIALS, interpolate, read_api_key, url_has_credentials
     from mvsync.model import DEFAULT_API_KEY_ENV, DEFAULT_API_URL, DesiredEnvironment, utc_stamp
 
     lookup = os.environ.get
     manifest_file: Path | None = None
-    if api_url is None and api_key_env is None:
+    base: ImportBase | None = None
+    if into_file is not None and (api_url is not None or api_key_env is not None):
+        raise UsageError("--into takes the environment's settings from FILE: drop --api-url")
+    if into_file is not None:
+        manifest_file = Path(into_file)
+        url_template, key_variable = _environment_settings(manifest_file, env)
+        base = _base_of(manifest_file, env)
+    elif api_url is None and api_key_env is None:
         manifest_file = manifest_path(ctx)
         url_template, key_variable = _environment_settings(manifest_file, env)
     else:
@@ -88,11 +113,14 @@ def import_(
     if url_has_credentials(resolved_url):
         raise MvsyncError(f"environment {env!r}: {API_URL_CREDENTIALS} (the value is not shown)")
     target = DesiredEnvironment(env, resolved_url, key_variable, Path(), ())
-    with MiniVoiceClient(resolved_url, read_api_key(target, lookup)) as client:
+    retry = RetryPolicy(on_retry=print_retry)
+    with MiniVoiceClient(resolved_url, read_api_key(target, lookup), retry=retry) as client:
         remote_apps = client.list_applications()
 
     generated_at = utc_stamp()
-    text = render_import(env, url_template, remote_apps, generated_at, api_key_env=key_variable)
+    text = render_import(
+        env, url_template, remote_apps, generated_at, api_key_env=key_variable, base=base
+    )
     if out_path is None:
         click.echo(text, nl=False)
     else:
@@ -117,6 +145,21 @@ def _environment_settings(manifest_file: Path, env: str) -> tuple[str, str]:
         raise unknown_environment(env, list(manifest.environments))
     config = manifest.environments[env]
     return config.api_url, config.api_key_env
+
+
+def _base_of(manifest_file: Path, env: str) -> ImportBase:
+    """What ``--into FILE`` keeps: its raw values (``${}`` stay templates), validated."""
+    from mvsync.importer import ImportBase
+    from mvsync.manifest import read_manifest
+
+    _text, data = read_manifest(manifest_file)  # validated just before, by load_manifest
+    defaults = data.get("defaults") or {}
+    return ImportBase(
+        source=str(manifest_file),
+        environment=dict(data["environments"][env] or {}),
+        recipients=data.get("recipients"),
+        defaults=dict(defaults),
+    )
 
 
 def _same_file(first: Path, second: Path) -> bool:

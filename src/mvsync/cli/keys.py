@@ -9,12 +9,12 @@ its output: exactly the key and a newline, for ``| gh secret set NAME``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.identity import identity_option
+from mvsync.cli.options import env_option, manifest_option, manifest_path
 from mvsync.cli.pipe import write_result
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
 
 @keys.command("list")
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment whose ledger to list.")
+@env_option("The environment whose ledger to list.")
 @click.option(
     "--format",
     "output_format",
@@ -103,29 +103,26 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
 
 @keys.command("show")
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment of the application.")
-@click.option(
-    "-i",
-    "--identity",
-    "identity",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="An age identity file (as age -i) that opens a sealed key.",
-)
+@env_option("The environment of the application.")
+@identity_option
 @click.argument("name")
 @click.pass_context
-def show(ctx: click.Context, env: str, identity: Path | None, name: str) -> int:
+def show(ctx: click.Context, env: str, identity: str | None, name: str) -> int:
     """Print the API key of application NAME in ENV, and a newline: nothing else.
 
-    A sealed key needs -i IDENTITY_FILE. Pipe it into a secret store:
+    \b
+    A sealed key needs the age identity: -i FILE, -i - (read from stdin), or,
+    without -i, MVSYNC_AGE_IDENTITY (its text, as a CI secret holds it) or
+    MVSYNC_AGE_IDENTITY_FILE. Pipe the key into a secret store:
     mvsync keys show --env prod "Support IVR" -i key.txt | gh secret set SUPPORT_IVR_KEY
     """
     from mvsync.apply.ledger import open_key
+    from mvsync.cli.identity import WAYS, identity_source
     from mvsync.errors import SecretsError
 
     where, found = _ledger_of(ctx, env)
     if found is None:
         raise SecretsError(f"environment {env!r}: no key ledger yet ({where})")
-    key = open_key(found, name, identity)
+    key = open_key(found, name, identity_source(identity), WAYS)
     write_result(key + "\n")
     return 0

@@ -93,13 +93,45 @@ def env_seconds(name: str, default: float, *, positive: bool = False) -> float:
     return value
 
 
+def environments_hint(ctx: click.Context) -> str:
+    """What to pass to ``--env``: the manifest's environment names, when it can be read."""
+    from mvsync.errors import MvsyncError
+    from mvsync.manifest import environment_names, load_manifest
+
+    path = manifest_path(ctx)
+    try:
+        names = environment_names(load_manifest(path))
+    except MvsyncError:
+        return "mvsync envs lists the manifest's environments"
+    if not names:
+        return f"{path} has no environment yet"
+    return f"{path} has: {', '.join(names)} (e.g. --env {names[0]})"
+
+
+class _EnvOption(click.Option):
+    """A required ``--env`` whose "missing" error lists the environments to choose from.
+
+    Click processes the options given before those missing, so a ``-f`` after the
+    command name is already known when this one finds itself missing."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except click.MissingParameter:
+            if ctx.resilient_parsing:
+                raise
+            raise click.MissingParameter(
+                environments_hint(ctx), ctx=ctx, param=self, param_type="option"
+            ) from None
+
+
 def env_option(help_text: str, *, multiple: bool = False) -> Callable[[F], F]:
     """``--env NAME``: the environment a command works on (required unless ``multiple``)."""
 
     def decorate(func: F) -> F:
         if multiple:
             return click.option("--env", "envs", multiple=True, help=help_text)(func)
-        return click.option("--env", "env", required=True, help=help_text)(func)
+        return click.option("--env", "env", required=True, help=help_text, cls=_EnvOption)(func)
 
     return decorate
 

@@ -104,6 +104,7 @@ def plan(
     from datetime import UTC, datetime
 
     from mvsync.api.listing import list_environments
+    from mvsync.cli.progress import print_retry
     from mvsync.manifest import (
         environment_names,
         load_manifest,
@@ -139,7 +140,9 @@ def plan(
         # Opened before anything is listed or written, written last: an unwritable step
         # summary fails the run before the plan file or stdout hold a plan.
         summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
-        remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
+        remote_lists = list_environments(
+            desired_envs, api_keys, deadline=deadline, on_retry=print_retry
+        )
         the_plan = Plan(
             tuple(
                 _with_keys(_with_warnings(build_plan(d, r), lookup), d, Account.of(k, r))

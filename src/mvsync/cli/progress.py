@@ -8,6 +8,8 @@ message is escaped before printing.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -16,6 +18,13 @@ from mvsync.api.ratelimit import LimiterStatus
 from mvsync.apply.settings import NOT_CAPTURED_ADVICE
 from mvsync.planner import EnvironmentPlan, Plan
 from mvsync.render import id_of, name_of, render_text, text_of, use_color
+
+
+def print_retry(text: str, err: TextIO | None = None) -> None:
+    """A retry as it is decided, one line on stderr (``RetryPolicy.on_retry``)."""
+    stream = err if err is not None else sys.stderr
+    stream.write(f"mvsync: {text_of(text)}\n")
+    stream.flush()
 
 
 class CliReporter:
@@ -38,6 +47,7 @@ class CliReporter:
         self._started = 0.0
         self._last_draw = 0.0
         self.rate_status = rate_status
+        self._err_lock = threading.Lock()  # retries are told from the create threads
 
     def plan_ready(self, plan: EnvironmentPlan) -> None:
         render_text(Plan((plan,)), self.out, color=use_color(self.out))
@@ -64,6 +74,15 @@ class CliReporter:
 
     def note(self, message: str) -> None:
         self._line(text_of(message))
+
+    def retrying(self, message: str) -> None:
+        """A retry, on stderr as it happens (a CI log shows why it waits)."""
+        with self._err_lock:
+            if self.live and self._total:
+                self.err.write("\r\x1b[K")
+            print_retry(message, self.err)
+        if self.live and self._total:
+            self._draw(force=True)
 
     def finish(self) -> None:
         if self.live and self._total:
@@ -102,5 +121,6 @@ class CliReporter:
         if status is not None and status.limited:
             allowed = f"{status.rate:.0f}/s" if status.rate is not None else "paused"
             speed = f"rate-limited, {allowed}"
-        self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {speed}, {left}")
-        self.err.flush()
+        with self._err_lock:
+            self.err.write(f"\r\x1b[K[{self._done}/{self._total}] {speed}, {left}")
+            self.err.flush()

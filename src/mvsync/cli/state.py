@@ -6,7 +6,7 @@ import os
 
 import click
 
-from mvsync.cli.options import manifest_option, manifest_path
+from mvsync.cli.options import env_option, manifest_option, manifest_path
 
 
 @click.group()
@@ -16,7 +16,7 @@ def state() -> None:
 
 @state.command()
 @manifest_option
-@click.option("--env", "env", required=True, help="The environment to push.")
+@env_option("The environment to push.")
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from mvsync.manifest.fields import API_URL_CREDENTIALS, is_absolute_http_url, url_has_credentials
-from mvsync.manifest.load import environment_names, load_manifest
+from mvsync.manifest.load import environment_names, load_manifest, read_manifest
 from mvsync.manifest.resolve import (
     is_loopback_environment,
     read_api_key,
@@ -41,6 +41,7 @@ __all__ = [
     "load_manifest",
     "missing_secret_variables",
     "read_api_key",
+    "read_manifest",
     "read_webhook_secrets",
     "resolve_environment",
     "resolve_ledger_place",

@@ -18,6 +18,9 @@ from mvsync.manifest.checks import check_manifest, partial_manifest
 from mvsync.manifest.problems import Issue, issues_from_validation, raise_located
 from mvsync.manifest.schema import Manifest
 
+# What to do when there is no manifest where mvsync looked (every command takes -f).
+NEXT = "run mvsync in the manifest's folder, or name it with -f PATH or MVSYNC_FILE=PATH"
+
 
 def load_manifest(path: Path) -> Manifest:
     """Read, parse and validate ``path``; ManifestError carries every located problem."""
@@ -31,6 +34,10 @@ def read_manifest(path: Path) -> tuple[str, Any]:
     try:
         # Regular files only, bounded while read: a FIFO or /dev/zero never hangs the run.
         raw = read_bounded(path, yamlpos.MAX_BYTES)
+    except FileNotFoundError:
+        raise ManifestError(
+            [Problem(label, 0, 0, "cannot read the manifest: No such file or directory; " + NEXT)]
+        ) from None
     except UnreadableFileError as error:
         raise ManifestError(
             [Problem(label, 0, 0, f"cannot read the manifest: {error.reason}")]

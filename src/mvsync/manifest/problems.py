@@ -154,6 +154,11 @@ def issues_from_validation(error: ValidationError) -> list[Issue]:
             issues.append(Issue(loc[:-1], False, f"key {loc[-1]}: keys must be strings"))
         elif kind == "mvsync" and str(detail["msg"]).startswith(f"{_label(loc)} "):
             issues.append(Issue(loc, False, str(detail["msg"])))  # a sentence naming its key
+        elif len(loc) == 2 and loc[0] == "environments" and given is None:
+            # ``staging:`` with nothing under it: YAML reads null, the fix is one word.
+            message = f"{_label(loc)}: has nothing under it: write `{loc[1]}: {{}}` to take "
+            message += "every default"
+            issues.append(Issue(loc, False, message))
         else:
             issues.append(Issue(loc, False, f"{_label(loc)}: {_type_message(kind, detail, given)}"))
     return issues

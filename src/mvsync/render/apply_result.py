@@ -32,8 +32,13 @@ def render_last_resort(result: ApplyResult, err: TextIO) -> None:
     err.flush()
 
 
-def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool = False) -> None:
-    """The final summary: what was done, what is left, and where the keys are."""
+def render_apply_result(
+    result: ApplyResult, out: TextIO, *, allow_drift: bool = False, list_created: bool = True
+) -> None:
+    """The final summary: what was done, what is left, and where the keys are.
+
+    ``list_created=False`` when each create already had its own line as it happened (no
+    terminal: a CI log), so that no create is reported twice; the count stays."""
     env = result.environment
     lines = [""]
     for change in result.drift:
@@ -106,7 +111,7 @@ def render_apply_result(result: ApplyResult, out: TextIO, *, allow_drift: bool =
         )
     # Sorted, so that the summary is the same whatever order the creates finished in
     # (the live lines above follow completion order).
-    shown = sorted(result.created)
+    shown = sorted(result.created) if list_created else []
     lines.extend(f"+ created {name_of(name)} ({id_of(app_id)})" for name, app_id in shown[:50])
     if len(shown) > 50:
         lines.append(f"+ ... and {len(shown) - 50} more created (every one is in the secrets file)")
