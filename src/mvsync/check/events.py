@@ -61,7 +61,8 @@ def answer_request(url: str, method: str) -> httpx.Request:
         )
     params = {"call_id": call_id, "from": CALLER, "to": CALLED}
     headers = _headers({"Accept": "application/json"})
-    return httpx.Request("GET", url, params=params, headers=headers)
+    # Added to the URL's own query (httpx's params= would replace it).
+    return httpx.Request("GET", httpx.URL(url).copy_merge_params(params), headers=headers)
 
 
 def completed_event() -> bytes:

@@ -58,12 +58,19 @@ class Receiver:
             raise EmulatorError("the receiver secret is empty")
         self._key = _key_of(secret)
         self._counts: Counter[str] = Counter()
+        self._signatures: list[str] = []
         self._lock = threading.Lock()
 
     def counts(self) -> dict[str, int]:
         """``{"webhooks accepted": n, "webhooks refused": n, "answer": n, ...}``."""
         with self._lock:
             return dict(self._counts)
+
+    def signatures_seen(self) -> list[str]:
+        """Test-only insight: the ``webhook-signature`` values received (the last
+        1,000), for a leak scan of what mvsync printed."""
+        with self._lock:
+            return list(self._signatures)
 
     def _count(self, what: str) -> None:
         with self._lock:
@@ -74,6 +81,8 @@ class Receiver:
         message_id = headers.get("webhook-id", "")
         timestamp = headers.get("webhook-timestamp", "")
         signatures = headers.get("webhook-signature", "")
+        with self._lock:
+            self._signatures = [*self._signatures[-999:], signatures]
         if not message_id or not timestamp.isdigit():
             return False
         if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
