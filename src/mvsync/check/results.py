@@ -4,7 +4,7 @@ environment in a ``CheckReport``, with its JSON form (the ``check -o`` file that
 
 JSON (``format_version`` 1)::
 
-    {"format_version": 1, "kind": "check",
+    {"format_version": 1, "kind": "mvsync-check",
      "summary": {"passed": n, "failed": n, "not_configured": n},
      "environments": [{"name": "prod", "results": [
         {"application": "Support IVR", "check": "answer_url", "url": "https://...",
@@ -17,13 +17,16 @@ and a time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from mvsync.errors import MvsyncError
+from mvsync.files import UnreadableFileError, read_bounded
 
 FORMAT_VERSION = 1
-KIND = "check"
+KIND = "mvsync-check"
 
 Verdict = Literal["passed", "failed", "not_configured"]
 CheckName = Literal["answer_url", "webhook_url"]
@@ -135,3 +138,21 @@ def report_of(data: Any, where: str) -> CheckReport:
             raise CheckFileError(f"{where}: environment {env['name']!r} has no results list")
         found.append(EnvironmentResults(env["name"], tuple(_result_of(r, where) for r in results)))
     return CheckReport(tuple(found))
+
+
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+def read_report(path: Path) -> CheckReport | None:
+    """The saved check result in ``path``; ``None`` when the file is JSON but not a check
+    result (a plan, say); ``CheckFileError`` when it cannot be read or is malformed."""
+    try:
+        raw = read_bounded(path, MAX_REPORT_BYTES)
+    except (UnreadableFileError, OSError) as error:
+        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or "unreadable"
+        raise CheckFileError(f"{path}: cannot read the saved check result: {reason}") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return report_of(data, str(path)) if is_check_document(data) else None

@@ -16,10 +16,15 @@ from typing import TextIO
 
 from mvsync.check.results import CheckReport, CheckResult, EnvironmentResults
 from mvsync.escape import escape
-from mvsync.render.markdown import MARKDOWN_LIMIT, inline
+from mvsync.planner import Plan
+from mvsync.render.json_ import plan_json
+from mvsync.render.markdown import MARKDOWN_LIMIT, inline, markdown_document
+from mvsync.render.text import render_text_auto
+
+_MARKDOWN_BUDGET = MARKDOWN_LIMIT - 535  # what a workflow adds around the comment
 
 _ORDER = {"failed": 0, "not_configured": 1, "passed": 2}
-_TEXT_MARK = {"failed": "FAILED", "not_configured": "none  ", "passed": "passed"}
+_TEXT_MARK = {"failed": "FAILED", "not_configured": "n/a   ", "passed": "passed"}
 _MD_MARK = {"failed": "❌ failed", "not_configured": "➖ not configured", "passed": "✅ passed"}
 
 
@@ -62,7 +67,7 @@ def _row(result: CheckResult) -> str:
     )
 
 
-def check_markdown(report: CheckReport, limit: int = MARKDOWN_LIMIT - 535) -> str:
+def check_markdown(report: CheckReport, limit: int = _MARKDOWN_BUDGET) -> str:
     """The results as Markdown, shorter than ``limit`` characters."""
     counts = report.summary()
     verdict = "**every check passed**" if report.passed else f"**{counts['failed']} failed**"
@@ -105,3 +110,30 @@ CHECK_RENDERERS: dict[str, Callable[[CheckReport, TextIO], None]] = {
     "json": render_check_json,
     "markdown": render_check_markdown,
 }
+
+
+def merged(reports: list[CheckReport]) -> CheckReport:
+    """Several saved results as one report, in the order given."""
+    return CheckReport(tuple(env for report in reports for env in report.environments))
+
+
+def render_beside_plan(
+    output_format: str, plan: Plan | None, report: CheckReport, file: TextIO
+) -> None:
+    """``mvsync show`` of plans and check results: one document. In Markdown the check
+    results take at most a third of the comment's size (failures first), the plans the
+    rest; in JSON the results are the plan document's ``check`` member."""
+    if plan is None:
+        CHECK_RENDERERS[output_format](report, file)
+        return
+    if output_format == "markdown":
+        checks = check_markdown(report, limit=_MARKDOWN_BUDGET // 3)
+        file.write(markdown_document(plan, _MARKDOWN_BUDGET - len(checks) - 2))
+        file.write("\n" + checks)
+    elif output_format == "json":
+        document = {**plan_json(plan), "check": report.to_json()}
+        file.write(json.dumps(document, indent=2, ensure_ascii=True) + "\n")
+    else:
+        render_text_auto(plan, file)
+        file.write("\n")
+        render_check_text(report, file)
