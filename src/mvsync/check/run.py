@@ -155,7 +155,8 @@ async def _webhook_check(run: _Run, app: AppCheck) -> CheckResult:
     if 200 <= signed.status < 300:
         forged_request = events.webhook_request(app.webhook_url, body, None)
         forged = await run.send(forged_request, budget, _MAX_WEBHOOK_BODY)
-    passed, reason = webhook_verdict(signed, forged, budget)
+    forged_cut = forged is not None and run.cut(forged, budget)
+    passed, reason = webhook_verdict(signed, forged, budget, forged_cut)
     return CheckResult(
         app.name,
         "webhook_url",

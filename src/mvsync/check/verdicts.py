@@ -82,9 +82,12 @@ def answer_verdict(outcome: Outcome, budget_ms: int) -> tuple[bool, str]:
     )
 
 
-def webhook_verdict(signed: Outcome, forged: Outcome | None, budget_ms: int) -> tuple[bool, str]:
+def webhook_verdict(
+    signed: Outcome, forged: Outcome | None, budget_ms: int, forged_cut: bool = False
+) -> tuple[bool, str]:
     """(passed, why) from the signed event's outcome and the forged event's (``None``
-    when it was not sent because the signed one already failed)."""
+    when it was not sent because the signed one already failed); ``forged_cut``: the
+    forged event's time ran out with the run's deadline, not its budget."""
     assert signed.status is not None
     problem = status_problem(signed.status)
     timing = f"in {ms(signed.elapsed_ms)} of its {ms(budget_ms)}"
@@ -99,7 +102,7 @@ def webhook_verdict(signed: Outcome, forged: Outcome | None, budget_ms: int) -> 
     if forged is None:
         return False, accepted
     if forged.status is None:
-        why = no_answer(forged, budget_ms, cut_by_deadline=False)
+        why = no_answer(forged, budget_ms, cut_by_deadline=forged_cut)
         return False, f"{accepted}, but gave no answer to an event with a wrong signature: {why}"
     if 200 <= forged.status < 300:
         return False, (
