@@ -11,6 +11,9 @@
     any      /_receiver/error      500
     any      /_receiver/string     200 with JSON that is a string, not an action
 
+Every endpoint takes ``?ms=N``: it answers after N ms (a backend's latency, for a
+benchmark).
+
 The signature is verified here with code of its own (the emulator shares nothing with
 the checks it serves): ``v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, the key the
 secret's bytes or, after ``whsec_``, its base64; a timestamp more than five minutes
@@ -98,6 +101,10 @@ class Receiver:
     def respond(self, request: Request, wait: Callable[[float], None]) -> api.Answer:
         endpoint = request.path[len(PREFIX) :]
         self._count(endpoint)
+        values = parse_qs(request.query).get("ms", [])
+        delay = int(values[0]) if values and values[0].isdigit() else None
+        if endpoint != "slow" and delay:
+            wait(delay / 1000)  # any endpoint answers after ?ms= (a receiver's latency)
         if endpoint == "answer":
             return api.Answer(200, ACTION)
         if endpoint == "webhooks":
@@ -109,9 +116,7 @@ class Receiver:
             self._count("webhooks refused")
             return api.error(401, "invalid_signature", "the webhook signature is not valid")
         if endpoint == "slow":
-            values = parse_qs(request.query).get("ms", [])
-            delay = int(values[0]) if values and values[0].isdigit() else DEFAULT_SLOW_MS
-            wait(delay / 1000)
+            wait((delay if delay is not None else DEFAULT_SLOW_MS) / 1000)
             return api.Answer(200, ACTION)
         if endpoint == "html":
             return api.Answer(200, None, raw=_PAGE, content_type="text/html; charset=utf-8")
