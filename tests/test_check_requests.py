@@ -183,3 +183,31 @@ def test_each_host_is_resolved_once_per_run() -> None:
     assert [r.reason for r in report.environments[0].results if r.check == "answer_url"] == [
         "refused: cannot resolve crm.example.com (test)"
     ] * 5
+
+
+def test_a_whsec_secret_that_is_not_base64_fails_its_check_and_sends_nothing(
+    recorder: Recorder,
+) -> None:
+    app = AppCheck(
+        "IVR", f"{recorder.url}/answer", f"{recorder.url}/hooks", "${HOOK}", "whsec_no*t"
+    )
+    webhook = run_checks([("local", [app])]).environments[0].results[1]
+    assert webhook.verdict == "failed"
+    assert webhook.reason == (
+        "${HOOK}: the webhook secret starts with whsec_ but the rest is not base64;"
+        " nothing was sent"
+    )
+    assert [r["path"] for r in recorder.seen] == [
+        "/answer?" + recorder.seen[0]["path"].split("?")[1]
+    ]
+
+
+def test_the_system_resolver_answers_in_its_own_thread() -> None:
+    # localhost is asked of the system resolver directly here (check itself never looks
+    # it up): it is in /etc/hosts, so no DNS server is asked. Nothing is sent.
+    import asyncio
+
+    from mvsync.check.addresses import system_resolver
+
+    found = asyncio.run(system_resolver("localhost", 80))
+    assert "127.0.0.1" in found or "::1" in found

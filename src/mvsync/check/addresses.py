@@ -19,10 +19,13 @@ become a way to reach the runner's metadata service or a private network. The ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -99,12 +102,39 @@ def kind_of(address: IPAddress) -> str:
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to, in the resolver's order (TCP only)."""
+    """Every address ``host`` resolves to, in the resolver's order (TCP only).
+
+    The lookup runs in a daemon thread of its own, not the loop's executor: a lookup
+    that hangs past its budget is abandoned, and neither the end of the run nor the
+    interpreter's exit waits for it.
+    """
     loop = asyncio.get_running_loop()
+    settled: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(result: list[Any] | BaseException) -> None:
+        if settled.done():
+            return  # given up on: the budget ran out first
+        if isinstance(result, BaseException):
+            settled.set_exception(result)
+        else:
+            settled.set_result(result)
+
+    def look_up() -> None:
+        result: list[Any] | BaseException
+        try:
+            result = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            result = error
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result)
+
+    threading.Thread(target=look_up, name="mvsync-check-resolve", daemon=True).start()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await settled
     except socket.gaierror as error:
         raise RefusedError(f"cannot resolve {host} ({error.strerror})") from None
+    except OSError as error:
+        raise RefusedError(f"cannot resolve {host} ({error.strerror or 'error'})") from None
     found = [str(info[4][0]) for info in infos]
     return list(dict.fromkeys(found))
 

@@ -33,7 +33,7 @@ def no_answer(outcome: Outcome, budget_ms: int, cut_by_deadline: bool) -> str:
     if outcome.timed_out:
         if cut_by_deadline:
             return "not finished when the run's deadline passed (MVSYNC_CHECK_DEADLINE)"
-        return f"no complete answer within its {ms(budget_ms)} (took over {ms(budget_ms)})"
+        return f"no complete answer within its {ms(budget_ms)}"
     return outcome.problem or "no answer"
 
 
