@@ -60,3 +60,9 @@ def test_json_round_trips_through_the_saved_form() -> None:
     original = report()
     render_check_json(original, out)
     assert report_of(json.loads(out.getvalue()), "x.json") == original
+
+
+def test_markdown_shows_a_url_as_code_with_its_pipe_escaped() -> None:
+    result = CheckResult("IVR", "answer_url", "https://a.example/x?a|b", "failed", "answered 500")
+    document = check_markdown(CheckReport((EnvironmentResults("prod", (result,)),)))
+    assert "| `https://a.example/x?a\\|b` |" in document

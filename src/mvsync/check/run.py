@@ -149,7 +149,8 @@ async def _webhook_check(run: _Run, app: AppCheck) -> CheckResult:
         return CheckResult(app.name, "webhook_url", url, "failed", "not a valid URL")
     signed = await run.send(signed_request, budget, _MAX_WEBHOOK_BODY)
     if signed.status is None:
-        reason = f"the signed event: {no_answer(signed, budget, run.cut(signed, budget))}"
+        why = no_answer(signed, budget, run.cut(signed, budget))
+        reason = why if signed.refused else f"the signed event: {why}"
         return CheckResult(app.name, "webhook_url", url, "failed", reason, None, _ms(signed))
     forged: Outcome | None = None
     if 200 <= signed.status < 300:

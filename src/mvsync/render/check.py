@@ -59,8 +59,17 @@ def render_check_json(report: CheckReport, file: TextIO) -> None:
     file.write(json.dumps(report.to_json(), indent=2, ensure_ascii=True) + "\n")
 
 
+def _code(text: str) -> str:
+    """A URL as a code span (read as written, never a link), or escaped inline text when
+    it holds a backtick that would end the span. A ``|`` is escaped in both: GitHub's
+    tables split cells on it even inside a code span."""
+    if "`" in text:
+        return inline(text)
+    return "`" + escape(text).replace("|", "\\|") + "`"
+
+
 def _row(result: CheckResult) -> str:
-    url = inline(result.url) if result.url else ""
+    url = _code(result.url) if result.url else ""
     return (
         f"| {_MD_MARK[result.verdict]} | {inline(result.application)} | `{result.check}` "
         f"| {url} | {inline(result.reason)} |\n"
