@@ -67,6 +67,9 @@ def refusal(url: str, table: dict[str, list[str]] | None = None) -> str:
         ("[64:ff9b:1::a00:1]", "not globally routable"),
         ("[2002:a9fe:a9fe::1]", "link-local"),
         ("[::ffff:127.0.0.1]", "loopback"),
+        ("[fec0::1]", "not globally routable"),
+        ("[::a9fe:a9fe]", "not globally routable"),
+        ("[3fff::1]", "not globally routable"),
     ],
 )
 def test_an_address_that_is_not_globally_routable_is_refused(address: str, kind: str) -> None:

@@ -7,7 +7,8 @@ become a way to reach the runner's metadata service or a private network. The ru
   ``*.localhost``, 127.0.0.0/8, ``::1``); ``https`` anywhere else;
 - the host is resolved once per run; every address it resolves to must be globally
   routable (``ipaddress.is_global``, after unmapping IPv4-mapped, NAT64 and 6to4 forms,
-  and never multicast), or the URL is refused and nothing is sent;
+  and never multicast, site-local, IPv4-compatible or the RFC 9637 documentation
+  prefix), or the URL is refused and nothing is sent;
 - loopback addresses are allowed only when the URL names a loopback host: a public
   name that resolves to 127.0.0.1 is refused;
 - the connection goes to the checked addresses and nowhere else (``transport``).
@@ -36,8 +37,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use, never global
 _SIXTOFOUR = ipaddress.ip_network("2002::/16")
+# Not globally routable, though Python 3.11's is_global says so: deprecated site-local,
+# deprecated IPv4-compatible (::a.b.c.d), and the newer documentation prefix (RFC 9637).
+_NOT_GLOBAL_V6 = tuple(
+    ipaddress.ip_network(n) for n in ("fec0::/10", "::/96", "3fff::/20", "64:ff9b:1::/48")
+)
 _LOCALHOST_ADDRESSES = ("127.0.0.1", "::1")
 
 
@@ -71,7 +76,9 @@ def is_routable(address: IPAddress) -> bool:
     """Globally routable, as ``is_global`` says, for the address and what it embeds."""
     if address.is_multicast or not address.is_global:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL:
+    if isinstance(address, ipaddress.IPv6Address) and any(
+        address in network for network in _NOT_GLOBAL_V6
+    ):
         return False
     inner = embedded_ipv4(address)
     return inner is None or is_routable(inner)
