@@ -49,6 +49,9 @@ def checks_of(
             )
             continue
         settings = settings_of(manifest, env)
+        # One expansion per reference, however many applications share it.
+        refs = {app.webhook_secret_ref for app in signing if app.webhook_secret_ref}
+        values = {ref: expand_secret(ref, lookup) for ref in refs}
         apps = [
             AppCheck(
                 name=app.name,
@@ -56,8 +59,8 @@ def checks_of(
                 webhook_url=app.webhook_url,
                 secret_ref=app.webhook_secret_ref,
                 webhook_secret=(
-                    expand_secret(app.webhook_secret_ref, lookup)
-                    if app in signing and app.webhook_secret_ref
+                    values[app.webhook_secret_ref]
+                    if app.webhook_url and app.webhook_secret_ref
                     else None
                 ),
                 settings=settings,
