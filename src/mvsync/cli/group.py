@@ -70,7 +70,7 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (validate_cmd.validate, "Check the manifest (offline, no variables)."),
     (plan_cmd.plan, "Show what differs from the live applications."),
     (apply_cmd.apply, "Create what is missing, once; store the keys."),
-    (check_cmd.check, "Preflight: do answer and webhook URLs answer?"),
+    (check_cmd.check, "Preflight the answer and webhook URLs."),
     (show_cmd.show, "Render saved plans as one document, offline."),
     (keys_cmd.keys, "List an env's key ledger, or print one key."),
     (state_cmd.state, "Shared state in PostgreSQL: state push."),
