@@ -21,7 +21,10 @@ What it does, as a user would at a terminal:
    fix is left; its key, made by hand, is "missing" from the ledger), ``mvsync keys list
    --env dev`` (every entry sealed) and one ``mvsync keys show ... -i demo-identity.txt
    > key.txt`` (the key goes to a 0600 file, never to the demo's output);
-6. says where the secrets file and the comment are, and stops the emulator.
+6. runs ``mvsync -f check.yaml check`` against the emulator's sample receiver
+   (``--receiver``): one application whose answer_url and webhook_url pass, one whose
+   answer_url answers HTML and whose webhook_url accepts forged events (exit 1);
+7. says where the secrets file and the comment are, and stops the emulator.
 
 It exits 1 as soon as a step does not do what it should. ``--dir`` picks another
 scratch folder and ``--manifest`` another manifest with a ``dev`` environment (the
@@ -31,6 +34,7 @@ tests use them).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -106,8 +110,9 @@ def answers(url: str, api_key: str) -> bool:
 class EmulatorProcess:
     """``mvsync emulator`` in a subprocess on a free loopback port, as a user runs it."""
 
-    def __init__(self, workdir: Path, api_key: str) -> None:
+    def __init__(self, workdir: Path, api_key: str, receiver_secret: str = "") -> None:
         self.api_key = api_key
+        self.receiver_secret = receiver_secret
         self.log_path = workdir / "emulator.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,9 +121,16 @@ class EmulatorProcess:
     def start(self) -> None:
         say(f"$ mvsync emulator --port {self.port} --api-key <random demo key> > {self.log_path}")
         command = [sys.executable, "-m", "mvsync", "emulator", "--port", str(self.port)]
+        # The sample receiver's secret goes in the environment, not argv (ps would show it).
+        env = {**os.environ, "MVSYNC_RECEIVER_SECRET": self.receiver_secret}
+        if not self.receiver_secret:
+            env.pop("MVSYNC_RECEIVER_SECRET")
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [*command, "--api-key", self.api_key], stdout=log, stderr=subprocess.STDOUT
+                [*command, "--api-key", self.api_key],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + STARTUP_DEADLINE
         while not answers(self.url, self.api_key):
@@ -144,9 +156,9 @@ class EmulatorProcess:
 
 
 @contextmanager
-def running_emulator(workdir: Path, api_key: str) -> Iterator[str]:
+def running_emulator(workdir: Path, api_key: str, receiver_secret: str = "") -> Iterator[str]:
     """The URL of a started emulator; stops it after, failing if it did not stop cleanly."""
-    emulator = EmulatorProcess(workdir, api_key)
+    emulator = EmulatorProcess(workdir, api_key, receiver_secret)
     try:
         emulator.start()
         yield emulator.url
@@ -282,6 +294,36 @@ def show_one_key(workdir: Path, env: dict[str, str], name: str) -> Path:
     return target
 
 
+def check_receivers(workdir: Path, url: str, env: dict[str, str]) -> None:
+    """``mvsync check`` of two applications on the emulator's sample receiver: one ready
+    for real traffic, one that is not (an HTML answer, a receiver that takes forgeries)."""
+    receiver = f"{url}/_receiver"
+    apps = [
+        {
+            "name": "Reception IVR (ready)",
+            "answer_url": f"{receiver}/answer",
+            "webhook_url": f"{receiver}/webhooks",
+        },
+        {
+            "name": "Support IVR (not ready)",
+            "answer_url": f"{receiver}/html",
+            "webhook_url": f"{receiver}/open",
+        },
+    ]
+    manifest = {
+        "version": 1,
+        "environments": {ENV: {"api_url": url}},
+        "defaults": {"webhook_secret": "${DEMO_RECEIVER_SECRET}"},
+        "applications": apps,
+    }
+    (workdir / "check.yaml").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    status, output = mvsync(["-f", "check.yaml", "check"], workdir, env)
+    expect(status == 1, f"check exited {status}, expected 1 (one application fails)")
+    expect("passed  Reception IVR (ready)" in output, "the ready application did not pass")
+    expect("answered text/html, not JSON" in output, "the HTML answer was not named")
+    expect("accepted an event with a wrong signature" in output, "the open receiver passed")
+
+
 def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
     """The whole story; returns the secrets file and the comment. Raises DemoFailed."""
     expect(manifest.is_file(), f"{manifest} is missing")
@@ -294,13 +336,15 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
     say(f"a throwaway age identity is in {workdir / IDENTITY}; its recipient {recipient}")
     say("was added to the copied manifest: apply seals every key to it")
     api_key = f"demo_{secrets.token_hex(16)}"
+    receiver_secret = f"whsec_{base64.b64encode(secrets.token_bytes(24)).decode()}"
 
-    with running_emulator(workdir, api_key) as url:
+    with running_emulator(workdir, api_key, receiver_secret) as url:
         env = {
             **os.environ,
             "MVSYNC_DEV_API_URL": url,
             "MINIVOICE_API_KEY_DEV": api_key,
             "MV_WEBHOOK_SECRET": f"whsec_demo_{secrets.token_hex(8)}",
+            "DEMO_RECEIVER_SECRET": receiver_secret,
         }
         env.pop("MVSYNC_FILE", None)  # the demo's own manifest: ./mvsync.yaml in the folder
 
@@ -335,6 +379,8 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
         expect(first is not None, "keys list does not start with a quoted name")
         assert first is not None
         show_one_key(workdir, env, first.group(1))
+
+        check_receivers(workdir, url, env)
 
     secrets_file = workdir / ".mvsync" / f"{ENV}.secrets.yaml"
     expect(secrets_file.is_file(), f"no secrets file at {secrets_file}")

@@ -21,7 +21,8 @@ from mvsync.render import render_apply_result
 from test_emulator_cli import mvsync, wait_ready
 
 WORKFLOW_ORDER = [
-    *("validate", "plan", "apply", "show", "keys", "state", "import", "envs", "schema"),
+    *("validate", "plan", "apply", "check", "show", "keys", "state", "import", "envs"),
+    "schema",
     "emulator",
 ]
 

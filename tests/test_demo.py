@@ -111,3 +111,15 @@ def test_demo_fails_when_a_step_does_not_do_what_it_says(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "demo FAILED: the first plan shows no create" in done.stdout
     assert "emulator stopped (exit 0)" in done.stdout
+
+
+def test_demo_shows_one_passing_and_one_failing_check(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commands = re.findall(r"^\$ (mvsync .*)$", done.stdout, re.MULTILINE)
+    assert commands[7] == "mvsync -f check.yaml check"
+    section = done.stdout.split("$ mvsync -f check.yaml check\n", 1)[1].split("(exit 1)", 1)[0]
+    assert "passed  Reception IVR (ready)  answer_url" in section
+    assert "passed  Reception IVR (ready)  webhook_url" in section
+    assert "answered text/html, not JSON" in section
+    assert "check: 2 passed, 2 failed, 0 not configured" in section

@@ -57,6 +57,16 @@ FAULT_HELP = (
     help="Per customer, serve RATE requests a second in bursts of BURST (default: RATE, "
     "at least 1) and answer 429 with Retry-After beyond that. Example: --rate-limit 100/10.",
 )
+@click.option(
+    "--receiver",
+    "receiver_secret",
+    metavar="SECRET",
+    envvar="MVSYNC_RECEIVER_SECRET",
+    help="Also serve a sample application backend under /_receiver/ for mvsync check: "
+    "/_receiver/answer, /_receiver/webhooks (verifies Standard Webhooks signatures made "
+    "with SECRET), and /_receiver/slow, /html, /open for each failure "
+    "(env MVSYNC_RECEIVER_SECRET keeps SECRET out of the process list).",
+)
 def emulator(
     host: str,
     port: int,
@@ -65,6 +75,7 @@ def emulator(
     latency_ms: float,
     fault_specs: tuple[str, ...],
     rate_limit_spec: str | None,
+    receiver_secret: str | None,
 ) -> int:
     """Run a local MiniVoice API on loopback (no account needed).
 
@@ -105,6 +116,7 @@ def emulator(
         state_file=Path(state_file) if state_file else None,
         latency=latency_ms / 1000.0,
         rate_limit=rate_limit,
+        receiver_secret=receiver_secret,
     )
     for fault in faults:
         server.add_fault(fault)
@@ -122,6 +134,8 @@ def emulator(
         if rate_limit is not None:
             where += f"; rate limit {rate_limit.rate:g}/s, burst {rate_limit.burst}"
         click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
+        if receiver_secret is not None:
+            click.echo(f"mvsync emulator: sample receiver on {server.url}/_receiver/")
         if generated is not None:
             click.echo(
                 f"mvsync emulator: no --api-key given; it accepts this generated key:\n"

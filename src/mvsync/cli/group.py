@@ -8,6 +8,7 @@ import sys
 import click
 
 from mvsync.cli import apply as apply_cmd
+from mvsync.cli import check as check_cmd
 from mvsync.cli import emulator as emulator_cmd
 from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
@@ -69,6 +70,7 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (validate_cmd.validate, "Check the manifest (offline, no variables)."),
     (plan_cmd.plan, "Show what differs from the live applications."),
     (apply_cmd.apply, "Create what is missing, once; store the keys."),
+    (check_cmd.check, "Preflight the answer and webhook URLs."),
     (show_cmd.show, "Render saved plans as one document, offline."),
     (keys_cmd.keys, "List an env's key ledger, or print one key."),
     (state_cmd.state, "Shared state in PostgreSQL: state push."),

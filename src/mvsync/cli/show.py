@@ -25,15 +25,36 @@ def show(plan_files: tuple[str, ...], output_format: str) -> int:
     """Render saved plans (plan -o FILE) as one document, offline.
 
     \b
+    Saved check results (check -o FILE) may be given too: they are rendered after
+    the plans, in the same one document.
+
+    \b
     No network and no variable is needed: the plans hold everything shown. Several
     files make one document, in the order given; with --format markdown, one
     pull-request comment for every environment, under GitHub's 65,535 characters.
     An environment in two files is refused.
     """
+    from mvsync.errors import PlanFileError
     from mvsync.planfile import plan_of, read_plan
     from mvsync.render import RENDERERS
 
-    saved = [read_plan(Path(name)) for name in plan_files]
-    RENDERERS[output_format](plan_of(saved), sys.stdout)
+    saved, checks = [], []
+    for name in plan_files:
+        try:
+            saved.append(read_plan(Path(name)))
+        except PlanFileError:
+            from mvsync.check.results import read_report
+
+            report = read_report(Path(name))  # a saved check result, or None
+            if report is None:
+                raise
+            checks.append(report)
+    if checks:
+        from mvsync.render.check import merged, render_beside_plan
+
+        plan = plan_of(saved) if saved else None
+        render_beside_plan(output_format, plan, merged(checks), sys.stdout)
+    else:
+        RENDERERS[output_format](plan_of(saved), sys.stdout)
     sys.stdout.flush()
     return 0

@@ -18,11 +18,14 @@ API_METHODS = ("GET", "POST")
 
 @dataclass(frozen=True)
 class Answer:
-    """One HTTP answer: status, JSON body, extra headers."""
+    """One HTTP answer: status, JSON body, extra headers (``raw`` bytes instead of the
+    JSON body, with their ``content_type``: the sample receiver's HTML page)."""
 
     status: int
     body: Any
     headers: tuple[tuple[str, str], ...] = ()
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 def error(

@@ -42,6 +42,10 @@ class Request:
     authorization: str | None
     body: bytes
     client_host: str
+    # Every header as received, and the query string: the sample receiver (--receiver)
+    # reads its webhook-* headers; the API itself looks at the Authorization only.
+    headers: tuple[tuple[str, str], ...] = ()
+    query: str = ""
 
 
 class Responder(Protocol):
@@ -166,12 +170,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
+        target = urlsplit(self.path)
         request = Request(
             method=method,
-            path=urlsplit(self.path).path,
+            path=target.path,
             authorization=self.headers.get("Authorization"),
             body=body,
             client_host=str(self.client_address[0]),
+            headers=tuple(self.headers.items()),
+            query=target.query,
         )
         answer = self.server.responder.respond(request)
         if answer is None:
@@ -224,13 +231,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _send(self, answer: api.Answer) -> None:
-        payload = (json.dumps(answer.body) + "\n").encode("utf-8")
+        payload = (
+            answer.raw if answer.raw is not None else (json.dumps(answer.body) + "\n").encode()
+        )
         status = HTTPStatus(answer.status)
         lines = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             f"Server: {self.server_version}",
             f"Date: {self.date_time_string()}",
-            "Content-Type: application/json",
+            f"Content-Type: {answer.content_type}",
             f"Content-Length: {len(payload)}",
         ]
         lines.extend(f"{name}: {value}" for name, value in answer.headers)

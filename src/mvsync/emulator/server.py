@@ -22,6 +22,8 @@ from mvsync.emulator.errors import EmulatorError
 from mvsync.emulator.faults import STATUS_FAULTS, Fault, FaultBook
 from mvsync.emulator.httpd import Request, Server, is_loopback
 from mvsync.emulator.ratelimit import RateLimit, RateLimiter
+from mvsync.emulator.receiver import PREFIX as RECEIVER_PREFIX
+from mvsync.emulator.receiver import Receiver
 from mvsync.emulator.state import Store
 
 CONTROL_PREFIX = "/_emulator/"
@@ -35,6 +37,7 @@ class Emulator:
     across restarts. ``latency`` (seconds) is added before every API answer.
     ``rate_limit=(rate, burst)`` answers 429 to a customer beyond ``rate`` requests a
     second in bursts of ``burst`` (``burst`` ``None``: the rate, at least 1).
+    ``receiver_secret`` also serves the sample backend of ``receiver.py`` on this port.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class Emulator:
         state_file: Path | None = None,
         latency: float = 0.0,
         rate_limit: tuple[float, int | None] | RateLimit | None = None,
+        receiver_secret: str | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             raise EmulatorError("api_keys is a sequence of keys, not one string")
@@ -63,6 +67,8 @@ class Emulator:
         self._stopping = threading.Event()
         self._httpd: Server | None = None
         self._thread: threading.Thread | None = None
+        # The sample application backend of ``--receiver`` (receiver.py), on this port.
+        self.receiver = Receiver(receiver_secret) if receiver_secret is not None else None
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -250,6 +256,8 @@ class Emulator:
             if not is_loopback(request.client_host):
                 return api.error(403, "forbidden", "emulator controls answer loopback only")
             return controls.answer(self, method, path, request.body)
+        if self.receiver is not None and path.startswith(RECEIVER_PREFIX):
+            return self.receiver.respond(request, self._wait)
         self._count(method, path)
         if path != api.APPLICATIONS_PATH:
             answer = api.not_found(method, path)

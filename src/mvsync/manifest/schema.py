@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -58,6 +58,26 @@ _SECRET_DOC = (
 )
 
 
+class ChecksConfig(BaseModel):
+    """How ``mvsync check`` tests this environment's answer and webhook URLs."""
+
+    model_config = _STRICT
+
+    answer_method: Literal["GET", "POST"] = Field(
+        "GET",
+        description="GET answer_url with call_id, from and to, or POST it the call as JSON.",
+    )
+    answer_timeout_ms: int = Field(
+        1000, ge=1, le=60_000, description="The answer's budget, the whole exchange (ms)."
+    )
+    webhook_timeout_ms: int = Field(
+        5000, ge=1, le=60_000, description="Each webhook event's budget, the whole exchange (ms)."
+    )
+    webhook_signature: Literal["standard-webhooks"] = Field(
+        "standard-webhooks", description="How events are signed: Standard Webhooks (the only one)."
+    )
+
+
 class EnvironmentConfig(BaseModel):
     """One MiniVoice account to keep equal to the manifest."""
 
@@ -86,6 +106,9 @@ class EnvironmentConfig(BaseModel):
             "Shared state in PostgreSQL: a ${VARIABLE} expanding to a postgresql:// URL. The"
             " journal, keys and lock then live in that database. Requires recipients."
         ),
+    )
+    checks: ChecksConfig = Field(
+        default_factory=ChecksConfig, description="Settings of mvsync check (preflight)."
     )
 
 
