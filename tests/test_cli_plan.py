@@ -254,7 +254,7 @@ def test_github_step_summary_gets_the_markdown_appended(
     _, out, _ = run(capsys)
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
-    assert text.count("### mvsync plan") == 1
+    assert text.count("## mvsync plan") == 1
     assert text.count("| environment |") == 1
     assert "| environment |" not in out
     assert_no_secrets(text, extra=SECRETS)
@@ -497,7 +497,7 @@ def test_hostile_names_and_urls_from_the_api_are_escaped_in_every_format(
         '? unmanaged "Evil\\x1b[31m\\x0a::error::fake\\x0a# PWNED <img src=x>\\u2028"'
         in (outputs[0])
     )
-    assert 'remote "https://w.example/\\u202e\\x1b[31m"' in outputs[1]
+    assert 'remote:   "https://w.example/\\u202e\\x1b[31m"' in outputs[1]
     document = json.loads(outputs[2])
     names = {c["name"] for c in document["environments"][0]["changes"]}
     assert "Evil\x1b[31m\n::error::fake\n# PWNED <img src=x>\u2028" in names

@@ -21,19 +21,35 @@ from mvsync.cli.options import format_option
     "plan_files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE..."
 )
 @format_option
-def show(plan_files: tuple[str, ...], output_format: str) -> int:
+@click.option(
+    "--on-merge",
+    is_flag=True,
+    help="Markdown: say that merging the pull request applies these plans, in this order "
+    "(as the CI recipe's apply job does).",
+)
+def show(plan_files: tuple[str, ...], output_format: str, on_merge: bool) -> int:
     """Render saved plans (plan -o FILE) as one document, offline.
 
     \b
     No network and no variable is needed: the plans hold everything shown. Several
     files make one document, in the order given; with --format markdown, one
     pull-request comment for every environment, under GitHub's 65,535 characters.
-    An environment in two files is refused.
+    An environment in two files is refused. The Markdown says at which commit and when
+    the plans were made.
     """
     from mvsync.planfile import plan_of, read_plan
-    from mvsync.render import RENDERERS
+    from mvsync.render import RENDERERS, render_markdown
+    from mvsync.render.markdown import Provenance
 
     saved = [read_plan(Path(name)) for name in plan_files]
-    RENDERERS[output_format](plan_of(saved), sys.stdout)
+    if output_format == "markdown":
+        about = Provenance(
+            commits=tuple(s.commit for s in saved if s.commit),
+            planned_at=tuple(s.created_at for s in saved),
+            on_merge=on_merge,
+        )
+        render_markdown(plan_of(saved), sys.stdout, about=about)
+    else:
+        RENDERERS[output_format](plan_of(saved), sys.stdout)
     sys.stdout.flush()
     return 0
