@@ -181,9 +181,10 @@ def _when(moments: Sequence[datetime]) -> str:
 
 
 def _origin(about: Provenance) -> str:
-    commits = ", ".join(f"`{inline(c[:12])}`" for c in dict.fromkeys(about.commits))
-    where = f"at commit {commits}" if len(about.commits) == 1 else f"at commits {commits}"
-    parts = [where] if about.commits else []
+    distinct = list(dict.fromkeys(about.commits))
+    commits = ", ".join(f"`{inline(c[:12])}`" for c in distinct)
+    where = f"at commit {commits}" if len(distinct) == 1 else f"at commits {commits}"
+    parts = [where] if distinct else []
     if about.planned_at:
         parts.append(f"on {_when(about.planned_at)}")
     return f"Planned {' '.join(parts)}." if parts else ""
