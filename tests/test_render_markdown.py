@@ -325,3 +325,11 @@ def test_the_comment_says_at_which_commit_when_and_what_merging_does() -> None:
     assert "Planned at commit `0123456789ab` on 2026-05-29 12:00 UTC." in markdown
     assert "**Merging applies staging, then prod: 3 creates (2 in staging, 1 in prod)**" in markdown
     assert "Merging" not in markdown_document(plan)  # not said unless the recipe says so
+
+
+def test_zero_keys_missing_is_not_repeated_on_every_summary_line() -> None:
+    held = EnvironmentPlan(*_fields(every_kind("staging")), keys_known=True)
+    text = io.StringIO()
+    render_text(Plan((held, EnvironmentPlan(*_fields(every_kind("prod")), keys_known=True))), text)
+    assert "key missing" not in text.getvalue()
+    assert "| key missing |" not in _markdown(Plan((held,)))
