@@ -496,13 +496,28 @@ def test_the_state_url_ci_recipe_applies_from_any_runner(setup: Setup, tmp_path:
     # An artifact only on failure: the keys a database lost mid-run could not take.
     uploads = [s for s in job["steps"] if "upload-artifact" in str(s.get("uses", ""))]
     assert all(s.get("if") == "failure()" for s in uploads)
-    scripts = [s["run"] for s in job["steps"] if "run" in s and s.get("id") != "install"]
+    # The reviewed plan is found with gh (tests/test_ci_recipe.py runs that step with a
+    # fake gh); here each runner gets it as download-artifact would leave it.
+    scripts = [
+        s["run"] for s in job["steps"] if "run" in s and s.get("id") not in ("install", "reviewed")
+    ]
     assert scripts and not [s for s in scripts if "${{" in s]
     emulator = setup.emulator()
     for runner in ("runner1", "runner2"):
         manifest = manifest_in(tmp_path / runner, setup, emulator.url, 4)
-        env = cli_env(setup, MVSYNC_ENV="dev", MVSYNC_FILE=str(manifest))
+        env = cli_env(setup, MVSYNC_ENV="dev", MVSYNC_FILE=str(manifest), PULL="42")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        reviewed = manifest.parent / "reviewed" / "plan-dev.json"
+        reviewed.parent.mkdir()
+        planned = subprocess.run(
+            [sys.executable, "-m", "mvsync", "plan", "--env", "dev", "-o", str(reviewed)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert planned.returncode == 0, planned.stderr
         for script in scripts:
             done = subprocess.run(
                 ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
@@ -514,7 +529,7 @@ def test_the_state_url_ci_recipe_applies_from_any_runner(setup: Setup, tmp_path:
                 check=False,
             )
             assert done.returncode == 0, done.stdout + done.stderr
-        assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml"]
+        assert sorted(p.name for p in manifest.parent.iterdir()) == ["mvsync.yaml", "reviewed"]
     assert emulator.request_count("POST") == 4
     assert_keys_held(setup, emulator)
 

@@ -38,6 +38,8 @@ PRE_COMMIT_HOOKS = REPO_ROOT / ".pre-commit-hooks.yaml"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 VENV_BIN = Path(sys.executable).parent
 
+HEAD_SHA = "0123456789abcdef0123456789abcdef01234567"  # the pull request's head
+MERGE_SHA = "fedcba9876543210fedcba9876543210fedcba98"  # the push to main that merged it
 STAGING_KEY = "mvtest_STAGING_CANARY_5d1e"
 PROD_KEY = "mvtest_PROD_CANARY_9a0c"
 WEBHOOK_SECRET = "whsec_CI_CANARY_61f0"
@@ -89,10 +91,21 @@ while args:
 state_file = os.environ["FAKE_GH_STATE"]
 state = json.load(open(state_file)) if os.path.exists(state_file) else {"comments": [], "calls": []}
 state.setdefault("issues", [])
+state.setdefault("calls", [])
 state["calls"].append([method, path])
 path, _, query = path.partition("?")
 parts = path.split("/")
-if parts[-1] == "issues":  # repos/O/R/issues: the drift issue
+pulls = state.get("pulls", [])
+if len(parts) == 5 and parts[3] == "pulls":  # repos/O/R/pulls/N
+    [pull] = [p for p in pulls if p["number"] == int(parts[4])]
+    print(json.dumps(pull))
+elif len(parts) == 6 and parts[3] == "commits" and parts[5] == "pulls":
+    print(json.dumps([p for p in pulls if parts[4] in (p["merge_commit_sha"], p["head"]["sha"])]))
+elif parts[3:] == ["actions", "runs"]:
+    head = dict(q.split("=") for q in query.split("&"))["head_sha"]
+    runs = [r for r in state.get("runs", []) if r["head_sha"] == head]
+    print(json.dumps({"workflow_runs": runs}))
+elif parts[-1] == "issues":  # repos/O/R/issues: the drift issue
     if method == "GET":
         assert "labels=mvsync-drift" in query and "state=open" in query, query
         listed = [i for i in state["issues"] if i["state"] == "open"]
@@ -116,7 +129,10 @@ elif method == "POST" and any(i["number"] == int(parts[4]) for i in state["issue
 elif method == "POST":
     body = json.load(sys.stdin)["body"]
     new_id = 1000 + len(state["comments"])
-    state["comments"].append({"id": new_id, "issue": int(parts[4]), "body": body})
+    state["comments"].append(
+        {"id": new_id, "issue": int(parts[4]), "body": body,
+         "user": {"login": "github-actions[bot]"}}
+    )
 elif method == "PATCH":
     body = json.load(sys.stdin)["body"]
     [comment] = [c for c in state["comments"] if c["id"] == int(parts[-1])]
@@ -231,6 +247,7 @@ def github_values(env_name: str) -> dict[str, str]:
         "github.token": "ghs_fake_token",
         "github.repository": "acme/voice",
         "github.event.pull_request.number": "42",
+        "github.event.pull_request.head.sha": HEAD_SHA,
         "github.server_url": "https://github.com",
         "github.run_id": "1001",
         "vars.MVSYNC_APPLY_VARIABLES": "MV_WEBHOOK_SECRET",
@@ -253,7 +270,41 @@ def checkout(tmp_path: Path, accounts: Emulator) -> Path:
     recipient = str(x25519.Identity.generate().to_public())
     (workspace / "mvsync.yaml").write_text(MANIFEST.format(recipient=recipient), encoding="utf-8")
     (tmp_path / "emulator.json").write_text(json.dumps({"url": accounts.url}))
+    # GitHub as the fake gh sees it: pull request 42 at HEAD_SHA, merged as MERGE_SHA,
+    # and the run of this workflow on its head whose artifacts hold the plans.
+    (tmp_path / "gh-state.json").write_text(json.dumps(GITHUB_STATE))
     return workspace
+
+
+GITHUB_STATE: dict[str, Any] = {
+    "comments": [],
+    "calls": [],
+    "pulls": [
+        {
+            "number": 42,
+            "head": {"sha": HEAD_SHA},
+            "merged_at": "2026-05-29T12:00:00Z",
+            "merge_commit_sha": MERGE_SHA,
+        }
+    ],
+    "runs": [
+        {
+            "id": 1001,
+            "run_number": 7,
+            "path": ".github/workflows/mvsync.yml",
+            "status": "completed",
+            "head_sha": HEAD_SHA,
+        }
+    ],
+}
+
+
+def gh_state(checkout: Path) -> dict[str, Any]:
+    return dict(json.loads((checkout.parent / "gh-state.json").read_text()))
+
+
+def set_gh_state(checkout: Path, **changes: Any) -> None:
+    (checkout.parent / "gh-state.json").write_text(json.dumps({**gh_state(checkout), **changes}))
 
 
 def runner_for(checkout: Path, env_name: str = "staging", **extra_env: str) -> Runner:
@@ -272,6 +323,8 @@ def runner_for(checkout: Path, env_name: str = "staging", **extra_env: str) -> R
         extra_env={
             "PATH": f"{fake_bin}{os.pathsep}{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "FAKE_GH_STATE": str(checkout.parent / "gh-state.json"),
+            "GITHUB_SHA": MERGE_SHA,
+            "GITHUB_WORKFLOW_REF": "acme/voice/.github/workflows/mvsync.yml@refs/heads/main",
             **extra_env,
         },
         conditions={"always() && steps.restore.outcome == 'success'": always_after_restore},
@@ -296,6 +349,19 @@ def run_pull_request_plans(
         else:
             (plans / saved.name).unlink(missing_ok=True)
     return results
+
+
+def merge_and_apply(checkout: Path, env_name: str = "staging") -> dict[str, StepResult]:
+    """The pull request's plan of ``env_name`` (its artifact), then the apply job on the
+    push that merged it, with that artifact downloaded to reviewed/ (download-artifact)."""
+    run_pull_request_plans(checkout, [env_name])
+    reviewed = checkout / "reviewed"
+    reviewed.mkdir(exist_ok=True)
+    shutil.copy(checkout / "plans" / f"plan-{env_name}.json", reviewed)
+    try:
+        return runner_for(checkout, env_name).run_job("apply")
+    finally:
+        shutil.rmtree(reviewed)  # the next job runs on a fresh runner
 
 
 def test_no_run_script_of_the_workflow_holds_an_expression() -> None:
@@ -348,8 +414,8 @@ def test_plan_job_fails_on_an_error_and_leaves_no_plan(checkout: Path) -> None:
 
 def test_comment_job_posts_one_comment_and_updates_it_on_the_next_push(checkout: Path) -> None:
     state_file = checkout.parent / "gh-state.json"
-    state_file.write_text(
-        json.dumps({"comments": [{"id": 7, "issue": 42, "body": "LGTM"}], "calls": []})
+    set_gh_state(
+        checkout, comments=[{"id": 7, "issue": 42, "body": "LGTM", "user": {"login": "a"}}]
     )
     run_pull_request_plans(checkout, ["staging", "prod"])
     first = runner_for(checkout).run_job("comment")
@@ -362,10 +428,13 @@ def test_comment_job_posts_one_comment_and_updates_it_on_the_next_push(checkout:
     assert [m for m, _ in state["calls"] if m != "GET"] == ["POST", "PATCH"]
     body = ours[0]["body"]
     # One document from both saved plans (mvsync show): one heading, one table.
-    assert body.count("### mvsync plan") == 1
+    assert body.count("## mvsync plan") == 1
     assert body.count("| environment |") == 1
     assert "| staging | **2** |" in body and "| prod | **2** |" in body
-    assert body.index("#### staging") < body.index("#### prod")
+    assert body.index("### staging") < body.index("### prod")
+    # At which commit (the pull request's head), and what merging does.
+    assert f"Planned at commit `{HEAD_SHA[:12]}` on " in body
+    assert "**Merging applies staging, then prod: 4 creates (2 in staging, 2 in prod)**" in body
     assert "artifacts of [this run](https://github.com/acme/voice/actions/runs/1001)" in body
     assert "text plan" not in body
     assert_no_secrets(body, extra=[STAGING_KEY, PROD_KEY, WEBHOOK_SECRET])
@@ -378,7 +447,7 @@ def test_comment_names_an_environment_whose_plan_failed(checkout: Path) -> None:
     results = runner_for(checkout).run_job("comment")
     assert [r.status for r in results.values()] == [0, 0], {k: r.output for k, r in results.items()}
     [comment] = json.loads((checkout.parent / "gh-state.json").read_text())["comments"]
-    assert "#### staging" in comment["body"]
+    assert "### staging" in comment["body"]
     assert ":x: `mvsync plan` failed for **prod**: see its job log." in comment["body"]
 
 
@@ -392,15 +461,17 @@ def test_comment_of_a_plan_with_drift_shows_it_before_the_creates(
     run_pull_request_plans(checkout, ["staging", "prod"])
     runner_for(checkout).run_job("comment")
     [comment] = json.loads((checkout.parent / "gh-state.json").read_text())["comments"]
-    prod = comment["body"].split("#### prod")[1]
-    assert prod.index('! drift "Support IVR"') < prod.index('+ create "Receptionist"')
+    prod = comment["body"].split("### prod")[1]
+    assert prod.index('~ drift "Support IVR"') < prod.index('+ create "Receptionist"')
 
 
 def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_nothing(
     checkout: Path, accounts: Emulator
 ) -> None:
-    first = runner_for(checkout).run_job("apply")
-    assert [r.status for r in first.values()] == [0, 0, 0], {k: r.output for k, r in first.items()}
+    first = merge_and_apply(checkout)
+    assert [r.status for r in first.values()] == [0, 0, 0, 0], {
+        k: r.output for k, r in first.items()
+    }
     archive = checkout / "mvsync-state" / "state.tar"
     cache = checkout.parent / "cache"
     shutil.copytree(checkout / "mvsync-state", cache)
@@ -410,10 +481,10 @@ def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_not
     shutil.copytree(cache, checkout / "mvsync-state")
     posts_before = accounts.request_count("POST")
 
-    second = runner_for(checkout).run_job("apply")
+    second = merge_and_apply(checkout)
 
     secrets_file = checkout / ".mvsync" / "staging.secrets.yaml"
-    assert [r.status for r in second.values()] == [0, 0, 0], {
+    assert [r.status for r in second.values()] == [0, 0, 0, 0], {
         k: r.output for k, r in second.items()
     }
     assert "restored .mvsync" in second["restore"].output
@@ -433,7 +504,7 @@ def test_apply_job_refuses_to_save_a_folder_that_holds_a_plain_key(checkout: Pat
         "\n".join(line for line in manifest.read_text().splitlines() if "recipients" not in line)
         + "\n"
     )
-    results = runner_for(checkout).run_job("apply")
+    results = merge_and_apply(checkout)
     assert results["apply"].status == 0
     assert results["save"].status != 0
     assert "holds plain keys" in results["save"].output
@@ -441,7 +512,7 @@ def test_apply_job_refuses_to_save_a_folder_that_holds_a_plain_key(checkout: Pat
 
 
 def test_a_clean_pull_request_after_apply_plans_no_changes(checkout: Path) -> None:
-    runner_for(checkout, "prod").run_job("apply")
+    merge_and_apply(checkout, "prod")
     result = run_pull_request_plans(checkout, ["prod"])["prod"]
     assert (result.status, result.outputs["changes"]) == (0, "false")
 
@@ -514,7 +585,7 @@ def test_action_takes_one_argument_a_line_and_writes_the_output_to_a_file(
     assert (result.status, result.outputs["exit-code"]) == (0, "0"), result.output
     assert result.outputs["output-file"] == "the comment.md"
     written = (checkout / "the comment.md").read_text()
-    assert written.startswith("### mvsync plan")
+    assert written.startswith("## mvsync plan")
     assert written in result.output  # still shown in the log
 
 
@@ -585,7 +656,7 @@ def test_drift_check_opens_an_issue_updates_it_then_closes_it(
     assert first["check"].outputs["exit-code"] == "2"
     [issue] = drift_issues(checkout)
     assert (issue["state"], issue["labels"]) == ("open", ["mvsync-drift"])
-    assert '! drift "Support IVR"' in issue["body"]
+    assert '~ drift "Support IVR"' in issue["body"]
     assert issue["body"].count("| environment |") == 1
     assert_no_secrets(issue["body"], extra=[STAGING_KEY, PROD_KEY, WEBHOOK_SECRET])
 
@@ -603,7 +674,7 @@ def test_drift_check_opens_an_issue_updates_it_then_closes_it(
         )
     )
     for env_name in ("staging", "prod"):
-        applied = runner_for(checkout, env_name).run_job("apply")
+        applied = merge_and_apply(checkout, env_name)
         assert applied["apply"].status == 0, applied["apply"].output
         shutil.rmtree(checkout / "mvsync-state")
     last = runner_for(checkout).run_job("drift")
@@ -611,3 +682,163 @@ def test_drift_check_opens_an_issue_updates_it_then_closes_it(
     [issue] = drift_issues(checkout)
     assert issue["state"] == "closed"
     assert "equals the manifest again" in issue["comments"][-1]
+
+
+# -- the apply on merge applies the reviewed plan ------------------------------------------
+
+
+def test_apply_on_merge_applies_the_plan_the_pull_request_showed(checkout: Path) -> None:
+    results = merge_and_apply(checkout)
+    assert results["apply"].status == 0, results["apply"].output
+    assert "pull request #42, head 0123456789ab: the plans of run 1001" in (
+        results["reviewed"].output
+    )
+    [apply_step] = [
+        s for s in load_yaml(WORKFLOW)["jobs"]["apply"]["steps"] if s.get("id") == "apply"
+    ]
+    assert '--plan "$plan"' in apply_step["run"]
+
+
+def test_apply_on_merge_refuses_a_plan_made_before_the_remote_changed(
+    checkout: Path, accounts: Emulator
+) -> None:
+    run_pull_request_plans(checkout, ["staging"])
+    # After the review, someone creates one of the applications in the console.
+    with MiniVoiceClient(accounts.url, STAGING_KEY) as client:
+        client.create_application(
+            CreateRequest(name="Support IVR", answer_url="https://example.com/minivoice/answer")
+        )
+    posts = accounts.request_count("POST")
+    reviewed = checkout / "reviewed"
+    reviewed.mkdir()
+    shutil.copy(checkout / "plans" / "plan-staging.json", reviewed)
+    result = runner_for(checkout).run_job("apply")["apply"]
+    assert result.status == 1
+    assert "::error::the plan reviewed in pull request #42 is stale for staging" in result.output
+    assert "Re-plan" in result.output
+    assert accounts.request_count("POST") == posts  # nothing created
+
+
+def test_apply_on_merge_refuses_a_plan_of_another_manifest(
+    checkout: Path, accounts: Emulator
+) -> None:
+    run_pull_request_plans(checkout, ["staging"])
+    manifest = checkout / "mvsync.yaml"  # another pull request merged first
+    manifest.write_text(
+        manifest.read_text() + "  - name: Night line\n    answer_url: https://e.com/night\n"
+    )
+    (checkout / "reviewed").mkdir()
+    shutil.copy(checkout / "plans" / "plan-staging.json", checkout / "reviewed")
+    result = runner_for(checkout).run_job("apply")["apply"]
+    assert (result.status, "is stale for staging" in result.output) == (1, True), result.output
+    assert accounts.request_count("POST") == 0
+
+
+def test_a_push_that_merged_no_pull_request_applies_nothing(
+    checkout: Path, accounts: Emulator
+) -> None:
+    set_gh_state(checkout, pulls=[])  # pushed to main directly
+    results = runner_for(checkout).run_job("apply")
+    assert "merged no pull request" in results["reviewed"].output
+    assert results["apply"].status == 1
+    assert "no reviewed plan of staging for this commit" in results["apply"].output
+    assert accounts.request_count("POST") == 0
+
+
+# -- the comment: found by marker and author, never overwritten by an older run -----------
+
+MARKER = "<!-- mvsync-plan -->"
+
+
+def test_a_comment_with_the_marker_by_someone_else_is_left_alone(checkout: Path) -> None:
+    forged = {"id": 7, "issue": 42, "body": f"{MARKER}\nfake plan", "user": {"login": "mallory"}}
+    set_gh_state(checkout, comments=[forged])
+    run_pull_request_plans(checkout, ["staging"])
+    results = runner_for(checkout).run_job("comment")
+    assert [r.status for r in results.values()] == [0, 0]
+    comments = gh_state(checkout)["comments"]
+    assert comments[0] == forged
+    [ours] = [c for c in comments if c["user"]["login"] == "github-actions[bot]"]
+    assert ours["body"].startswith(f"{MARKER}\n<!-- mvsync-head: {HEAD_SHA} -->\n## mvsync plan")
+
+
+def test_an_older_run_never_overwrites_the_comment_of_a_newer_push(checkout: Path) -> None:
+    run_pull_request_plans(checkout, ["staging"])
+    runner_for(checkout).run_job("comment")
+    newer = "aaaabbbbccccddddeeeeffff0000111122223333"
+    state = gh_state(checkout)
+    state["pulls"][0]["head"]["sha"] = newer  # pushed again while this run was going
+    set_gh_state(checkout, pulls=state["pulls"], calls=[])
+    results = runner_for(checkout).run_job("comment")
+    [post] = [r for r in results.values() if "not posted" in r.output]
+    assert post.status == 0
+    assert "the pull request's head is now aaaabbbbcccc" in post.output
+    assert [m for m, _ in gh_state(checkout)["calls"] if m != "GET"] == []
+
+
+# -- each recipe, parsed: the defects of #22 item 5 -----------------------------------------
+
+RECIPES = sorted((REPO_ROOT / "examples" / "ci").glob("*.yml"))
+
+
+def _steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_upload_artifact_step_overwrites(recipe: Path) -> None:
+    # A re-run of a failed job is the same run: without overwrite its upload fails.
+    uploads = [s for s in _steps(load_yaml(recipe)) if "upload-artifact" in s.get("uses", "")]
+    assert uploads
+    assert [s for s in uploads if s.get("with", {}).get("overwrite") is not True] == []
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_the_pull_request_jobs_are_the_same_in_every_recipe(recipe: Path) -> None:
+    # So the behaviour tests above (run on github-actions.yml) hold for each recipe.
+    ours, theirs = load_yaml(WORKFLOW)["jobs"], load_yaml(recipe)["jobs"]
+    for name in ("environments", "plan", "comment", "drift"):
+        assert theirs[name] == ours[name], name
+    reviewed = [s for s in theirs["apply"]["steps"] if s.get("id") == "reviewed"]
+    assert reviewed == [s for s in ours["apply"]["steps"] if s.get("id") == "reviewed"]
+    [apply_step] = [s for s in theirs["apply"]["steps"] if s.get("id") == "apply"]
+    assert '--plan "$plan"' in apply_step["run"] and "Re-plan" in apply_step["run"]
+    assert theirs["apply"]["permissions"]["actions"] == "read"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_concurrency_comment_says_what_github_does(recipe: Path) -> None:
+    lines = recipe.read_text().splitlines()
+    places = [i for i, line in enumerate(lines) if line.strip() == "concurrency:"]
+    assert len(places) >= 2
+    for index in places:
+        if "mvsync-drift" in lines[index + 1]:
+            continue  # a daily job: no pushes to queue
+        above = []
+        for line in reversed(lines[:index]):
+            if not line.strip().startswith("#"):
+                break
+            above.append(line)
+        said = " ".join(above)
+        assert "one pending" in said and "third push cancels" in said, lines[index + 1]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_the_drift_check_runs_only_from_the_default_branch(recipe: Path) -> None:
+    condition = load_yaml(recipe)["jobs"]["drift"]["if"]
+    assert condition == (
+        "github.event_name == 'schedule' || (github.event_name == 'workflow_dispatch' "
+        "&& github.ref_name == github.event.repository.default_branch)"
+    )
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_fork_pull_requests_and_the_plan_key_are_said_plainly(recipe: Path) -> None:
+    jobs = load_yaml(recipe)["jobs"]
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert same_repo in jobs["plan"]["if"] and same_repo in jobs["comment"]["if"]
+    text = " ".join(line.strip("# ") for line in WORKFLOW.read_text().splitlines())
+    assert "cannot post a comment" in text and "`pull_request_target` is not the answer" in text
+    assert "a FULL key" in text and "any branch of this repository can read it" in text
+    if recipe != WORKFLOW:
+        assert "a FULL key any branch of" in " ".join(recipe.read_text().split())

@@ -254,7 +254,7 @@ def test_github_step_summary_gets_the_markdown_appended(
     _, out, _ = run(capsys)
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
-    assert text.count("### mvsync plan") == 1
+    assert text.count("## mvsync plan") == 1
     assert text.count("| environment |") == 1
     assert "| environment |" not in out
     assert_no_secrets(text, extra=SECRETS)
@@ -498,7 +498,7 @@ def test_hostile_names_and_urls_from_the_api_are_escaped_in_every_format(
         '? unmanaged "Evil\\x1b[31m\\x0a::error::fake\\x0a# PWNED <img src=x>\\u2028"'
         in (outputs[0])
     )
-    assert 'remote "https://w.example/\\u202e\\x1b[31m"' in outputs[1]
+    assert 'remote:   "https://w.example/\\u202e\\x1b[31m"' in outputs[1]
     document = json.loads(outputs[2])
     names = {c["name"] for c in document["environments"][0]["changes"]}
     assert "Evil\x1b[31m\n::error::fake\n# PWNED <img src=x>\u2028" in names
@@ -520,3 +520,31 @@ def test_an_api_url_that_expands_to_credentials_is_refused_before_any_request(
     assert password not in err
     assert not saved_path.exists()
     assert accounts.request_count("GET") == 0
+
+
+def test_the_saved_plan_and_the_markdown_name_the_commit_planned(
+    accounts: Emulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    head = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("MVSYNC_COMMIT", head)
+    monkeypatch.setenv("GITHUB_SHA", "f" * 40)  # a pull request's merge commit: not shown
+    code, out, _ = run(capsys, "--format", "markdown", "-o", str(tmp_path / "plan.json"))
+    assert code == 0
+    assert read_plan(tmp_path / "plan.json").commit == head
+    assert "Planned at commit `0123456789ab` on " in out
+    # Neither variable: the git HEAD of the manifest's folder (this repository's).
+    monkeypatch.delenv("MVSYNC_COMMIT")
+    monkeypatch.delenv("GITHUB_SHA")
+    git_head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=MANIFEST.parent, capture_output=True, text=True
+    ).stdout.strip()
+    run(capsys, "-o", str(tmp_path / "plan.json"))
+    # (Outside a git checkout, an unpacked sdist say, there is no HEAD: no commit.)
+    assert read_plan(tmp_path / "plan.json").commit == (git_head or None)
+    # A value that is not a commit id is not shown.
+    monkeypatch.setenv("MVSYNC_COMMIT", "<img src=x>")
+    _, out, _ = run(capsys, "--format", "markdown")
+    assert "Planned on " in out and "<img" not in out

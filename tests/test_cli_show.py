@@ -22,7 +22,8 @@ from mvsync.cli import main
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planfile import write_plan
 from mvsync.planner import EnvironmentPlan, Plan, build_plan
-from mvsync.render import MARKDOWN_LIMIT, RENDERERS
+from mvsync.render import MARKDOWN_LIMIT, RENDERERS, render_markdown
+from mvsync.render.markdown import Provenance
 
 HOOKS = "https://crm.example.com/minivoice/webhooks"
 CREATED = datetime(2026, 5, 29, 12, 0, tzinfo=UTC)
@@ -115,7 +116,10 @@ def test_show_renders_a_saved_plan_as_plan_rendered_it(
 ) -> None:
     plan = Plan((staging_plan(),))
     expected = io.StringIO()
-    RENDERERS[fmt](plan, expected)
+    if fmt == "markdown":  # the comment also says when the plan was made
+        render_markdown(plan, expected, about=Provenance(planned_at=(CREATED,)))
+    else:
+        RENDERERS[fmt](plan, expected)
     code, out, _ = show(capsys, str(save(tmp_path, plan.environments[0])), "--format", fmt)
     assert (code, out) == (0, expected.getvalue())
 
@@ -184,7 +188,7 @@ class _Outline(HTMLParser):
         self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("h3", "h4", "th", "td", "code", "table"):
+        if tag in ("h2", "h3", "h4", "th", "td", "code", "table"):
             kind = dict(attrs).get("class") or ""
             self._open.append((tag, kind))
             self._text = []
@@ -224,10 +228,10 @@ def test_the_comment_of_three_plans_one_of_5000_apps_fits_githubs_limit(comment:
 
 def test_the_comment_opens_with_one_summary_table_of_every_environment(comment: str) -> None:
     items = _outline(comment)
-    assert items[0] == ("h3", "mvsync plan")
+    assert items[0] == ("h2", "mvsync plan")
     assert [tag for tag, _ in items].count("table") == 1
     table_at = items.index(("table", ""))
-    assert all(tag != "h4" for tag, _ in items[:table_at])  # the table comes first
+    assert all(tag != "h3" for tag, _ in items[:table_at])  # the table comes first
     header = [text for tag, text in items if tag == "th"]
     assert header == ["environment", "create", "drift", "ambiguous", "unmanaged", "unchanged"]
     cells = [text for tag, text in items if tag == "td"]
@@ -243,15 +247,15 @@ def test_the_comment_has_every_environment_and_drift_before_creates_in_each(
     comment: str,
 ) -> None:
     items = _outline(comment)
-    headings = [text for tag, text in items if tag == "h4"]
+    headings = [text for tag, text in items if tag == "h3"]
     assert headings == ["staging", "prod", "dev"]
     for index, name in enumerate(headings):
-        start = items.index(("h4", name))
-        end = items.index(("h4", headings[index + 1])) if index + 1 < len(headings) else None
+        start = items.index(("h3", name))
+        end = items.index(("h3", headings[index + 1])) if index + 1 < len(headings) else None
         blocks = [text for tag, text in items[start:end] if tag == "code.language-diff"]
         creates = [i for i, text in enumerate(blocks) if text.startswith("+ create ")]
         assert creates, name
-        drifts = [i for i, text in enumerate(blocks) if text.startswith("! drift ")]
+        drifts = [i for i, text in enumerate(blocks) if text.startswith("~ drift ")]
         if name != "dev":
             assert drifts and drifts[0] < creates[0], name
     # The small environments were listed in full next to the big one.
@@ -261,14 +265,14 @@ def test_the_comment_has_every_environment_and_drift_before_creates_in_each(
 
 
 def test_the_comment_names_the_rename_and_the_ambiguous_ids(comment: str) -> None:
-    assert 'likely a rename of unmanaged "Night line" (app_4)' in comment
-    assert '- ambiguous "Reception": 2 applications have this name (app_2, app_3)' in comment
+    assert 'is likely a rename of unmanaged "Night line" (app\\_4)' in comment
+    assert '! ambiguous "Reception": 2 applications (app_2, app_3)' in comment
     assert '? "Night line" (app_4)' in comment
 
 
 def test_a_long_list_of_creates_is_folded_and_a_short_one_is_not(comment: str) -> None:
-    prod = comment.split("#### prod")[1].split("#### dev")[0]
-    dev = comment.split("#### dev")[1]
+    prod = comment.split("### prod")[1].split("### dev")[0]
+    dev = comment.split("### dev")[1]
     assert "<details><summary><b>Apply creates 5000 applications</b>" in prod
     assert prod.count("</details>") == 1
     assert "<details>" not in dev and "**Apply creates 1 application:**" in dev

@@ -60,8 +60,8 @@ def test_demo_shows_a_drift_an_unmanaged_application_with_a_rename_hint_and_the_
     comment = tmp_path / ".mvsync-demo" / "pr-comment.md"
     assert f"is in {comment}" in done.stdout
     text = comment.read_text()
-    assert text.startswith("### mvsync plan") and "| dev | **2** | **1** |" in text
-    assert text.index('! drift "Reception IVR"') < text.index("+ create ")
+    assert text.startswith("## mvsync plan") and "| dev | **2** | **1** |" in text
+    assert text.index('~ drift "Reception IVR"') < text.index("+ create ")
     # Only the drift is left: the last plan exits 2 and creates nothing.
     last_plan = done.stdout.split("$ mvsync plan --env dev --detailed-exitcode")[1]
     assert "(exit 2)" in last_plan and "+ create" not in last_plan

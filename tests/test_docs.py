@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +119,30 @@ def test_every_version_the_docs_print_is_the_package_version() -> None:
         for version in re.findall(r"mvsync (\d+\.\d+\.\d+\S*) \(commit ", page.read_text("utf-8"))
     }
     assert shown == {__version__}
+
+
+# What users read: they have neither the project's specification nor its seed page.
+USER_DOCS = sorted(
+    [
+        REPO_ROOT / "README.md",
+        REPO_ROOT / "action.yml",
+        *(p for p in DOCS.glob("*.md") if p.name != "ARCHITECTURE.md"),
+        *(REPO_ROOT / "examples" / "ci").glob("*.yml"),
+    ]
+)
+
+
+@pytest.mark.parametrize("path", USER_DOCS, ids=lambda p: p.name)
+def test_user_docs_never_cite_the_spec_or_the_seed(path: Path) -> None:
+    text = path.read_text("utf-8")
+    assert re.findall(r"\bSPEC\b|\bseeds?\b|seeds/|seed's", text) == []
+
+
+def test_the_readme_names_every_page_and_recipe() -> None:
+    readme = (REPO_ROOT / "README.md").read_text("utf-8")
+    documentation = readme.split("## Documentation")[1].split("\n## ")[0]
+    pages = [f"docs/{p.name}" for p in DOCS.glob("*.md")]
+    recipes = [f"examples/ci/{p.name}" for p in (REPO_ROOT / "examples" / "ci").glob("*.yml")]
+    assert pages and recipes
+    missing = [n for n in (*pages, *recipes, "action.yml") if f"]({n})" not in documentation]
+    assert missing == []

@@ -277,37 +277,40 @@ def test_markdown_opens_with_one_summary_table_of_every_environment() -> None:
         "| staging | **2** | **1** | **1** | 2 | 1 |",
         "| prod | 0 | 0 | 0 | 0 | 1 |",
     ]
-    assert markdown.index("| environment |") < markdown.index("#### staging")
+    assert markdown.index("| environment |") < markdown.index("### staging")
 
 
 def test_markdown_has_one_heading_and_one_section_per_environment_with_something_to_say() -> None:
     markdown = _rendered("markdown")
     assert re.findall(r"^#+ .*$", markdown, flags=re.MULTILINE) == [
-        "### mvsync plan",
-        "#### staging",
+        "## mvsync plan",
+        "### staging",
+        "#### How to resolve",
     ]  # prod has nothing but 1 unchanged: its table row says it all
 
 
 def test_markdown_lists_what_blocks_before_what_apply_creates() -> None:
     markdown = _rendered("markdown")
-    assert markdown.index("! drift ") < markdown.index("- ambiguous ") < markdown.index("+ create ")
+    assert markdown.index("~ drift ") < markdown.index("! ambiguous ") < markdown.index("+ create ")
 
 
 def test_markdown_marks_each_line_for_githubs_diff_colours() -> None:
-    # GitHub's diff grammar: + green, - red, ! orange; anything else is plain.
+    # GitHub's diff grammar: + green, - red, ! orange; anything else is plain. The
+    # symbols are the text plan's: + create, ~ drift, ! ambiguous; never -.
     markdown = _rendered("markdown")
     blocks = re.findall(r"^```diff\n(.*?)^```$", markdown, flags=re.MULTILINE | re.DOTALL)
     lines = [line for block in blocks for line in block.splitlines()]
     assert lines
-    assert all(line[0] in "+-!" for line in lines)
+    assert all(line[0] in "+~!" for line in lines)
     assert all(not line.startswith(("---", "+++")) for line in lines)  # not file headers
-    assert '!     answer_url: remote "https://old.example.com/sales"' in markdown
+    assert '~     answer_url, remote:   "https://old.example.com/sales"' in markdown
 
 
 def test_markdown_rename_hint_names_the_unmanaged_application() -> None:
-    assert 'rename of unmanaged "Night line" (app_20260529T120000.000000005)' in _rendered(
-        "markdown"
-    )
+    assert (
+        '"Night line v2" is likely a rename of unmanaged "Night line" '
+        "(app\\_20260529T120000\\.000000005)"
+    ) in _rendered("markdown")
 
 
 def test_markdown_keeps_a_hostile_name_inside_its_code_fence() -> None:
@@ -377,10 +380,10 @@ def test_one_huge_environment_leaves_room_for_every_small_one() -> None:
     markdown = out.getvalue()
     assert len(markdown) < MARKDOWN_LIMIT
     for name in ("small0", "small1"):
-        section = markdown.split(f"#### {name}\n")[1].split("####")[0]
+        section = markdown.split(f"### {name}\n")[1].split("\n### ")[0]
         assert section.count("\n+ create ") == 3, section
     assert markdown.count("\n+ create ") > 100
-    assert "more creates not listed" in markdown.split("#### small0")[0]
+    assert "more creates not listed" in markdown.split("### small0")[0]
 
 
 def test_fair_shares_meet_small_demands_first_and_split_the_rest() -> None:

@@ -81,6 +81,8 @@ class SavedPlan(BaseModel):
     format_version: Literal[1]
     kind: Literal["mvsync-plan"]
     created_at: datetime
+    # The commit planned, where known (shown in the pull-request comment).
+    commit: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,64}$")
     manifest: str
     environments: list[SavedEnvironment]
 
@@ -97,12 +99,15 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan_document(plan: Plan, manifest_path: Path, created_at: datetime) -> dict[str, Any]:
+def plan_document(
+    plan: Plan, manifest_path: Path, created_at: datetime, commit: str | None = None
+) -> dict[str, Any]:
     """The saved plan as a JSON-ready dict."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
         "created_at": _timestamp(created_at),
+        **({"commit": commit} if commit else {}),
         "manifest": str(manifest_path),
         "environments": [
             {
@@ -120,12 +125,18 @@ def plan_document(plan: Plan, manifest_path: Path, created_at: datetime) -> dict
 
 
 def write_plan(
-    plan: Plan, path: Path, manifest_path: Path, *, created_at: datetime | None = None
+    plan: Plan,
+    path: Path,
+    manifest_path: Path,
+    *,
+    created_at: datetime | None = None,
+    commit: str | None = None,
 ) -> None:
     """Write the saved plan atomically: a temporary file beside ``path``, then a rename."""
     _refuse_to_replace(path)
     moment = created_at if created_at is not None else datetime.now(UTC)
-    text = json.dumps(plan_document(plan, manifest_path, moment), indent=2, ensure_ascii=False)
+    document = plan_document(plan, manifest_path, moment, commit)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
     try:
         write_atomic(path, (text + "\n").encode("utf-8"), 0o644)  # a plan holds no secret
     except UnwritableFileError as error:

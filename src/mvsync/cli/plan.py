@@ -100,10 +100,13 @@ def plan(
 
     Warns of every webhook-secret variable a create will need that is not set here;
     MVSYNC_APPLY_VARIABLES (names, space separated) lists those set where apply runs.
+    The Markdown and the saved plan name the commit planned: MVSYNC_COMMIT, else
+    GITHUB_SHA, else the git HEAD of the manifest's folder.
     """
     from datetime import UTC, datetime
 
     from mvsync.api.listing import list_environments
+    from mvsync.cli.commit import current_commit
     from mvsync.cli.progress import print_retry
     from mvsync.manifest import (
         environment_names,
@@ -115,6 +118,7 @@ def plan(
     from mvsync.model import Account
     from mvsync.planner import Plan, build_plan
     from mvsync.render import RENDERERS, render_markdown
+    from mvsync.render.markdown import Provenance
 
     lookup = os.environ.get
     deadline = env_seconds(API_DEADLINE_VARIABLE, 60.0, positive=True)
@@ -150,19 +154,25 @@ def plan(
             )
         )
 
+        planned_at = datetime.now(UTC)
+        commit = current_commit(path)
         if out_file is not None:
             from mvsync.planfile import write_plan  # its pydantic models only when saving
 
-            write_plan(the_plan, Path(out_file), path, created_at=datetime.now(UTC))
+            write_plan(the_plan, Path(out_file), path, created_at=planned_at, commit=commit)
+        about = Provenance(commits=(commit,) if commit else (), planned_at=(planned_at,))
         # A reader that closed the pipe (``| head -1``) changes nothing: the plan file and
         # the step summary are still written, and the status is still 0 or 2 (cli/pipe.py).
         out, _guard = guarded_stdout()
-        RENDERERS[output_format](the_plan, out)
+        if output_format == "markdown":
+            render_markdown(the_plan, out, about=about)
+        else:
+            RENDERERS[output_format](the_plan, out)
         out.flush()
 
         if summary is not None:
             try:
-                render_markdown(the_plan, summary)
+                render_markdown(the_plan, summary, about=about)
                 summary.flush()
             except OSError as error:
                 raise MvsyncError(

@@ -21,7 +21,13 @@ from mvsync.cli.options import format_option
     "plan_files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE..."
 )
 @format_option
-def show(plan_files: tuple[str, ...], output_format: str) -> int:
+@click.option(
+    "--on-merge",
+    is_flag=True,
+    help="Markdown: say that merging the pull request applies these plans, in this order "
+    "(as the CI recipe's apply job does).",
+)
+def show(plan_files: tuple[str, ...], output_format: str, on_merge: bool) -> int:
     """Render saved plans (plan -o FILE) as one document, offline.
 
     \b
@@ -32,11 +38,13 @@ def show(plan_files: tuple[str, ...], output_format: str) -> int:
     No network and no variable is needed: the plans hold everything shown. Several
     files make one document, in the order given; with --format markdown, one
     pull-request comment for every environment, under GitHub's 65,535 characters.
-    An environment in two files is refused.
+    An environment in two files is refused. The Markdown says at which commit and when
+    the plans were made.
     """
     from mvsync.errors import PlanFileError
     from mvsync.planfile import plan_of, read_plan
-    from mvsync.render import RENDERERS
+    from mvsync.render import RENDERERS, render_markdown
+    from mvsync.render.markdown import Provenance
 
     saved, checks = [], []
     for name in plan_files:
@@ -49,11 +57,18 @@ def show(plan_files: tuple[str, ...], output_format: str) -> int:
             if report is None:
                 raise
             checks.append(report)
+    about = Provenance(
+        commits=tuple(s.commit for s in saved if s.commit),
+        planned_at=tuple(s.created_at for s in saved),
+        on_merge=on_merge,
+    )
     if checks:
         from mvsync.render.check import merged, render_beside_plan
 
         plan = plan_of(saved) if saved else None
-        render_beside_plan(output_format, plan, merged(checks), sys.stdout)
+        render_beside_plan(output_format, plan, merged(checks), sys.stdout, about=about)
+    elif output_format == "markdown":
+        render_markdown(plan_of(saved), sys.stdout, about=about)
     else:
         RENDERERS[output_format](plan_of(saved), sys.stdout)
     sys.stdout.flush()

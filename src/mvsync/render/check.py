@@ -127,7 +127,12 @@ def merged(reports: list[CheckReport]) -> CheckReport:
 
 
 def render_beside_plan(
-    output_format: str, plan: Plan | None, report: CheckReport, file: TextIO
+    output_format: str,
+    plan: Plan | None,
+    report: CheckReport,
+    file: TextIO,
+    *,
+    about: Provenance | None = None,
 ) -> None:
     """``mvsync show`` of plans and check results: one document. In Markdown the check
     results take at most a third of the comment's size (failures first), the plans the
@@ -137,7 +142,7 @@ def render_beside_plan(
         return
     if output_format == "markdown":
         checks = check_markdown(report, limit=_MARKDOWN_BUDGET // 3)
-        file.write(markdown_document(plan, _MARKDOWN_BUDGET - len(checks) - 2))
+        file.write(markdown_document(plan, _MARKDOWN_BUDGET - len(checks) - 2, about=about))
         file.write("\n" + checks)
     elif output_format == "json":
         document = {**plan_json(plan), "check": report.to_json()}

@@ -24,8 +24,9 @@ _STATE = {"missing": "missing", "not_captured": "not captured"}
 
 
 def key_missing_text(summary: Mapping[str, int]) -> str:
-    """``, N key missing`` for a summary line; nothing where no ledger was read."""
-    return f", {summary[KEY_MISSING]} key missing" if KEY_MISSING in summary else ""
+    """``, N key missing`` for a summary line; nothing where no ledger was read, nor
+    where every key is held (``0 key missing`` on every line says nothing)."""
+    return f", {summary[KEY_MISSING]} key missing" if summary.get(KEY_MISSING) else ""
 
 
 def _line(change: Change) -> str:
@@ -50,7 +51,8 @@ def key_markdown(env: EnvironmentPlan) -> str:
     # A fence longer than any run of backticks inside, so a name cannot close it.
     ticks = max((len(run) for line in listed for run in re.findall(r"`+", line)), default=0)
     fence = "`" * max(3, ticks + 1)
-    text = f"**Key not held** ({len(not_held)}): {KEY_ADVICE}.\n\n"
+    # The advice is said once per comment, under "How to resolve" (render.markdown).
+    text = f"**Key not held** ({len(not_held)}):\n\n"
     text += f"{fence}\n" + "".join(f"{line}\n" for line in listed) + f"{fence}\n"
     if len(not_held) > len(listed):
         text += f"\n… and {len(not_held) - len(listed)} more (the text plan lists them all)\n"

@@ -2,19 +2,21 @@
 
 Layout, for a reviewer reading it on GitHub::
 
-    ### mvsync plan
-    <one line: how many environments have changes, what the markers mean>
-    | environment | create | drift | ambiguous | unmanaged | unchanged | [key missing] |
-    #### <env>                      only for an environment with something to say
-    > [!WARNING] variables ...      what apply will need and is not set (if any)
-    what blocks: ```diff  ! drift  - ambiguous   (orange and red in GitHub's diff colours)
-    creates:     ```diff  + create  ! hint       (green; a likely rename in orange)
-    unmanaged:   ``` ? name (id)                 (plain: information only)
-    N unchanged (counted, not listed)
+    ## mvsync plan
+    Planned at commit abc1234 on 2026-05-29 12:00 UTC.
+    **Merging applies staging, then prod: 3 creates** (2 in staging, 1 in prod).
+    | environment | create | drift | ... |   a column that is 0 everywhere is left out
+    `+` create · `~` drift · `!` ambiguous · `?` unmanaged      the legend, once
+    > [!WARNING] ...                        each distinct warning once, naming its environments
+    ### <env>                               only for an environment with something to say
+    what blocks: ```diff  ~ drift  ! ambiguous     (plain and orange in GitHub's colours)
+    creates:     ```diff  + create                 (green), then likely renames as prose
+    unmanaged:   ``` ? name (id)                   (plain: information only)
+    key not held, N unchanged (counted, not listed)
+    **How to resolve**: drift, ambiguous, keys not held: once, for the kinds present
 
-GitHub colours a ``diff`` block by the first character of each line (TextMate's diff
-grammar): ``+`` green, ``-`` red, ``!`` orange; ``~`` and ``?`` stay plain. So drift is
-written ``!`` here, ambiguous ``-`` (the text plan keeps the SPEC's ``~`` and ``!``).
+The symbols are the text plan's (``markdown_parts``); what a reviewer reads as prose
+(hints, warnings, advice) is outside the fences, so GitHub wraps it.
 
 Size: the document always stays under ``limit`` (GitHub refuses a comment over 65,536
 characters). What every environment always shows (its table row, heading, warnings and
@@ -22,23 +24,29 @@ notes) is paid first; then the budget is shared tier by tier — what blocks, th
 creates, then unmanaged — between the environments max-min fairly: an environment
 that needs little gets all it needs, and the big one gets the rest, so one 5,000-app
 environment can never crowd out the others. What does not fit is counted in an
-"… and N more" line. Unchanged applications are always counted, never listed.
-
-Every value from the API or the manifest is escaped: inside a fence longer than any
-run of backticks in it, or, outside fences, with each Markdown punctuation character
-backslash-escaped and ``<>&`` as entities.
+"… and N more" line. Unchanged applications are always counted, never listed. The
+document is measured after escaping and, while too long, made again with less listed.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TextIO
 
-from mvsync.escape import escape
-from mvsync.planner import Action, Change, EnvironmentPlan, Plan
-from mvsync.render.keys import key_markdown
-from mvsync.render.text import clean, create_lines, quoted, unmanaged_names
+from mvsync.planner import Action, EnvironmentPlan, Plan
+from mvsync.render.keys import KEY_ADVICE, key_markdown
+from mvsync.render.markdown_parts import (
+    Entry,
+    ambiguous_entry,
+    create_entry,
+    drift_entry,
+    inline,
+    listed,
+    unmanaged_entry,
+)
+from mvsync.render.text import unmanaged_names
 
 # GitHub refuses a comment longer than 65,536 characters; keep a margin below it for
 # what a workflow adds around the document (a marker, a link to the run).
@@ -49,92 +57,53 @@ _MARKDOWN_BUDGET = MARKDOWN_LIMIT - 535
 # "… and N more" notes and the fences whose length depends on what is listed.
 _RESERVE_PER_ENV = 600
 
-_RESOLVE = {
-    Action.DRIFT: (
-        "Drift: the MiniVoice API cannot update an application; change the manifest to "
-        "match, or fix the application in the MiniVoice console."
-    ),
-    Action.AMBIGUOUS: (
-        "Ambiguous: delete or rename all but one application of that name in MiniVoice."
-    ),
-}
 _LEGEND = (
-    "`+` apply creates it · `!` drift apply cannot fix · `-` ambiguous name apply will "
+    "`+` apply creates it · `~` drift apply cannot fix · `!` ambiguous name apply will "
     "not touch · `?` unmanaged (not in the manifest, left alone)"
 )
+_RESOLVE = {
+    "drift": (
+        "**Drift** (`~`): the MiniVoice API cannot update an application; change the "
+        "manifest to match, or fix the application in the MiniVoice console."
+    ),
+    "ambiguous": (
+        "**Ambiguous** (`!`): delete or rename all but one application of that name in "
+        "MiniVoice; until then apply will not touch the name."
+    ),
+    "key_missing": f"**Key not held**: {KEY_ADVICE}.",
+}
 
 # More creates than this in one environment are folded in a <details> block.
 _FOLD_CREATES = 20
 
-_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
+@dataclass(frozen=True)
+class Provenance:
+    """What the comment says about where the plan came from and what merging does.
 
-def inline(text: str) -> str:
-    """A value shown outside a fence: escaped, then inert as Markdown and HTML."""
-    shown = escape(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_PUNCTUATION.sub(r"\\\1", shown)
+    ``commits``: the commits planned (abbreviated when shown); ``planned_at``: when the
+    plans were made (earliest, latest); ``on_merge``: merging the pull request applies
+    these environments in this order (the CI recipe's apply job)."""
 
-
-def _fence_for(lines: Sequence[str]) -> str:
-    # A fence longer than any run of backticks inside, so a name cannot close it.
-    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
-    return "`" * max(3, longest + 1)
-
-
-def _block(lines: Sequence[str], language: str) -> str:
-    fence = _fence_for(lines)
-    return f"{fence}{language}\n" + "".join(f"{line}\n" for line in lines) + f"{fence}\n"
-
-
-# -- the lines of one change, marked for GitHub's diff colours -------------------------
-
-
-def _blocking_lines(change: Change) -> list[str]:
-    if change.action is Action.DRIFT:
-        lines = [f"! drift {quoted(change.name)} ({clean(change.id)})"]
-        lines.extend(
-            f"!     {d.field}: remote {quoted(d.remote)}, manifest {quoted(d.desired)}"
-            for d in change.drift
-        )
-        return lines
-    ids = ", ".join(escape(i) for i in change.ids)
-    return [
-        f"- ambiguous {quoted(change.name)}: {len(change.ids)} applications have this name "
-        f"({ids}); apply will not touch it"
-    ]
-
-
-def _create_lines(change: Change, names: Mapping[str, str]) -> list[str]:
-    return create_lines(change, names, detail="+     ", hint="!     ")
-
-
-def _unmanaged_lines(change: Change) -> list[str]:
-    return [f"? {quoted(change.name)} ({clean(change.id)})"]
+    commits: tuple[str, ...] = ()
+    planned_at: tuple[datetime, ...] = ()
+    on_merge: bool = False
 
 
 # -- the shared budget ------------------------------------------------------------------
 
-_TIERS: tuple[tuple[str, frozenset[Action]], ...] = (
-    ("blocks", frozenset({Action.DRIFT, Action.AMBIGUOUS})),
-    ("creates", frozenset({Action.CREATE})),
-    ("unmanaged", frozenset({Action.UNMANAGED})),
-)
+_TIERS = ("blocks", "creates", "unmanaged")
 
 
-def _entries(env: EnvironmentPlan, tier: str) -> list[list[str]]:
+def _entries(env: EnvironmentPlan, tier: str) -> list[Entry]:
     if tier == "blocks":
         # Drift first, then ambiguous: the plan's own order within each.
-        drift = [c for c in env.changes if c.action is Action.DRIFT]
-        ambiguous = [c for c in env.changes if c.action is Action.AMBIGUOUS]
-        return [_blocking_lines(c) for c in (*drift, *ambiguous)]
+        drift = [drift_entry(c) for c in env.changes if c.action is Action.DRIFT]
+        return drift + [ambiguous_entry(c) for c in env.changes if c.action is Action.AMBIGUOUS]
     if tier == "creates":
         names = unmanaged_names(env)
-        return [_create_lines(c, names) for c in env.changes if c.action is Action.CREATE]
-    return [_unmanaged_lines(c) for c in env.changes if c.action is Action.UNMANAGED]
-
-
-def _cost(lines: Sequence[str]) -> int:
-    return sum(len(line) + 1 for line in lines)
+        return [create_entry(c, names) for c in env.changes if c.action is Action.CREATE]
+    return [unmanaged_entry(c) for c in env.changes if c.action is Action.UNMANAGED]
 
 
 def fair_shares(demands: Sequence[int], budget: int) -> list[int]:
@@ -150,44 +119,45 @@ def fair_shares(demands: Sequence[int], budget: int) -> list[int]:
     return grants
 
 
-def _choose(plan: Plan, budget: int) -> dict[tuple[int, str], list[list[str]]]:
+def _choose(plan: Plan, budget: int) -> dict[tuple[int, str], list[Entry]]:
     """The entries listed per (environment index, tier), within ``budget`` characters."""
-    chosen: dict[tuple[int, str], list[list[str]]] = {}
-    for tier, _actions in _TIERS:
+    chosen: dict[tuple[int, str], list[Entry]] = {}
+    for tier in _TIERS:
         entries = [_entries(env, tier) for env in plan.environments]
-        demands = [sum(_cost(e) for e in env_entries) for env_entries in entries]
-        grants = fair_shares(demands, budget)
+        grants = fair_shares([sum(e.cost for e in env_entries) for env_entries in entries], budget)
         for index, env_entries in enumerate(entries):
-            spent, listed = 0, []
+            spent, taken = 0, []
             for entry in env_entries:
-                cost = _cost(entry)
-                if spent + cost > grants[index]:
+                if spent + entry.cost > grants[index]:
                     break
-                spent += cost
-                listed.append(entry)
-            chosen[(index, tier)] = listed
+                spent += entry.cost
+                taken.append(entry)
+            chosen[(index, tier)] = taken
             budget -= spent
     return chosen
 
 
 # -- the document -------------------------------------------------------------------------
 
-_COLUMNS: tuple[tuple[str, str], ...] = (
+_COLUMNS = (
     ("create", "create"),
     ("drift", "drift"),
     ("ambiguous", "ambiguous"),
     ("unmanaged", "unmanaged"),
     ("unchanged", "unchanged"),
+    ("key_missing", "key missing"),
 )
-
-
 # Counts shown in bold when not zero: what a reviewer must look at.
 _BLOCKING_COLUMNS = frozenset({"create", "drift", "ambiguous", "key_missing"})
 
 
 def _table(plan: Plan) -> str:
-    with_keys = any("key_missing" in env.summary for env in plan.environments)
-    columns = [*_COLUMNS, ("key_missing", "key missing")] if with_keys else list(_COLUMNS)
+    # A column that is 0 (or unknown) in every environment says nothing: left out.
+    columns = [
+        (key, title)
+        for key, title in _COLUMNS
+        if any(env.summary.get(key) for env in plan.environments)
+    ] or [("unchanged", "unchanged")]
     head = "| environment | " + " | ".join(title for _, title in columns) + " |\n"
     rule = "|:--|" + "--:|" * len(columns) + "\n"
     rows = []
@@ -201,22 +171,71 @@ def _table(plan: Plan) -> str:
     return head + rule + "".join(rows)
 
 
-def _headline(plan: Plan) -> str:
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _when(moments: Sequence[datetime]) -> str:
+    shown = sorted({m.strftime("%Y-%m-%d %H:%M UTC") for m in moments})
+    return shown[0] if len(shown) == 1 else f"between {shown[0]} and {shown[-1]}"
+
+
+def _origin(about: Provenance) -> str:
+    distinct = list(dict.fromkeys(about.commits))
+    commits = ", ".join(f"`{inline(c[:12])}`" for c in distinct)
+    where = f"at commit {commits}" if len(distinct) == 1 else f"at commits {commits}"
+    parts = [where] if distinct else []
+    if about.planned_at:
+        parts.append(f"on {_when(about.planned_at)}")
+    return f"Planned {' '.join(parts)}." if parts else ""
+
+
+def _merge_line(plan: Plan, about: Provenance) -> str:
+    envs = plan.environments
+    creates = [(env.name, env.summary["create"]) for env in envs if env.summary["create"]]
+    total = sum(count for _, count in creates)
+    what = f"{_plural(total, 'create')}" if total else "nothing to create"
+    if len(creates) > 1:
+        what += " (" + ", ".join(f"{n} in {inline(name)}" for name, n in creates) + ")"
+    elif creates and len(envs) > 1:
+        what += f" in {inline(creates[0][0])}"
+    blocking = plan.summary["drift"] + plan.summary["ambiguous"]
+    stays = ""
+    if blocking:
+        stays = f"; {_plural(blocking, 'drifted or ambiguous name')} stay as they are"
+    if about.on_merge:
+        order = ", then ".join(inline(env.name) for env in envs)
+        return f"**Merging applies {order}: {what}**{stays}."
+    return f"**Applying these plans: {what}**{stays}."
+
+
+def _headline(plan: Plan, about: Provenance) -> str:
     total = len(plan.environments)
-    changed = sum(1 for env in plan.environments if env.has_changes)
-    noun = "environment" if total == 1 else "environments"
     if not total:
-        return "No environments were planned."
-    if not changed:
-        return f"No changes in {total} {noun}."
-    return f"Changes in {changed} of {total} {noun}. {_LEGEND}."
+        return "No environments were planned.\n"
+    origin = _origin(about)
+    lines = [origin] if origin else []
+    if not plan.has_changes:
+        lines.append(f"No changes in {_plural(total, 'environment')}.")
+    else:
+        lines.append(_merge_line(plan, about))
+    return "\n".join(lines) + "\n"
 
 
-def _warnings(env: EnvironmentPlan) -> str:
-    if not env.warnings:
+def _warnings(plan: Plan) -> str:
+    """Each distinct warning once, naming the environments it is about."""
+    where: dict[str, list[str]] = {}
+    for env in plan.environments:
+        for warning in env.warnings:
+            where.setdefault(warning, []).append(env.name)
+    if not where:
         return ""
-    lines = "".join(f"> {inline(w)}\n>\n" for w in env.warnings)
-    return "> [!WARNING]\n" + lines.removesuffix(">\n") + "\n"
+    every = len(plan.environments)
+    lines = [
+        f"> {inline(w)}" + ("" if len(names) == every else f" ({', '.join(map(inline, names))})")
+        for w, names in where.items()
+    ]
+    return "> [!WARNING]\n" + "\n>\n".join(lines) + "\n"
 
 
 def _more(count: int, noun: str) -> str:
@@ -226,35 +245,26 @@ def _more(count: int, noun: str) -> str:
     )
 
 
-def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) -> str:
+def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[Entry]]) -> str:
     summary = env.summary
     parts: list[str] = []
-    warnings = _warnings(env)
-    if warnings:
-        parts.append(warnings)
-    blocks = chosen["blocks"]
-    blocking = summary["drift"] + summary["ambiguous"]
+    blocks, blocking = chosen["blocks"], summary["drift"] + summary["ambiguous"]
     if blocking:
-        text = "**What blocks** (apply cannot fix it):\n\n"
-        if blocks:
-            text += _block([line for entry in blocks for line in entry], "diff")
+        text = "**What blocks** (apply cannot fix it):\n\n" + listed(blocks, "diff")
         if len(blocks) < blocking:
             text += "\n" + _more(blocking - len(blocks), "drifted or ambiguous names")
-        text += "\n" + " ".join(_RESOLVE[a] for a in _RESOLVE if summary[a.value]) + "\n"
         parts.append(text)
     creates = chosen["creates"]
     if summary["create"]:
-        noun = "application" if summary["create"] == 1 else "applications"
         # A long list folds, so that the next environment stays in sight.
         folded = summary["create"] > _FOLD_CREATES
-        title = f"Apply creates {summary['create']} {noun}"
+        title = f"Apply creates {_plural(summary['create'], 'application')}"
         text = (
             f"<details><summary><b>{title}</b> (click to list)</summary>\n\n"
             if folded
             else f"**{title}:**\n\n"
         )
-        if creates:
-            text += _block([line for entry in creates for line in entry], "diff")
+        text += listed(creates, "diff")
         if len(creates) < summary["create"]:
             text += "\n" + _more(summary["create"] - len(creates), "creates")
         if folded:
@@ -263,8 +273,7 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
     unmanaged = chosen["unmanaged"]
     if summary["unmanaged"]:
         text = "**Not in the manifest** (unmanaged: apply leaves them alone):\n\n"
-        if unmanaged:
-            text += _block([line for entry in unmanaged for line in entry], "")
+        text += listed(unmanaged, "")
         if len(unmanaged) < summary["unmanaged"]:
             text += "\n" + _more(summary["unmanaged"] - len(unmanaged), "unmanaged applications")
         parts.append(text)
@@ -275,42 +284,61 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[list[str]]]) ->
         parts.append(f"{summary['unchanged']} unchanged (counted, not listed).\n")
     if not parts:
         return ""
-    return f"#### {inline(env.name)}\n\n" + "\n".join(parts) + "\n"
+    return f"### {inline(env.name)}\n\n" + "\n".join(parts) + "\n"
 
 
 def _has_something_to_say(env: EnvironmentPlan) -> bool:
-    summary = env.summary
-    return bool(env.has_changes or summary["unmanaged"] or env.warnings or env.keys_not_held)
+    return bool(env.has_changes or env.summary["unmanaged"] or env.keys_not_held)
 
 
-def render_markdown(plan: Plan, file: TextIO, limit: int = _MARKDOWN_BUDGET) -> None:
+def _resolve(plan: Plan) -> str:
+    present = [text for key, text in _RESOLVE.items() if plan.summary.get(key)]
+    return "#### How to resolve\n\n" + "".join(f"- {t}\n" for t in present) if present else ""
+
+
+def render_markdown(
+    plan: Plan, file: TextIO, limit: int = _MARKDOWN_BUDGET, *, about: Provenance | None = None
+) -> None:
     """One pull-request comment for every environment, always shorter than ``limit``."""
-    file.write(markdown_document(plan, limit))
+    file.write(markdown_document(plan, limit, about=about))
 
 
-def markdown_document(plan: Plan, limit: int = _MARKDOWN_BUDGET) -> str:
+def markdown_document(
+    plan: Plan, limit: int = _MARKDOWN_BUDGET, *, about: Provenance | None = None
+) -> str:
     """The comment as one string, shorter than ``limit`` characters."""
-    head = f"### mvsync plan\n\n{_headline(plan)}\n\n{_table(plan)}\n"
-    empty: dict[str, list[list[str]]] = {tier: [] for tier, _ in _TIERS}
+    about = about or Provenance()
+    head = f"## mvsync plan\n\n{_headline(plan, about)}\n{_table(plan)}\n"
+    if plan.has_changes or any(env.summary["unmanaged"] for env in plan.environments):
+        head += f"{_LEGEND}\n\n"
+    warnings = _warnings(plan)
+    head += f"{warnings}\n" if warnings else ""
+    tail = _resolve(plan)
+    empty: dict[str, list[Entry]] = {tier: [] for tier in _TIERS}
     saying = [_has_something_to_say(env) for env in plan.environments]
     skeletons = [
         _env_section(env, empty) if says else ""
         for env, says in zip(plan.environments, saying, strict=True)
     ]
-    budget = limit - len(head) - sum(len(s) + _RESERVE_PER_ENV for s in skeletons if s)
+    fixed = len(head) + len(tail)
+    budget = limit - fixed - sum(len(s) + _RESERVE_PER_ENV for s in skeletons if s)
     # The reserve covers notes and fences; a name full of backticks lengthens its
-    # fences beyond it, so measure, and list less until the document fits.
+    # fences beyond it, so measure the document as escaped, and list less until it fits.
     for _ in range(4):
         chosen = _choose(plan, budget)
-        document = head + "".join(
-            _env_section(env, {tier: chosen[(index, tier)] for tier, _ in _TIERS})
-            for index, env in enumerate(plan.environments)
-            if saying[index]
+        document = (
+            head
+            + "".join(
+                _env_section(env, {tier: chosen[(index, tier)] for tier in _TIERS})
+                for index, env in enumerate(plan.environments)
+                if saying[index]
+            )
+            + tail
         )
         if len(document) < limit:
             return document
         budget -= len(document) - limit + _RESERVE_PER_ENV
-    document = head + "".join(skeletons)
+    document = head + "".join(skeletons) + tail
     if len(document) < limit:
         return document
     # So many environments that even their headings do not fit: the table alone, cut.
