@@ -147,7 +147,6 @@ from pathlib import Path
 import mvsync.cli
 from mvsync.cli import plan as plan_cmd
 from mvsync.api.listing import list_environments
-from mvsync.apply.ledger import read_ledger
 from mvsync.manifest import environment_names, read_api_key, resolve_environment
 from mvsync.manifest.load import read_manifest, validate_manifest
 from mvsync.planner import Plan, build_plan

@@ -174,6 +174,10 @@ def _with_keys(env_plan: EnvironmentPlan, desired: DesiredEnvironment) -> Enviro
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
+    if desired.state_url is None and not desired.secrets_path.parent.is_dir():
+        # No secrets folder, so neither a secrets file nor a journal: no ledger yet, and
+        # the modules that read one (the store, age) are not imported for nothing.
+        return env_plan
     from mvsync.apply.ledger import read_ledger
     from mvsync.errors import StateUrlError
     from mvsync.model import LedgerPlace
