@@ -38,6 +38,7 @@ import httpx
 import tenacity
 
 from mvsync import __version__
+from mvsync.api.announced import announced_limit
 from mvsync.api.bodies import parse_created, parse_list
 from mvsync.api.exchange import Exchange
 from mvsync.api.ratelimit import AccountLimiter, LimiterStatus, limiter_for
@@ -327,6 +328,10 @@ class MiniVoiceClient:
             call.honored_until = self._limiter.refused(sent_at, retry_after)
         else:
             self._limiter.succeeded()
+        # After the refusal's own pause and cut: Retry-After wins over what is announced.
+        announced = announced_limit(reply.headers.get, time.time())
+        if announced is not None:
+            self._limiter.announced(announced)
         return answer(call, reply)
 
 

@@ -57,6 +57,12 @@ FAULT_HELP = (
     help="Per customer, serve RATE requests a second in bursts of BURST (default: RATE, "
     "at least 1) and answer 429 with Retry-After beyond that. Example: --rate-limit 100/10.",
 )
+@click.option(
+    "--rate-limit-headers",
+    is_flag=True,
+    help="With --rate-limit, announce the limit in every answer: the IETF RateLimit-Policy "
+    "and RateLimit fields ('\"default\";q=100;w=1', '\"default\";r=7;t=1').",
+)
 def emulator(
     host: str,
     port: int,
@@ -65,6 +71,7 @@ def emulator(
     latency_ms: float,
     fault_specs: tuple[str, ...],
     rate_limit_spec: str | None,
+    rate_limit_headers: bool,
 ) -> int:
     """Run a local MiniVoice API on loopback (no account needed).
 
@@ -105,6 +112,7 @@ def emulator(
         state_file=Path(state_file) if state_file else None,
         latency=latency_ms / 1000.0,
         rate_limit=rate_limit,
+        rate_limit_headers=rate_limit_headers,
     )
     for fault in faults:
         server.add_fault(fault)
@@ -121,6 +129,7 @@ def emulator(
         where = f"; state in {state_file}" if state_file else ""
         if rate_limit is not None:
             where += f"; rate limit {rate_limit.rate:g}/s, burst {rate_limit.burst}"
+            where += ", announced in RateLimit fields" if rate_limit_headers else ""
         click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
         if generated is not None:
             click.echo(
