@@ -12,7 +12,14 @@ import itertools
 import pytest
 
 from mvsync.api.announced import Announced
-from mvsync.api.ratelimit import ANNOUNCED_SHARE, GROWTH, AccountLimiter, forget_all, limiter_for
+from mvsync.api.ratelimit import (
+    ANNOUNCED_SHARE,
+    GROWTH,
+    AccountLimiter,
+    Learned,
+    forget_all,
+    limiter_for,
+)
 
 
 class Clock:
@@ -46,7 +53,7 @@ def test_the_first_answer_that_announces_paces_every_request_after_it() -> None:
     sent = departures(limiter, clock, 50)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert min(gaps[1:]) == pytest.approx(1 / (100.0 * ANNOUNCED_SHARE), rel=1e-6)
-    assert limiter.learned() == 100.0
+    assert limiter.learned() == Learned(100.0, announced=True)
 
 
 def test_successes_never_grow_the_rate_above_the_announced_one() -> None:
@@ -88,7 +95,7 @@ def test_a_new_announcement_paces_anew() -> None:
     limiter.announced(Announced(rate=100.0, remaining=None, reset_after=None))
     limiter.announced(Announced(rate=20.0, remaining=None, reset_after=None))
     assert rate_of(limiter) == pytest.approx(20.0 * ANNOUNCED_SHARE)
-    assert limiter.learned() == 20.0
+    assert limiter.learned() == Learned(20.0, announced=True)
 
 
 def test_nothing_remaining_while_paced_makes_the_next_request_wait_its_turn() -> None:
@@ -116,7 +123,7 @@ def test_nothing_remaining_without_a_rate_pauses_until_the_reset() -> None:
 def test_a_remembered_rate_paces_from_the_first_request_and_grows_slowly() -> None:
     clock = Clock()
     limiter = AccountLimiter(clock=clock)
-    limiter.start_from(40.0)
+    limiter.start_from(Learned(40.0, announced=False))
     sent = departures(limiter, clock, 3)
     assert sent[1] - sent[0] == pytest.approx(1 / 40.0, rel=1e-3)
     start = clock.now
@@ -132,8 +139,15 @@ def test_a_remembered_rate_does_not_replace_one_this_run_learned() -> None:
     clock = Clock()
     limiter = AccountLimiter(clock=clock)
     limiter.announced(Announced(rate=10.0, remaining=None, reset_after=None))
-    limiter.start_from(80.0)
+    limiter.start_from(Learned(80.0, announced=False))
     assert rate_of(limiter) == pytest.approx(10.0 * ANNOUNCED_SHARE)
+
+
+def test_a_remembered_announced_rate_is_as_if_announced_again() -> None:
+    limiter = AccountLimiter(clock=Clock())
+    limiter.start_from(Learned(50.0, announced=True))
+    assert rate_of(limiter) == pytest.approx(50.0 * ANNOUNCED_SHARE)
+    assert limiter.learned() == Learned(50.0, announced=True)
 
 
 def test_an_account_never_paced_has_learned_nothing() -> None:
@@ -149,7 +163,7 @@ def test_a_refused_account_has_learned_the_rate_it_is_paced_at() -> None:
         clock.now += 0.01
         limiter.succeeded()
     limiter.refused(sent_at=clock.now - 0.001, retry_after=1.0)
-    assert limiter.learned() == rate_of(limiter)
+    assert limiter.learned() == Learned(rate_of(limiter), announced=False)
 
 
 def test_limiter_for_is_shared_by_url_and_key() -> None:

@@ -85,6 +85,14 @@ ANNOUNCED_SHARE = 0.98
 
 
 @dataclass(frozen=True)
+class Learned:
+    """A rate an account was paced at, and whether the API announced it."""
+
+    rate: float
+    announced: bool
+
+
+@dataclass(frozen=True)
 class LimiterStatus:
     """What the progress line shows: paced (or paused) and at which rate."""
 
@@ -192,19 +200,26 @@ class AccountLimiter:
                 elif limit.reset_after:
                     self._paused_until = max(self._paused_until, now + limit.reset_after)
 
-    def start_from(self, rate: float) -> None:
-        """Pace from ``rate`` (a rate learned before) until this run learns its own."""
+    def start_from(self, learned: Learned) -> None:
+        """Pace from a rate learned before (an earlier run's), until this run learns its
+        own: an announced one as if announced again, one paced after refusals growing
+        slowly (``GROWTH``), as after a refusal while paced."""
+        if learned.announced:
+            self.announced(Announced(rate=learned.rate, remaining=None, reset_after=None))
+            return
         with self._lock:
-            if self._rate is None and rate > 0:
-                self._pace_from(self._clock(), rate, slope=GROWTH * rate)
+            if self._rate is None and learned.rate > 0:
+                self._pace_from(self._clock(), learned.rate, slope=GROWTH * learned.rate)
 
-    def learned(self) -> float | None:
+    def learned(self) -> Learned | None:
         """The rate this account was paced at (the announced one, when announced), or
         ``None`` when it was never paced: what the next run may start from."""
         with self._lock:
             if self._announced is not None:
-                return self._announced
-            return self._rate if self.refusals else None
+                return Learned(self._announced, announced=True)
+            if self._rate is not None and self.refusals:
+                return Learned(self._rate, announced=False)
+            return None
 
     def refused(self, sent_at: float, retry_after: float | None) -> float:
         """A refusal: pause the account for ``retry_after`` seconds, and cut the rate
@@ -324,6 +339,11 @@ _registry_lock = threading.Lock()
 def account_of(api_url: str, api_key: str) -> tuple[str, str]:
     """The account's key in the registry: the URL, and the API key's digest (never the key)."""
     return api_url.rstrip("/"), hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def fingerprint(account: tuple[str, str]) -> str:
+    """A one-way name of an account, fit for a file: what a remembered rate is kept under."""
+    return hashlib.sha256("\0".join(account).encode()).hexdigest()[:32]
 
 
 def limiter_for(api_url: str, api_key: str) -> AccountLimiter:
