@@ -269,3 +269,39 @@ def test_a_folder_with_only_a_journal_still_gives_key_status(
     changes = env_of(json.loads(out))["changes"]
     assert isinstance(changes, list)
     assert [change["key"] for change in changes] == ["missing"]
+
+
+def test_a_plan_not_saved_computes_no_fingerprint_and_a_saved_one_does(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The fast path of ``mvsync plan`` without -o: the fingerprints' JSON and hashes are
+    # skipped (here they would raise); with -o the saved plan holds the real ones.
+    write_manifest(tmp_path, emulator.url, count=2)
+    create_out_of_band(emulator, "App 0")
+    manifest = str(tmp_path / "mvsync.yaml")
+    saved = tmp_path / "plan.json"
+    code = (
+        "import sys\n"
+        "from mvsync import planner\n"
+        "real = planner.manifest_fingerprint\n"
+        "def refuse(*_args):\n"
+        "    raise AssertionError('a fingerprint was computed')\n"
+        "planner.manifest_fingerprint = planner.remote_fingerprint = refuse\n"
+        "from mvsync.cli import main\n"
+        "try:\n"
+        f"    main(['-f', {manifest!r}, 'plan', '--format', 'json'])\n"
+        "except SystemExit as done:\n"
+        "    print('STATUS', done.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "STATUS 0", done.stderr
+    shown = json.loads(done.stdout.rpartition("STATUS")[0])
+    changes = env_of(shown)["changes"]
+    assert isinstance(changes, list)
+    assert sorted(c["name"] for c in changes) == ["App 0", "App 1"]
+    assert run(tmp_path, "plan", "-o", str(saved)).returncode == 0
+    fingerprints = json.loads(saved.read_text())["environments"][0]
+    assert len(fingerprints["manifest_fingerprint"]) == 64
+    assert len(fingerprints["remote_fingerprint"]) == 64

@@ -139,9 +139,10 @@ def plan(
         # summary fails the run before the plan file or stdout hold a plan.
         summary = _open_step_summary(lookup("GITHUB_STEP_SUMMARY", ""), stack)
         remote_lists = list_environments(desired_envs, api_keys, deadline=deadline)
+        saving = out_file is not None  # only a saved plan needs its inputs' fingerprints
         the_plan = Plan(
             tuple(
-                _with_keys(_with_warnings(build_plan(d, r), lookup), d)
+                _with_keys(_with_warnings(build_plan(d, r, fingerprints=saving), lookup), d)
                 for d, r in zip(desired_envs, remote_lists, strict=True)
             )
         )
