@@ -201,9 +201,11 @@ PLAN_STEPS = ("import", "yaml", "validation", "resolve", "list", "build_plan", "
 OUTSIDE = "start+exit"
 
 
-def write_manifest(path: Path, size: int, api_url: str) -> None:
+def write_manifest(
+    path: Path, size: int, api_url: str, environments: tuple[str, ...] = ENVIRONMENTS
+) -> None:
     lines = ["version: 1", "environments:"]
-    for env in ENVIRONMENTS:
+    for env in environments:
         lines += [f"  {env}:", f"    api_url: {api_url}", f"    api_key_env: {KEY_VARS[env]}"]
     lines += ["defaults:", f"  webhook_url: {HOOKS}", "applications:"]
     for i in range(size):
@@ -211,10 +213,10 @@ def write_manifest(path: Path, size: int, api_url: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_state(path: Path, size: int) -> None:
+def write_state(path: Path, size: int, environments: tuple[str, ...] = ENVIRONMENTS) -> None:
     ns = 1_780_000_000 * 1_000_000_000
     records = []
-    for env in ENVIRONMENTS:
+    for env in environments:
         customer = customer_id_for_key(KEYS[env])
         rows = [(f"App {i:05d}", i) for i in range(size) if i % 20] + [
             (f"Unmanaged {i:05d}", i) for i in range(size // 50)
