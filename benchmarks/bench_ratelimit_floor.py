@@ -56,6 +56,7 @@ def start_emulator(
     *,
     latency: float = 0.02,
     rate_limit: str | None = "100/10",
+    rate_limit_headers: bool = False,
 ) -> Iterator[str]:
     """``mvsync emulator`` as a process on a free port (one customer per key); yields its URL.
 
@@ -66,6 +67,8 @@ def start_emulator(
     command += ["--latency-ms", f"{latency * 1000:g}"]
     if rate_limit is not None:
         command += ["--rate-limit", rate_limit]
+    if rate_limit_headers:  # the limit announced in RateLimit fields
+        command += ["--rate-limit-headers"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
     )
@@ -132,6 +135,7 @@ def floor(
     *,
     burst: int = 5,
     keys_path: Path | None = None,
+    prefix: str = "Floor ",
 ) -> FloorResult:
     """Create ``n`` applications paced at ``rate``/s; each key appended and fsynced.
 
@@ -139,7 +143,7 @@ def floor(
     the requests that arrive bunched). Without ``keys_path`` the keys go to a
     temporary file, fsynced all the same: a correct tool stores each key durably.
     """
-    names = [f"Floor {index:05d}" for index in range(n)]
+    names = [f"{prefix}{index:05d}" for index in range(n)]
     names.reverse()  # popped from the end: created in order
     names_lock = threading.Lock()
     pacer = Pacer(rate, burst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,55 @@ def test_version_is_printed_by_both_entry_points(tmp_path: Path) -> None:
     ).stdout.strip()
     done = mvsync("--version", cwd=tmp_path)
     assert (done.returncode, done.stdout) == (0, f"mvsync {__version__} (commit {head})\n")
+
+
+def test_version_alone_imports_neither_click_nor_the_core() -> None:
+    # The fast path of ``mvsync.cli.main``: one line from files, nothing else loaded.
+    code = (
+        "import sys\n"
+        "from mvsync.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "heavy = ('click', 'pydantic', 'httpx', 'ruamel.yaml', 'tenacity', 'mvsync.cli.group')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[0].startswith(f"mvsync {__version__} (commit ")
+    assert done.stdout.splitlines()[-1] == ""
+
+
+def test_version_of_the_fast_path_is_the_groups_own_line(tmp_path: Path) -> None:
+    # --debug first sends --version through click's eager option: the same bytes.
+    fast = mvsync("--version", cwd=tmp_path)
+    through_click = mvsync("--debug", "--version", cwd=tmp_path)
+    assert (fast.returncode, fast.stdout) == (through_click.returncode, through_click.stdout)
+    assert through_click.stdout.startswith("mvsync ")
+
+
+def _version_into_a_closed_pipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "mvsync", *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+
+def test_version_to_a_closed_pipe_ends_as_through_click(tmp_path: Path) -> None:
+    fast = _version_into_a_closed_pipe("--version", cwd=tmp_path)
+    through_click = _version_into_a_closed_pipe("-f", "mvsync.yaml", "--version", cwd=tmp_path)
+    assert (fast.returncode, fast.stderr) == (through_click.returncode, through_click.stderr)
+    assert fast.returncode == 1
+    assert "Traceback" not in fast.stderr
 
 
 def test_an_unknown_flag_is_a_usage_error_with_exit_1(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ console) has no ledger entry: the plan reports it ``missing`` in JSON, text and 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import TEST_API_KEY, assert_no_secrets
@@ -14,7 +16,7 @@ from mvsync.emulator import Emulator
 from mvsync.model import DesiredApp
 from mvsync.planner import Action, Change, EnvironmentPlan, Plan, with_key_status
 from mvsync.render import render_markdown, render_text
-from test_cli_apply import create_out_of_band, run, secrets_path, write_manifest
+from test_cli_apply import cli_env, create_out_of_band, run, secrets_path, write_manifest
 
 
 def add_to_manifest(folder: Path, name: str, answer_url: str = "https://x.example/a") -> None:
@@ -210,3 +212,96 @@ def test_markdown_lists_at_most_ten_keys_not_held_and_counts_the_rest() -> None:
     assert markdown.getvalue().count('missing       "App ') == 10
     assert "… and 490 more" in markdown.getvalue()
     assert text.getvalue().count('missing       "App ') == 500
+
+
+def _plan_loading(folder: Path) -> tuple[str, list[str]]:
+    """``mvsync plan --format json`` in a fresh interpreter: its output, and which of the
+    ledger's modules it imported."""
+    code = (
+        "import sys\n"
+        "from mvsync.cli import main\n"
+        "try:\n"
+        f"    main(['-f', {str(folder / 'mvsync.yaml')!r}, 'plan', '--format', 'json'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "ledger = ('mvsync.apply.ledger', 'mvsync.store.keys', 'pyrage')\n"
+        "print('LOADED ' + ','.join(m for m in ledger if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    out, _, loaded = done.stdout.rpartition("LOADED ")
+    return out, [name for name in loaded.strip().split(",") if name]
+
+
+def test_without_a_secrets_folder_the_plan_loads_no_ledger_module(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    write_manifest(tmp_path, emulator.url, count=1)
+    create_out_of_band(emulator, "App 0")
+
+    out, loaded = _plan_loading(tmp_path)
+
+    assert not secrets_path(tmp_path).parent.exists()
+    assert loaded == []
+    changes = env_of(json.loads(out))["changes"]
+    assert isinstance(changes, list) and changes
+    assert all("key" not in change for change in changes)
+
+
+def test_a_folder_with_only_a_journal_still_gives_key_status(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The fast path skips the ledger only when the folder is absent: a journal a killed
+    # run left (no secrets file yet) is a ledger, and the plan reads it.
+    write_manifest(tmp_path, emulator.url, count=1)
+    create_out_of_band(emulator, "App 0")
+    secrets = secrets_path(tmp_path)
+    secrets.parent.mkdir()
+    journal = secrets.with_name(secrets.name + ".journal")
+    journal.write_text("")
+    journal.chmod(0o600)
+
+    out, loaded = _plan_loading(tmp_path)
+
+    assert "mvsync.apply.ledger" in loaded
+    changes = env_of(json.loads(out))["changes"]
+    assert isinstance(changes, list)
+    assert [change["key"] for change in changes] == ["missing"]
+
+
+def test_a_plan_not_saved_computes_no_fingerprint_and_a_saved_one_does(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The fast path of ``mvsync plan`` without -o: the fingerprints' JSON and hashes are
+    # skipped (here they would raise); with -o the saved plan holds the real ones.
+    write_manifest(tmp_path, emulator.url, count=2)
+    create_out_of_band(emulator, "App 0")
+    manifest = str(tmp_path / "mvsync.yaml")
+    saved = tmp_path / "plan.json"
+    code = (
+        "import sys\n"
+        "from mvsync import planner\n"
+        "real = planner.manifest_fingerprint\n"
+        "def refuse(*_args):\n"
+        "    raise AssertionError('a fingerprint was computed')\n"
+        "planner.manifest_fingerprint = planner.remote_fingerprint = refuse\n"
+        "from mvsync.cli import main\n"
+        "try:\n"
+        f"    main(['-f', {manifest!r}, 'plan', '--format', 'json'])\n"
+        "except SystemExit as done:\n"
+        "    print('STATUS', done.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60
+    )
+    assert done.stdout.splitlines()[-1] == "STATUS 0", done.stderr
+    shown = json.loads(done.stdout.rpartition("STATUS")[0])
+    changes = env_of(shown)["changes"]
+    assert isinstance(changes, list)
+    assert sorted(c["name"] for c in changes) == ["App 0", "App 1"]
+    assert run(tmp_path, "plan", "-o", str(saved)).returncode == 0
+    fingerprints = json.loads(saved.read_text())["environments"][0]
+    assert len(fingerprints["manifest_fingerprint"]) == 64
+    assert len(fingerprints["remote_fingerprint"]) == 64

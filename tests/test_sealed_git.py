@@ -121,6 +121,7 @@ def test_an_existing_gitignore_is_kept_and_completed(tmp_path: Path) -> None:
         "/prod\\ \\[eu\\].secrets.yaml.lock",
         "/prod\\ \\[eu\\].secrets.yaml.journal",
         "/.prod\\ \\[eu\\].secrets.yaml.*.tmp",
+        "/prod\\ \\[eu\\].secrets.yaml.pace",
     ]
 
 

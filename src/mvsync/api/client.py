@@ -38,9 +38,16 @@ import httpx
 import tenacity
 
 from mvsync import __version__
+from mvsync.api.announced import announced_limit
 from mvsync.api.bodies import parse_created, parse_list
 from mvsync.api.exchange import Exchange
-from mvsync.api.ratelimit import AccountLimiter, LimiterStatus, limiter_for
+from mvsync.api.ratelimit import (
+    AccountLimiter,
+    LimiterStatus,
+    account_of,
+    fingerprint,
+    limiter_for,
+)
 from mvsync.api.redact import MASK, Redactor
 from mvsync.api.responses import (
     Call,
@@ -135,6 +142,7 @@ class MiniVoiceClient:
         check_api_key(api_key)
         # One pause and one rate per account, shared with every other client of it.
         self._limiter = limiter if limiter is not None else limiter_for(str(base), api_key)
+        self._account = fingerprint(account_of(str(base), api_key))
         self._base_url = base
         self._applications_url = base.copy_with(path=base.path.rstrip("/") + APPLICATIONS_PATH)
         self._secrets = Redactor(api_key)
@@ -153,6 +161,16 @@ class MiniVoiceClient:
     def api_url(self) -> str:
         """The API's base URL as shown to users (no userinfo)."""
         return display_url(self._base_url)
+
+    @property
+    def account(self) -> str:
+        """A one-way fingerprint of the account (URL and key digest; never the key)."""
+        return self._account
+
+    @property
+    def limiter(self) -> AccountLimiter:
+        """The account's pause and rate, shared with every other client of it."""
+        return self._limiter
 
     def rate_status(self) -> LimiterStatus:
         """Whether requests to this account are paced or paused now, and at which rate."""
@@ -334,6 +352,10 @@ class MiniVoiceClient:
             call.honored_until = self._limiter.refused(sent_at, retry_after)
         else:
             self._limiter.succeeded()
+        # After the refusal's own pause and cut: Retry-After wins over what is announced.
+        announced = announced_limit(reply.headers.get, time.time())
+        if announced is not None:
+            self._limiter.announced(announced)
         return answer(call, reply)
 
 

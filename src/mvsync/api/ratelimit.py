@@ -27,6 +27,15 @@ many costs more than running a few percent under the limit for the whole apply.
 - Never above twice the rate measured, so an idle account does not bank a rate it
   never used.
 - Requests wait for a token of a small bucket filled at that rate.
+- A limit the API announces (``mvsync.api.announced``: the IETF ``RateLimit-Policy``
+  quota over its window) is paced from the first answer that carries it, at
+  ``ANNOUNCED_SHARE`` of it, and the rate never grows above that; a refusal still
+  pauses for its ``Retry-After`` and cuts as above (the announcement seen again changes
+  nothing; a different one paces anew). An answer saying nothing remains empties the
+  bucket when paced (the next request waits its turn), else pauses until the reset.
+- A rate learned before (``start_from``: the last run's, kept with the state) is paced
+  from the first request, growing as after a refusal while paced; ``learned`` says what
+  this run would leave for the next.
 
 Waiting goes through the caller's ``sleep`` (``RetryPolicy.sleep``), so a test that
 records its waits records these too; a pause a call has already waited out (its own
@@ -43,6 +52,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from mvsync.api.announced import Announced
 
 # The cut: the new rate is BETA times the rate the API was accepting, measured while not
 # paced yet (a burst: an overestimate), BETA_PACED times it when refused while paced.
@@ -68,6 +79,17 @@ IDLE = 0.1
 SHORTEST = 0.05
 # The bucket holds this many seconds' worth of requests, at least one.
 BUCKET_SECONDS = 0.05
+# An announced rate is paced at this share of it: answers reach the API with the jitter
+# of the network and of the workers, and its window does not forgive a burst over it.
+ANNOUNCED_SHARE = 0.98
+
+
+@dataclass(frozen=True)
+class Learned:
+    """A rate an account was paced at, and whether the API announced it."""
+
+    rate: float
+    announced: bool
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,7 @@ class AccountLimiter:
         self._measure_from = -math.inf  # successes before this (the last pause's end) are not
         self._waiting = 0
         self.refusals = 0
+        self._announced: float | None = None  # the last announced rate seen (q / w)
 
     # --- what a request does ------------------------------------------------------
 
@@ -160,6 +183,43 @@ class AccountLimiter:
             if self._ceiling is not None:
                 grown = min(grown, self._ceiling * CEILING_SHARE)
             self._set_rate(max(grown, self._rate))
+
+    def announced(self, limit: Announced) -> None:
+        """What an answer said of the account's limit (see the module docstring)."""
+        with self._lock:
+            now = self._clock()
+            if limit.rate is not None and limit.rate != self._announced:
+                self._announced = limit.rate
+                # No growth: the API said what it allows. A refusal still cuts, and the
+                # growth after it never reaches the rate refused (the ceiling).
+                self._pace_from(now, limit.rate * ANNOUNCED_SHARE, slope=0.0)
+            if limit.remaining == 0:
+                if self._rate is not None:
+                    self._refill(now)
+                    self._tokens = min(self._tokens, 0.0)
+                elif limit.reset_after:
+                    self._paused_until = max(self._paused_until, now + limit.reset_after)
+
+    def start_from(self, learned: Learned) -> None:
+        """Pace from a rate learned before (an earlier run's), until this run learns its
+        own: an announced one as if announced again, one paced after refusals growing
+        slowly (``GROWTH``), as after a refusal while paced."""
+        if learned.announced:
+            self.announced(Announced(rate=learned.rate, remaining=None, reset_after=None))
+            return
+        with self._lock:
+            if self._rate is None and learned.rate > 0:
+                self._pace_from(self._clock(), learned.rate, slope=GROWTH * learned.rate)
+
+    def learned(self) -> Learned | None:
+        """The rate this account was paced at (the announced one, when announced), or
+        ``None`` when it was never paced: what the next run may start from."""
+        with self._lock:
+            if self._announced is not None:
+                return Learned(self._announced, announced=True)
+            if self._rate is not None and self.refusals:
+                return Learned(self._rate, announced=False)
+            return None
 
     def refused(self, sent_at: float, retry_after: float | None) -> float:
         """A refusal: pause the account for ``retry_after`` seconds, and cut the rate
@@ -221,12 +281,25 @@ class AccountLimiter:
         rate = self._rate
         if rate is None:
             return 0.0
-        capacity = max(1.0, rate * BUCKET_SECONDS)
-        if now > self._updated:
-            self._tokens = min(capacity, self._tokens + (now - self._updated) * rate)
-            self._updated = now
+        self._refill(now)
         self._tokens -= 1.0  # reserved: the waits of the waiting workers queue up
         return -self._tokens / rate if self._tokens < 0 else 0.0
+
+    def _refill(self, now: float) -> None:
+        rate = self._rate
+        if rate is not None and now > self._updated:
+            capacity = max(1.0, rate * BUCKET_SECONDS)
+            self._tokens = min(capacity, self._tokens + (now - self._updated) * rate)
+            self._updated = now
+
+    def _pace_from(self, now: float, rate: float, *, slope: float) -> None:
+        """Pace at ``rate`` from now, growing ``slope`` a second (tokens kept as they are)."""
+        self._refill(now)
+        self._set_rate(rate)
+        self._start = self._rate or rate
+        self._slope = slope
+        self._growth_from = now
+        self._updated = max(self._updated, now)
 
     def _set_rate(self, rate: float) -> None:
         self._rate = max(rate, MIN_RATE)
@@ -266,6 +339,11 @@ _registry_lock = threading.Lock()
 def account_of(api_url: str, api_key: str) -> tuple[str, str]:
     """The account's key in the registry: the URL, and the API key's digest (never the key)."""
     return api_url.rstrip("/"), hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def fingerprint(account: tuple[str, str]) -> str:
+    """A one-way name of an account, fit for a file: what a remembered rate is kept under."""
+    return hashlib.sha256("\0".join(account).encode()).hexdigest()[:32]
 
 
 def limiter_for(api_url: str, api_key: str) -> AccountLimiter:

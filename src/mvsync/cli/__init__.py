@@ -1,14 +1,56 @@
 """The command line: parse flags, call the core, render, return an exit code.
 
 ``group`` holds the click group and its commands, one module per command;
-``boundary.main`` is the console script and the one error boundary. Each command
-imports the core lazily, so that ``mvsync --help`` and ``mvsync validate`` never
-import httpx.
+``boundary.main`` is the one error boundary. Each command imports the core lazily, so
+that ``mvsync --help`` and ``mvsync validate`` never import httpx; ``mvsync --version``
+alone on the line imports not even click (``main`` below).
 """
 
 from __future__ import annotations
 
-from mvsync.cli.boundary import main, report_manifest_error
-from mvsync.cli.group import cli
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mvsync.cli.boundary import report_manifest_error
+    from mvsync.cli.group import cli
 
 __all__ = ["cli", "main", "report_manifest_error"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: run the CLI and exit with its status.
+
+    ``mvsync --version`` and nothing else is answered here, from the files
+    ``mvsync.buildinfo`` reads, before click and the commands are imported: the same line
+    the group's ``--version`` prints. Anything else, or any failure to write it (a closed
+    pipe), goes through the one boundary, which says it as it says everything else.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    if list(args) == ["--version"]:
+        try:
+            from mvsync.buildinfo import version_line
+
+            sys.stdout.write(version_line() + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass  # the boundary below says so, as for every command
+        else:
+            sys.exit(0)
+    from mvsync.cli.boundary import main as run
+
+    run(argv)
+
+
+def __getattr__(name: str) -> Any:
+    # The group and the boundary, imported when asked for (not by ``main``'s fast path).
+    if name == "cli":
+        from mvsync.cli.group import cli
+
+        return cli
+    if name == "report_manifest_error":
+        from mvsync.cli.boundary import report_manifest_error
+
+        return report_manifest_error
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -118,6 +118,7 @@ def apply(
     that would fail anyway.
     """
     from mvsync.api.client import MiniVoiceClient, RetryPolicy
+    from mvsync.apply.pace import remembered_pace
     from mvsync.apply.run import apply_environment
     from mvsync.apply.settings import ApplySettings
     from mvsync.cli.confirm import check_before_asking, make_confirm
@@ -159,6 +160,7 @@ def apply(
 
     with (
         MiniVoiceClient(desired.api_url, api_key, timeout=timeout, retry=retry) as client,
+        remembered_pace(desired, client),  # start from the rate the last run learned
         _signals(stop, reporter),
     ):
         reporter.rate_status = client.rate_status

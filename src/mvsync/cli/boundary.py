@@ -8,9 +8,7 @@ A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import traceback
 from collections.abc import Sequence
 
 import click
@@ -58,6 +56,14 @@ def report_manifest_error(error: ManifestError) -> None:
             click.echo(annotation, err=True)
 
 
+def _print_traceback() -> None:
+    # --debug only: traceback (and the tokenize and linecache it loads) is not imported
+    # by a run that never prints one.
+    import traceback
+
+    traceback.print_exc()
+
+
 def _stop_before_creating(_signum: int, _frame: object) -> None:
     raise AbortedError("interrupted: nothing was created", exit_code=EXIT_INTERRUPTED)
 
@@ -68,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "apply" in args and argv is None:
         # apply's own handler is installed once its imports are done (~0.6 s): until
         # then a SIGTERM (a CI cancel) must still exit 130 with a word, not die with 143.
+        import signal
+
         signal.signal(signal.SIGTERM, _stop_before_creating)
     if "--debug" in args:
         # Accepted anywhere on the line, like -f: it is the group's flag.
@@ -85,22 +93,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as usage:
         # Usage errors exit 1: exit 2 means "changes pending" and nothing else.
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         usage.show()
         status = EXIT_ERROR
     except AbortedError as aborted:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _error(str(aborted))
         status = aborted.exit_code
     except ManifestError as invalid:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         report_manifest_error(invalid)
         status = EXIT_ERROR
     except MvsyncError as error:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _error(str(error))
         status = EXIT_ERROR
     except BrokenPipeError:
@@ -113,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         status = EXIT_INTERRUPTED
     except Exception as unexpected:  # noqa: BLE001 - the one boundary: no traceback without --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _error(f"unexpected {type(unexpected).__name__} (run with --debug for details)")
         status = EXIT_ERROR
     sys.exit(status if isinstance(status, int) else 0)

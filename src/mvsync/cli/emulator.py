@@ -67,6 +67,12 @@ FAULT_HELP = (
     "with SECRET), and /_receiver/slow, /html, /open for each failure "
     "(env MVSYNC_RECEIVER_SECRET keeps SECRET out of the process list).",
 )
+@click.option(
+    "--rate-limit-headers",
+    is_flag=True,
+    help="With --rate-limit, announce the limit in every answer: the IETF RateLimit-Policy "
+    "and RateLimit fields ('\"default\";q=100;w=1', '\"default\";r=7;t=1').",
+)
 def emulator(
     host: str,
     port: int,
@@ -76,6 +82,7 @@ def emulator(
     fault_specs: tuple[str, ...],
     rate_limit_spec: str | None,
     receiver_secret: str | None,
+    rate_limit_headers: bool,
 ) -> int:
     """Run a local MiniVoice API on loopback (no account needed).
 
@@ -117,6 +124,7 @@ def emulator(
         latency=latency_ms / 1000.0,
         rate_limit=rate_limit,
         receiver_secret=receiver_secret,
+        rate_limit_headers=rate_limit_headers,
     )
     for fault in faults:
         server.add_fault(fault)
@@ -133,6 +141,7 @@ def emulator(
         where = f"; state in {state_file}" if state_file else ""
         if rate_limit is not None:
             where += f"; rate limit {rate_limit.rate:g}/s, burst {rate_limit.burst}"
+            where += ", announced in RateLimit fields" if rate_limit_headers else ""
         click.echo(f"mvsync emulator: serving the MiniVoice API on {server.url} ({keys}{where})")
         if receiver_secret is not None:
             click.echo(f"mvsync emulator: sample receiver on {server.url}/_receiver/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
@@ -59,6 +58,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     settings = ctx.ensure_object(Settings)
     settings.debug = settings.debug or debug
     if settings.debug:
+        import logging  # only with --debug: logging is not imported by every command
+
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s"
         )

@@ -147,9 +147,14 @@ def plan(
         remote_lists = list_environments(
             desired_envs, api_keys, deadline=deadline, on_retry=print_retry
         )
+        saving = out_file is not None  # only a saved plan needs its inputs' fingerprints
         the_plan = Plan(
             tuple(
-                _with_keys(_with_warnings(build_plan(d, r), lookup), d, Account.of(k, r))
+                _with_keys(
+                    _with_warnings(build_plan(d, r, fingerprints=saving), lookup),
+                    d,
+                    Account.of(k, r),
+                )
                 for d, r, k in zip(desired_envs, remote_lists, api_keys, strict=True)
             )
         )
@@ -191,6 +196,10 @@ def _with_keys(
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
+    if desired.state_url is None and not desired.secrets_path.parent.is_dir():
+        # No secrets folder, so neither a secrets file nor a journal: no ledger yet, and
+        # the modules that read one (the store, age) are not imported for nothing.
+        return env_plan
     from mvsync.apply.ledger import local_only, push_advice, read_ledger
     from mvsync.errors import StateUrlError
     from mvsync.model import LedgerPlace

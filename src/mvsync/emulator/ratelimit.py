@@ -5,6 +5,12 @@ every API request of that customer takes one. A request that finds the bucket wi
 whole token is refused (429) and takes nothing, so a client that keeps hammering does not
 push its own wait further out. Buckets start full, and changing the limit starts every
 bucket full again. The clock is a parameter so the arithmetic can be tested exactly.
+
+``--rate-limit-headers`` announces the limit in every answer of a limited customer, in
+the IETF fields (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy:
+"default";q=100;w=1`` (the rate as a whole quota over a window of whole seconds, never
+more than the rate) and ``RateLimit: "default";r=7;t=1`` (whole tokens left after this
+request, and seconds until the bucket is full again, rounded up).
 """
 
 from __future__ import annotations
@@ -78,6 +84,14 @@ class RateLimit:
     def to_json(self) -> dict[str, Any]:
         return {"rate": self.rate, "burst": self.burst}
 
+    def policy_field(self) -> str:
+        """The ``RateLimit-Policy`` value: a whole quota per window of whole seconds."""
+        if self.rate >= 1:
+            quota, window = math.floor(self.rate), 1
+        else:
+            quota, window = 1, math.ceil(1 / self.rate)
+        return f'"default";q={quota};w={window}'
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -141,3 +155,23 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return None
             return Refusal((1.0 - bucket.tokens) / limit.rate)
+
+    def announced(self, customer_id: str) -> tuple[tuple[str, str], ...]:
+        """The ``RateLimit-Policy`` and ``RateLimit`` fields of that customer now (after
+        its ``take``); none without a limit."""
+        with self._lock:
+            limit = self._limit
+            if limit is None:
+                return ()
+            bucket = self._buckets.get(customer_id)
+            tokens = bucket.tokens if bucket is not None else float(limit.burst)
+            # Up to date, without moving the bucket's own clock (take does that).
+            if bucket is not None:
+                elapsed = max(self._clock() - bucket.updated, 0.0)
+                tokens = min(float(limit.burst), tokens + elapsed * limit.rate)
+        remaining = math.floor(tokens)
+        reset = math.ceil(max(float(limit.burst) - tokens, 0.0) / limit.rate)
+        return (
+            ("RateLimit-Policy", limit.policy_field()),
+            ("RateLimit", f'"default";r={remaining};t={reset}'),
+        )

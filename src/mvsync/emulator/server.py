@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,7 +37,9 @@ class Emulator:
     authenticates as that create's customer. ``state_file`` keeps the applications
     across restarts. ``latency`` (seconds) is added before every API answer.
     ``rate_limit=(rate, burst)`` answers 429 to a customer beyond ``rate`` requests a
-    second in bursts of ``burst`` (``burst`` ``None``: the rate, at least 1).
+    second in bursts of ``burst`` (``burst`` ``None``: the rate, at least 1);
+    ``rate_limit_headers`` also announces that limit in the IETF ``RateLimit-Policy`` and
+    ``RateLimit`` fields of each of that customer's answers.
     ``receiver_secret`` also serves the sample backend of ``receiver.py`` on this port.
     """
 
@@ -50,6 +53,7 @@ class Emulator:
         latency: float = 0.0,
         rate_limit: tuple[float, int | None] | RateLimit | None = None,
         receiver_secret: str | None = None,
+        rate_limit_headers: bool = False,
     ) -> None:
         if isinstance(api_keys, str):
             raise EmulatorError("api_keys is a sequence of keys, not one string")
@@ -61,6 +65,8 @@ class Emulator:
         self.set_latency(latency)
         self._limiter = RateLimiter()
         self.set_rate_limit(rate_limit)
+        # Announce the limit in every answer of a limited customer (RateLimit fields).
+        self.rate_limit_headers = rate_limit_headers
         self._counts: Counter[tuple[str, str]] = Counter()
         self._refused: Counter[tuple[str, str]] = Counter()  # by the rate limit
         self._counts_lock = threading.Lock()
@@ -276,6 +282,11 @@ class Emulator:
             token = api.bearer_token(request.authorization)
             customer_id = self._store.customer_of(token) if token is not None else None
             refusal = self._limiter.take(customer_id) if customer_id is not None else None
+            announced = (
+                self._limiter.announced(customer_id)
+                if customer_id is not None and self.rate_limit_headers
+                else ()
+            )
             if refusal is not None:
                 with self._counts_lock:
                     self._refused[(request.method, request.path)] += 1
@@ -284,8 +295,15 @@ class Emulator:
                     429,
                     "rate_limited",
                     "rate limit exceeded, retry later",
-                    (("Retry-After", refusal.retry_after),),
+                    (("Retry-After", refusal.retry_after), *announced),
                 )
+            if announced:
+                served = self._serve_with_faults(
+                    request.method, request.authorization, request.body
+                )
+                if served is None:
+                    return None
+                return replace(served, headers=(*served.headers, *announced))
         return self._serve_with_faults(request.method, request.authorization, request.body)
 
     def _serve_with_faults(

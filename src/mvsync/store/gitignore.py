@@ -1,5 +1,5 @@
 """The secrets folder's own ``.gitignore``: a sealed folder may be committed, its lock,
-journal and temporary files never.
+journal, temporary files and remembered rate (``.pace``) never.
 
 A secrets file whose keys are all sealed may live in git (SPEC 5.1); the files mvsync
 keeps beside it are a run's working state (a journal of a run in doubt may even hold a
@@ -34,7 +34,7 @@ def _literal(name: str) -> str:
 def ignored_lines(secrets_path: Path) -> list[str]:
     """The lines that keep the working files of ``secrets_path`` out of git."""
     name = _literal(secrets_path.name)
-    return [f"/{name}{LOCK_SUFFIX}", f"/{name}.journal", f"/.{name}.*.tmp"]
+    return [f"/{name}{LOCK_SUFFIX}", f"/{name}.journal", f"/.{name}.*.tmp", f"/{name}.pace"]
 
 
 def ensure_ignored(secrets_path: Path) -> None:
