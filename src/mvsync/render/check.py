@@ -18,7 +18,8 @@ from mvsync.check.results import CheckReport, CheckResult, EnvironmentResults
 from mvsync.escape import escape
 from mvsync.planner import Plan
 from mvsync.render.json_ import plan_json
-from mvsync.render.markdown import MARKDOWN_LIMIT, Provenance, inline, markdown_document
+from mvsync.render.markdown import MARKDOWN_LIMIT, Provenance, markdown_document
+from mvsync.render.markdown_parts import inline
 from mvsync.render.text import render_text_auto
 
 _MARKDOWN_BUDGET = MARKDOWN_LIMIT - 535  # what a workflow adds around the comment
