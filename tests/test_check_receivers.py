@@ -251,7 +251,7 @@ def test_markdown_results_are_a_comment_with_failures_first(
     )
     done = run_check(path, "--format", "markdown")
     assert done.returncode == 1
-    assert done.stdout.startswith("### mvsync check\n**1 failed**")
+    assert done.stdout.startswith("## mvsync check\n**1 failed**")
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert "Bad" in rows[1] and "failed" in rows[1]  # rows[0] is the header
 

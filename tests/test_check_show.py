@@ -55,7 +55,7 @@ def test_markdown_puts_the_check_results_after_the_plans_in_one_comment(
     plan, check = saved
     done = show(str(plan), str(check), "--format", "markdown")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.index("### mvsync plan") < done.stdout.index("### mvsync check")
+    assert done.stdout.index("## mvsync plan") < done.stdout.index("## mvsync check")
     assert "**1 failed**" in done.stdout
     assert "answered text/html, not JSON" in done.stdout
     assert len(done.stdout) < 65_535

@@ -71,7 +71,7 @@ def test_the_check_job_passes_when_every_backend_is_ready(
     results, summary = run_recipe(tmp_path, receiver, "answer")
     assert results["check"].status == 0, results["check"].output
     assert "check: 2 passed, 0 failed, 0 not configured" in results["check"].output
-    assert summary.startswith("### mvsync check\n**every check passed**")
+    assert summary.startswith("## mvsync check\n**every check passed**")
     assert (tmp_path / "repo" / "check-staging.json").is_file()
 
 

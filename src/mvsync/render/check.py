@@ -82,7 +82,7 @@ def check_markdown(report: CheckReport, limit: int = _MARKDOWN_BUDGET) -> str:
     counts = report.summary()
     verdict = "**every check passed**" if report.passed else f"**{counts['failed']} failed**"
     head = (
-        "### mvsync check\n"
+        "## mvsync check\n"
         f"{verdict} · {counts['passed']} passed · {counts['not_configured']} not configured "
         "(answer_url answers JSON in time; webhook_url takes signed events and refuses "
         "forged ones)\n\n"
