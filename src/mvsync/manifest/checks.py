@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from mvsync.manifest.problems import DataPath, Issue
 from mvsync.manifest.schema import Application, Defaults, EnvironmentConfig, Manifest
+from mvsync.manifest.sink import sink_issues
 from mvsync.model import DEFAULT_API_KEY_ENV
 from mvsync.urls import account_url
 
@@ -104,6 +105,7 @@ def check_manifest(
     issues.extend(_shared_account_issues(manifest, names_by_env))
     issues.extend(_shared_secrets_file_issues(manifest))
     issues.extend(_state_url_issues(manifest))
+    issues.extend(sink_issues(manifest, names_by_env))
     return issues
 
 
