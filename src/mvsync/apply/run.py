@@ -31,6 +31,7 @@ from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
+from mvsync.apply.deliver import after_apply
 from mvsync.apply.doubt import confirm_visible, in_doubt_within
 from mvsync.apply.fold import fold_at_end
 from mvsync.apply.settings import (
@@ -40,6 +41,8 @@ from mvsync.apply.settings import (
     NullReporter,
     Reporter,
     SecretOf,
+    confirm_always,
+    no_secret,
 )
 from mvsync.apply.stores import local_store, open_store
 from mvsync.errors import (
@@ -58,22 +61,14 @@ from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 
 
-def _always(_plan: EnvironmentPlan) -> bool:
-    return True
-
-
-def _no_secret(ref: str) -> str:
-    raise MvsyncError(f"no way to read the webhook secret {ref}")
-
-
 def apply_environment(
     desired: DesiredEnvironment,
     client: MiniVoiceClient,
     *,
     settings: ApplySettings = ApplySettings(),  # frozen: sharing the default is safe
     saved: SavedEnvironment | None = None,
-    confirm: Confirm = _always,
-    secret_of: SecretOf = _no_secret,
+    confirm: Confirm = confirm_always,
+    secret_of: SecretOf = no_secret,
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
     store: KeyStore | None = None,
@@ -152,7 +147,9 @@ class _Run:
             remote = self.client.list_applications()
             if leftover or self.store.has_journal():
                 self._reconcile(stored, leftover, remote)
-            return self._apply_locked(stored, remote)
+            result = self._apply_locked(stored, remote)
+            # The key sink (SPEC 5.5): earlier runs' keys handed on, the undelivered named.
+            return after_apply(self.store, stored, result, self.settings.sink, self.reporter.note)
 
     def _reconcile(
         self, stored: keys.SecretsFile, leftover: list[JournalRecord], remote: list[RemoteApp]

@@ -49,6 +49,18 @@ def secret_variables(manifest: Manifest) -> set[str]:
     return names
 
 
+def secret_values(manifest: Manifest, lookup: Lookup) -> list[str]:
+    """The values of every secret variable that is set, and every ``state_url`` expanded:
+    what a key sink's messages mask and its environment never holds."""
+    values = [value for name in sorted(secret_variables(manifest)) if (value := lookup(name))]
+    for config in manifest.environments.values():
+        if config.state_url is not None and not interpolate.missing_variables(
+            config.state_url, lookup
+        ):
+            values.append(interpolate.expand(config.state_url, lookup))
+    return values
+
+
 def sink_argument(template: str, lookup: Lookup) -> tuple[str, ...]:
     """One argument as ``KeySink`` parts: ``${}`` expanded (a value stays literal), the
     placeholders of the literal text split out. ``lookup`` must have every variable."""

@@ -7,6 +7,20 @@ it once a key is stored.
 
 from __future__ import annotations
 
-from mvsync.sink.run import DEFAULT_TIMEOUT, TIMEOUT_VARIABLE, Delivery, SinkError, SinkRunner
+from mvsync.sink.run import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT_VARIABLE,
+    Delivery,
+    SinkError,
+    SinkRunner,
+    runner_for,
+)
 
-__all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_VARIABLE", "Delivery", "SinkError", "SinkRunner"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "TIMEOUT_VARIABLE",
+    "Delivery",
+    "SinkError",
+    "SinkRunner",
+    "runner_for",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from mvsync.errors import MvsyncError
-from mvsync.model import KeySink
+from mvsync.model import DesiredEnvironment, KeySink
 from mvsync.sink.environment import masked_tail, sink_environment
 
 DEFAULT_TIMEOUT = 30.0
@@ -179,3 +179,15 @@ def _wait(
         how = f"killed by signal {-status}" if status < 0 else f"exited with status {status}"
         return Delivery(f"{how}{said}")
     return Delivery()
+
+
+def runner_for(
+    desired: DesiredEnvironment, folder: Path, secrets: Sequence[str], timeout: float
+) -> SinkRunner | None:
+    """The runner of ``desired``'s sink (None without one), its program already found:
+    SinkError before anything is created or asked. ``folder`` is the manifest's."""
+    if desired.key_sink is None:
+        return None
+    runner = SinkRunner(desired.key_sink, desired.name, folder, timeout=timeout, secrets=secrets)
+    runner.check()
+    return runner
