@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,80 @@ class DesiredEnvironment:
     recipients: tuple[str, ...] = ()
     # The ${} template of the PostgreSQL state (SPEC 5.4), expanded where it is used.
     state_url: str | None = None
+    # The program each new key is handed to (SPEC 5.5); None: the key stays in the ledger.
+    key_sink: KeySink | None = None
+
+
+# The placeholders a key_sink argument may hold (SPEC 2), filled per application.
+SINK_PLACEHOLDERS: tuple[str, ...] = ("name", "slug", "id", "environment")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NOT_SLUG = re.compile(r"[^A-Z0-9]+")
+
+
+def slug(name: str) -> str:
+    """``Night Shift / Overflow`` → ``NIGHT_SHIFT_OVERFLOW``: upper case, every run of
+    characters other than A-Z and 0-9 one ``_``, none at either end."""
+    return _NOT_SLUG.sub("_", name.upper()).strip("_")
+
+
+@dataclass(frozen=True)
+class KeySink:
+    """A ``key_sink`` with its ``${}`` expanded: per argument, its parts, literal text at
+    even positions and a placeholder name at odd ones (a variable's value is literal:
+    ``{name}`` inside it is not filled). Filled per application by ``fill``."""
+
+    args: tuple[tuple[str, ...], ...]
+    env_names: tuple[str, ...] = ()
+
+    @property
+    def program(self) -> str:
+        return self.args[0][0]
+
+    def fill(self, name: str, app_id: str, environment: str) -> tuple[str, ...]:
+        """The argv for one application."""
+        values = {"name": name, "slug": slug(name), "id": app_id, "environment": environment}
+        return tuple(
+            "".join(values[part] if odd else part for odd, part in _alternating(arg))
+            for arg in self.args
+        )
+
+    def dash_made(self, name: str, app_id: str, environment: str) -> int | None:
+        """The index of an argument that a placeholder makes start with ``-`` (it would
+        read as an option), or ``None``."""
+        filled = self.fill(name, app_id, environment)
+        for index, arg in enumerate(self.args):
+            if len(arg) > 1 and arg[0] == "" and filled[index].startswith("-"):
+                return index
+        return None
+
+    def as_written(self) -> str:
+        """The argv with its placeholders, for plans: ``gh secret set MINIVOICE_KEY_{slug}``."""
+        return " ".join(
+            "".join(f"{{{part}}}" if odd else part for odd, part in _alternating(arg))
+            for arg in self.args
+        )
+
+
+def _alternating(parts: tuple[str, ...]) -> list[tuple[bool, str]]:
+    return [(index % 2 == 1, part) for index, part in enumerate(parts)]
+
+
+def split_placeholders(text: str) -> tuple[str, ...]:
+    """``MINIVOICE_KEY_{slug}`` → ``("MINIVOICE_KEY_", "slug", "")`` (see ``KeySink``);
+    an unknown ``{word}`` stays literal (the manifest refuses it)."""
+    parts: list[str] = []
+    literal: list[str] = []
+    index = 0
+    for match in PLACEHOLDER.finditer(text):
+        if match.group(1) not in SINK_PLACEHOLDERS:
+            continue
+        literal.append(text[index : match.start()])
+        parts.extend(["".join(literal), match.group(1)])
+        literal = []
+        index = match.end()
+    literal.append(text[index:])
+    parts.append("".join(literal))
+    return tuple(parts)
 
 
 def utc_stamp(timespec: Literal["seconds", "microseconds"] = "seconds") -> str:

@@ -19,6 +19,8 @@ from enum import Enum
 from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
+from mvsync.apply.deliver import hand_on
+from mvsync.apply.settings import UNKNOWN_ID_PREFIX as UNKNOWN_ID_PREFIX
 from mvsync.apply.settings import ApplySettings
 from mvsync.errors import ApiError, ApiResponseError, MvsyncError, OutcomeUnknownError
 from mvsync.model import CreateRequest, RemoteApp, utc_stamp
@@ -26,8 +28,6 @@ from mvsync.store import journal
 from mvsync.store.base import JournalSink
 from mvsync.store.journal import JournalRecord
 
-# The id stored with a key whose create answer held no usable id (and the list none either).
-UNKNOWN_ID_PREFIX = "unknown-"
 # How often one create may be POSTed: again only after a lag window without it listed.
 MAX_SENDS = 3
 # The longest pause between two lists while a create is in doubt (seconds).
@@ -138,10 +138,11 @@ class CreateOnce:
             return journal.created(name, app_id, key, created_at)
         return journal.created(name, app_id, None, created_at, sealed_api_key=self.seal(key))
 
-    def _keep(self, record: JournalRecord) -> None:
+    def _keep(self, record: JournalRecord, key: SecretStr | None = None) -> None:
         """Journal a record that holds a key. If the journal cannot take it (after the
         store's own bounded retries), the key stays in memory for the fold, and no new
-        create starts: the run ends and says where each key went."""
+        create starts: the run ends and says where each key went. Once it is journalled,
+        ``key`` is handed to the key sink, if there is one (SPEC 5.5)."""
         try:
             self._append(record)
         except MvsyncError as error:
@@ -150,6 +151,10 @@ class CreateOnce:
                 f"{error}; the key of {_quoted(record.name)} ({record.app_id}) is kept in "
                 "memory and written with the others at the end; no new create starts"
             )
+            return
+        sink = self.settings.sink
+        if sink is not None and key is not None and record.app_id is not None:
+            hand_on(sink, self.writer, self.records.add, record.name, record.app_id, key, self.note)
 
     def _claim(self, app_id: str) -> bool:
         """Whether ``app_id`` is new: not listed before the creates, not answered twice."""
@@ -219,7 +224,7 @@ class CreateOnce:
             )
         if app.name != name:
             # What was created is recorded as what it is; the manifest's name stays free.
-            self._keep(self._key_record(app.name, app.id, app.api_key, app.created_at))
+            self._keep(self._key_record(app.name, app.id, app.api_key, app.created_at), app.api_key)
             self._settle(name)
             return Done(
                 name,
@@ -229,7 +234,7 @@ class CreateOnce:
                 customer_id=app.customer_id,
             )
         # The key is on disk when this returns: only then does the create count as done.
-        self._keep(self._key_record(name, app.id, app.api_key, app.created_at))
+        self._keep(self._key_record(name, app.id, app.api_key, app.created_at), app.api_key)
         return Done(name, Outcome.CREATED, app_id=app.id, customer_id=app.customer_id)
 
     def _store_under_marker(self, name: str, key: SecretStr, received_at: str, why: str) -> Done:
@@ -252,7 +257,7 @@ class CreateOnce:
             and _usable_id(malformed.app_id)
             and self._claim(malformed.app_id)
         ):
-            self._keep(self._key_record(name, malformed.app_id, key, received_at))
+            self._keep(self._key_record(name, malformed.app_id, key, received_at), key)
             self.note(
                 f"the API's answer to the create of {_quoted(name)} was malformed ({malformed}); "
                 "its key and id are stored"

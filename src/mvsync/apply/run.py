@@ -32,6 +32,7 @@ from pydantic import SecretStr
 
 from mvsync.api.client import MiniVoiceClient
 from mvsync.apply.create_once import UNKNOWN_ID_PREFIX, CreateOnce, Done, Outcome, Records
+from mvsync.apply.deliver import after_apply
 from mvsync.apply.doubt import confirm_visible
 from mvsync.apply.fold import fold_at_end
 from mvsync.apply.ledger import local_file_note, move_entry_advice
@@ -43,6 +44,8 @@ from mvsync.apply.settings import (
     NullReporter,
     Reporter,
     SecretOf,
+    confirm_always,
+    no_secret,
 )
 from mvsync.apply.stores import local_store, open_store
 from mvsync.errors import (
@@ -61,22 +64,14 @@ from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 
 
-def _always(_plan: EnvironmentPlan) -> bool:
-    return True
-
-
-def _no_secret(ref: str) -> str:
-    raise MvsyncError(f"no way to read the webhook secret {ref}")
-
-
 def apply_environment(
     desired: DesiredEnvironment,
     client: MiniVoiceClient,
     *,
     settings: ApplySettings = ApplySettings(),  # frozen: sharing the default is safe
     saved: SavedEnvironment | None = None,
-    confirm: Confirm = _always,
-    secret_of: SecretOf = _no_secret,
+    confirm: Confirm = confirm_always,
+    secret_of: SecretOf = no_secret,
     reporter: Reporter | None = None,
     stop: threading.Event | None = None,
     store: KeyStore | None = None,
@@ -157,7 +152,9 @@ class _Run:
             self._local_only = self._note_local_file(stored)
             if leftover or self.store.has_journal():
                 remote = self._reconcile(stored, leftover, remote)
-            return self._apply_locked(stored, remote)
+            result = self._apply_locked(stored, remote)
+            # The key sink (SPEC 5.5): earlier runs' keys handed on, the undelivered named.
+            return after_apply(self.store, stored, result, self.settings.sink, self.reporter.note)
 
     def _note_local_file(self, stored: keys.SecretsFile) -> frozenset[str]:
         """With ``state_url``: what the local secrets file still holds; its ids."""

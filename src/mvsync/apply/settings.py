@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mvsync.errors import MvsyncError
 from mvsync.planner import Change, EnvironmentPlan
+from mvsync.sink import SinkRunner
 
 NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
+# The id stored with a key whose create answer held no usable id (and the list none either).
+UNKNOWN_ID_PREFIX = "unknown-"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class ApplySettings:
     confirm_deadline: float = 30.0
     confirm_backoff: float = 0.2
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    # The environment's key sink (SPEC 5.5): each new key is handed to it once stored.
+    sink: SinkRunner | None = field(default=None, compare=False)
 
     @property
     def doubt_window(self) -> float:
@@ -79,6 +85,16 @@ Confirm = Callable[[EnvironmentPlan], bool]
 SecretOf = Callable[[str], str]  # a webhook_secret reference → its value
 
 
+def confirm_always(_plan: EnvironmentPlan) -> bool:
+    """The default ``Confirm``: yes."""
+    return True
+
+
+def no_secret(ref: str) -> str:
+    """The default ``SecretOf``: no secret can be read."""
+    raise MvsyncError(f"no way to read the webhook secret {ref}")
+
+
 @dataclass
 class ApplyResult:
     """What one apply did and left; ``ok`` is the SPEC's exit-0 condition."""
@@ -115,6 +131,11 @@ class ApplyResult:
     interrupted: bool = False
     sealed: bool = False  # new keys are sealed to recipients (age)
     keys_location: str | None = None  # where the store keeps them, when not the file
+    # With a key sink (SPEC 5.5): the sink as written, the keys of earlier runs this one
+    # handed on, and every stored key the sink has not taken: (name, id).
+    key_sink: str | None = None
+    delivered_later: list[tuple[str, str]] = field(default_factory=list)
+    undelivered: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -123,10 +144,12 @@ class ApplyResult:
 
     @property
     def creates_done(self) -> bool:
-        """Every create was done and every key stored (``apply --allow-drift``'s exit 0):
-        drift and ambiguous names, which apply cannot fix, may remain."""
+        """Every create was done and every key stored and delivered (``apply
+        --allow-drift``'s exit 0): drift and ambiguous names, which apply cannot fix, may
+        remain."""
         return not (
-            self.not_created
+            self.undelivered
+            or self.not_created
             or self.not_captured
             or self.failed
             or self.unconfirmed

@@ -17,7 +17,8 @@ including its retries (default 60); ``MVSYNC_HTTP_TIMEOUT`` one HTTP request (de
 may be sent again (default: the confirm deadline); ``MVSYNC_STORE_RETRY`` how long a failed
 write of the journal or secrets file is retried (default 5); ``MVSYNC_UNKNOWN_WAIT`` the
 pause before listing after a POST whose
-outcome is unknown (default 0.5).
+outcome is unknown (default 0.5); ``MVSYNC_SINK_TIMEOUT`` each run of the key sink (default
+30).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mvsync.cli.options import (
     API_DEADLINE_VARIABLE,
     env_option,
     env_seconds,
+    key_sink_of,
     manifest_option,
     manifest_path,
 )
@@ -133,6 +135,7 @@ def apply(
     desired = resolve_environment(manifest, env, lookup)
     saved = read_plan(Path(plan_file)).environment(env) if plan_file else None
     api_key = read_api_key(desired, lookup)
+    sink = key_sink_of(manifest, desired, path)  # its program found before anything is asked
     settings = ApplySettings(
         concurrency=concurrency,
         max_creates=max_creates,
@@ -144,6 +147,7 @@ def apply(
         if "MVSYNC_LAG_WINDOW" in os.environ
         else None,
         store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
+        sink=sink,
     )
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 

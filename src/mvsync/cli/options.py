@@ -6,11 +6,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from mvsync.errors import UsageError
+
+if TYPE_CHECKING:
+    from mvsync.manifest import Manifest
+    from mvsync.model import DesiredEnvironment
+    from mvsync.sink import SinkRunner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,3 +150,14 @@ def out_option(help_text: str) -> Callable[[F], F]:
         )(func)
 
     return decorate
+
+
+def key_sink_of(manifest: Manifest, desired: DesiredEnvironment, path: Path) -> SinkRunner | None:
+    """The key sink of ``desired`` ready to run (None without one): its program found, every
+    secret of the manifest to mask, ``MVSYNC_SINK_TIMEOUT`` seconds per run."""
+    from mvsync.manifest import secret_values
+    from mvsync.sink import DEFAULT_TIMEOUT, TIMEOUT_VARIABLE, runner_for
+
+    timeout = env_seconds(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT, positive=True)
+    secrets = secret_values(manifest, os.environ.get)
+    return runner_for(desired, path.parent.absolute(), secrets, timeout)

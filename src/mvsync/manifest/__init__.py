@@ -26,6 +26,7 @@ from mvsync.manifest.secrets import (
     missing_secret_variables,
     read_webhook_secrets,
 )
+from mvsync.manifest.sink import secret_values
 
 __all__ = [
     "API_URL_CREDENTIALS",
@@ -45,6 +46,7 @@ __all__ = [
     "read_webhook_secrets",
     "resolve_environment",
     "resolve_ledger_place",
+    "secret_values",
     "unknown_environment",
     "url_has_credentials",
 ]

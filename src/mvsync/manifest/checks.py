@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from mvsync.manifest.problems import DataPath, Issue
 from mvsync.manifest.schema import Application, Defaults, EnvironmentConfig, Manifest
 from mvsync.manifest.secret_vars import secret_variable_issues
+from mvsync.manifest.sink import sink_issues
 from mvsync.model import DEFAULT_API_KEY_ENV
 from mvsync.urls import account_url
 
@@ -106,6 +107,7 @@ def check_manifest(
     issues.extend(_shared_secrets_file_issues(manifest))
     issues.extend(_state_url_issues(manifest))
     issues.extend(secret_variable_issues(manifest, applications))
+    issues.extend(sink_issues(manifest, names_by_env))
     return issues
 
 

@@ -197,6 +197,38 @@ def _check_state_url(value: str) -> str:
     return value
 
 
+def _check_sink_argument(value: str) -> str:
+    _check_template(value)
+    from mvsync.model import PLACEHOLDER, SINK_PLACEHOLDERS
+
+    known = " ".join(f"{{{name}}}" for name in SINK_PLACEHOLDERS)
+    for part in interpolate.parse(value):
+        if isinstance(part, str):
+            for match in PLACEHOLDER.finditer(part):
+                if match.group(1) not in SINK_PLACEHOLDERS:
+                    raise custom_error(
+                        f"unknown placeholder {{{match.group(1)}}} (the placeholders are {known})"
+                    )
+    return value
+
+
+SINK_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _check_sink_env_name(value: str) -> str:
+    if not re.fullmatch(SINK_ENV_PATTERN, value):
+        raise custom_error(
+            "must be the name of an environment variable (letters, digits and '_', not"
+            " starting with a digit); its value is read where mvsync runs"
+        )
+    if value.startswith("MVSYNC_"):
+        raise custom_error(
+            f"mvsync's own variables ({value}) are never passed to the sink; it sets"
+            " MVSYNC_ENVIRONMENT, MVSYNC_APP_NAME, MVSYNC_APP_ID and MVSYNC_APP_SLUG itself"
+        )
+    return value
+
+
 def _check_env_name(value: str) -> str:
     if not re.fullmatch(ENV_NAME_PATTERN, value):
         raise custom_error(
@@ -239,6 +271,12 @@ Recipient = Annotated[
     Field(json_schema_extra={"pattern": RECIPIENT_PATTERN}),
 ]
 StateUrlTemplate = Annotated[str, AfterValidator(_check_state_url)]
+SinkArgument = Annotated[str, AfterValidator(_check_sink_argument)]
+SinkEnvName = Annotated[
+    str,
+    AfterValidator(_check_sink_env_name),
+    Field(json_schema_extra={"pattern": SINK_ENV_PATTERN}),
+]
 RECIPIENTS_DOC = (
     "age X25519 public keys (age1...): every new API key is sealed to all of them before it"
     " is written anywhere (SPEC 5.2)."

@@ -25,6 +25,7 @@ from mvsync.manifest.fields import (
 )
 from mvsync.manifest.problems import DataPath, Issue, raise_located
 from mvsync.manifest.schema import Application, Lookup, Manifest
+from mvsync.manifest.sink import resolve_sink
 from mvsync.model import DesiredApp, DesiredEnvironment, LedgerPlace
 from mvsync.urls import account_url
 
@@ -199,6 +200,8 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
             continue
         first_by_name[desired_app.name] = name_path
         apps.append(desired_app)
+    key_sink, sink_issues = resolve_sink(manifest, env, lookup, list(first_by_name.items()))
+    expander.issues.extend(sink_issues)
     if expander.issues:
         raise_located(manifest.label, manifest._text, expander.issues)
     assert api_url is not None
@@ -211,6 +214,7 @@ def resolve(manifest: Manifest, env: str, lookup: Lookup) -> DesiredEnvironment:
         apps=tuple(apps),
         recipients=tuple(recipients or ()),
         state_url=config.state_url,
+        key_sink=key_sink,
     )
 
 

@@ -37,6 +37,8 @@ from mvsync.manifest.fields import (
     NameTemplate,
     Recipient,
     SecretRef,
+    SinkArgument,
+    SinkEnvName,
     StateUrlTemplate,
     Template,
     UrlTemplate,
@@ -109,6 +111,23 @@ class EnvironmentConfig(BaseModel):
     )
     checks: ChecksConfig = Field(
         default_factory=ChecksConfig, description="Settings of mvsync check (preflight)."
+    )
+    key_sink: list[SinkArgument] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "A program and its arguments, run without a shell, that each new key is handed"
+            " to on its stdin (no newline): a GitHub secret, Vault, a password store."
+            " {name} {slug} {id} {environment} are filled in per application; ${} allowed."
+        ),
+    )
+    key_sink_env: list[SinkEnvName] | None = Field(
+        None,
+        description=(
+            "The variables the key sink may see besides PATH, HOME, LANG, LC_*, TMPDIR and"
+            " MVSYNC_ENVIRONMENT/APP_NAME/APP_ID/APP_SLUG (its store's token, say); never"
+            " a variable that holds a secret of mvsync's."
+        ),
     )
 
 

@@ -132,6 +132,8 @@ def render_apply_result(
         done.append(_count(len(result.not_captured), "key", "keys") + " not captured")
     if result.failed:
         done.append(f"{len(result.failed)} failed")
+    if result.undelivered:
+        done.append(_count(len(result.undelivered), "key", "keys") + " not delivered")
     lines.append(
         f"{verdict} for environment '{text_of(env)}': {', '.join(done)}; now "
         f"{result.unchanged} equal to the manifest, {len(result.drift)} drifted, "
@@ -149,5 +151,26 @@ def render_apply_result(
         )
     else:
         lines.append(f"Keys are in {where} (mode 0600; keep it out of git).")
+    lines.extend(_sink_lines(result))
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+def _sink_lines(result: ApplyResult) -> list[str]:
+    """With a key sink (SPEC 5.5): where the keys went, and each one it has not taken."""
+    if result.key_sink is None:
+        return []
+    env = text_of(result.environment)
+    undelivered = {app_id for _name, app_id in result.undelivered}
+    handed = [c for c in result.created if c[1] not in undelivered] + result.delivered_later
+    lines = [
+        f"Key sink: {_count(len(handed), 'key', 'keys')} delivered to {text_of(result.key_sink)}."
+    ]
+    for name, app_id in result.undelivered[:50]:
+        lines.append(
+            f"x {name_of(name)} ({id_of(app_id)}): stored, not delivered to the key sink; "
+            f"mvsync keys deliver --env {env} hands it on"
+        )
+    if len(result.undelivered) > 50:
+        lines.append(f"x ... and {len(result.undelivered) - 50} more not delivered")
+    return lines

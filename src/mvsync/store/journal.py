@@ -6,6 +6,7 @@ apply appends, and fsyncs, one line per step of a create (SPEC guarantee 3)::
     {"event": "created", "name": N, "id": I, "api_key": K, "created_at": C}
                                                                     as soon as the key arrives
     {"event": "not_captured", "name": N, "id": I}                  outcome unknown, app exists
+    {"event": "delivered", "name": N, "id": I, "ts": T}            the key sink took its key
 
 A create counts as done when its ``created`` line is on disk: two fsynced
 appends per create, whatever the number of keys already stored. The journal is
@@ -36,8 +37,9 @@ JOURNAL_SUFFIX = ".journal"
 
 # intent: about to POST that name; created: its key; not_captured: created, key lost;
 # settled: that name's POST ended with no application (a definite refusal), or its
-# application was recorded under another name: the intent is no longer in doubt.
-EventKind = Literal["intent", "created", "not_captured", "settled"]
+# application was recorded under another name: the intent is no longer in doubt;
+# delivered: the key sink took the key of that id (SPEC 5.5), at ``ts``.
+EventKind = Literal["intent", "created", "not_captured", "settled", "delivered"]
 
 
 def journal_path(secrets_path: Path) -> Path:
@@ -65,9 +67,9 @@ class JournalRecord:
     def to_line(self) -> bytes:
         """The line as written: one JSON object and a newline (holds the key)."""
         data: dict[str, Any] = {"event": self.event, "name": self.name}
-        if self.event == "intent":
+        if self.event in ("intent", "delivered"):
             data["ts"] = self.ts
-        elif self.event != "settled":
+        if self.event not in ("intent", "settled"):
             data["id"] = self.app_id
         if self.event == "created":
             if self.sealed_api_key is not None:
@@ -117,6 +119,8 @@ def in_doubt(records: list[JournalRecord]) -> list[JournalRecord]:
     unknown (killed mid-POST, or an answer that never came and a list that lacked it)."""
     last_intent: dict[str, JournalRecord] = {}
     for record in records:
+        if record.event == "delivered":
+            continue  # says nothing of a create
         if record.event == "intent":
             last_intent[record.name] = record
         else:
@@ -127,6 +131,11 @@ def in_doubt(records: list[JournalRecord]) -> list[JournalRecord]:
 def not_captured(name: str, app_id: str) -> JournalRecord:
     """The record of an application created whose key never arrived."""
     return JournalRecord(event="not_captured", name=name, app_id=app_id)
+
+
+def delivered(name: str, app_id: str) -> JournalRecord:
+    """The record that the key sink took the key of ``app_id`` (exit 0), now."""
+    return JournalRecord(event="delivered", name=name, app_id=app_id, ts=utc_stamp())
 
 
 def _text(data: dict[str, Any], field: str, where: str) -> str:
@@ -153,6 +162,13 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
         return JournalRecord(event="settled", name=name)
     if event == "not_captured":
         return JournalRecord(event="not_captured", name=name, app_id=_text(data, "id", where))
+    if event == "delivered":
+        return JournalRecord(
+            event="delivered",
+            name=name,
+            app_id=_text(data, "id", where),
+            ts=_text(data, "ts", where),
+        )
     if event == "created":
         if "sealed_api_key" in data:
             sealed = _text(data, "sealed_api_key", where)
@@ -173,7 +189,7 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
             created_at=_text(data, "created_at", where),
         )
     raise SecretsError(
-        f"{where}: unknown event (expected intent, created, not_captured or settled)"
+        f"{where}: unknown event (expected intent, created, not_captured, settled or delivered)"
     )
 
 

@@ -40,6 +40,8 @@ from mvsync.errors import SecretsError
 from mvsync.sealing import is_armored
 from mvsync.store.durable import fsync_dir, is_shared, read_regular, refuse_shared, write_atomic
 from mvsync.store.journal import JournalRecord
+from mvsync.store.yamlquote import entry_key as _key
+from mvsync.store.yamlquote import quote as _quote
 
 
 class SecretEntry(BaseModel):
@@ -52,6 +54,8 @@ class SecretEntry(BaseModel):
     sealed_api_key: str | None = None
     created_at: str | None = None
     key_captured: bool = True
+    # When the key sink took this key (SPEC 5.5); None: not delivered (yet).
+    delivered_at: str | None = None
 
     @model_validator(mode="after")
     def _key_or_not_captured(self) -> SecretEntry:
@@ -97,41 +101,6 @@ def header(environment: str, *, sealed_only: bool = False) -> str:
     )
 
 
-def _quote(text: str) -> str:
-    """A YAML double-quoted scalar, ASCII only, that any YAML 1.1/1.2 loader reads back."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char == '"':
-            out.append('\\"')
-        elif char == "\\":
-            out.append("\\\\")
-        elif 0x20 <= code < 0x7F:
-            out.append(char)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-# YAML limits an implicit key ("name": on one line) to 1024 characters, the quotes and
-# escapes included; a longer name is written as an explicit key, which has no limit.
-_IMPLICIT_KEY_CHARS = 1024
-
-
-def _key(name: str) -> str:
-    """The lines that open the entry of ``name``: ``"name":``, or ``? "name"`` and ``:``
-    when the quoted name is too long for an implicit key (any YAML 1.2 loader reads both)."""
-    quoted = _quote(name)
-    if len(quoted) <= _IMPLICIT_KEY_CHARS:
-        return f"  {quoted}:\n"
-    return f"  ? {quoted}\n  :\n"
-
-
 def dump(secrets: SecretsFile) -> bytes:
     """The file's text. A small emitter of our own: ~50x faster than a YAML dumper,
     and every scalar is double-quoted, so no value is ever re-typed on reading."""
@@ -160,6 +129,8 @@ def dump(secrets: SecretsFile) -> bytes:
             lines.append(f"    created_at: {_quote(entry.created_at)}\n")
         if not entry.key_captured:
             lines.append("    key_captured: false\n")
+        if entry.delivered_at is not None:
+            lines.append(f"    delivered_at: {_quote(entry.delivered_at)}\n")
     return "".join(lines).encode("ascii")
 
 
@@ -174,6 +145,7 @@ _FIELD_NAMES = frozenset(
         "sealed_api_key",
         "created_at",
         "key_captured",
+        "delivered_at",
     }
 )
 
@@ -343,6 +315,9 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
     applications = secrets.applications
     by_id = {entry.id: entry for entry in applications.values()}
     for record in records:
+        if record.event == "delivered":
+            _mark_delivered(applications, record)
+            continue
         if record.event not in ("created", "not_captured") or record.app_id is None:
             continue
         known = by_id.get(record.app_id)
@@ -366,6 +341,16 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
         target = result.stored if record.event == "created" else result.not_captured
         target.append((name, record.app_id))
     return result
+
+
+def _mark_delivered(applications: dict[str, SecretEntry], record: JournalRecord) -> None:
+    """Record on the entry of ``record.app_id`` that the sink took its key (the first
+    time is kept: delivery is at least once)."""
+    for name, entry in applications.items():
+        if entry.id == record.app_id and entry.key_captured:
+            if entry.delivered_at is None:
+                applications[name] = entry.model_copy(update={"delivered_at": record.ts})
+            return
 
 
 def empty(environment: str, api_url: str) -> SecretsFile:

@@ -36,9 +36,9 @@ from mvsync.model import Account
 from mvsync.store import pg_accounts, pg_url
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
-from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed
+from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed, to_save
 from mvsync.store.pg_lock import PgLock
-from mvsync.store.pg_rows import ledger_of, records_of
+from mvsync.store.pg_rows import ENTRY_COLUMNS, ledger_of, records_of
 from mvsync.store.pg_schema import (
     ENVIRONMENT_LOCK_CLASS,
     Connection,
@@ -200,8 +200,8 @@ class PgStore(PgSession):
         def work(connection: Connection) -> tuple[list[tuple[object, ...]], ...]:
             with connection.transaction():  # one snapshot for both
                 entries = connection.execute(
-                    "SELECT name, app_id, sealed_api_key, created_at, key_captured"
-                    f" FROM mvsync.entries WHERE {column} = %s ORDER BY stored_at, name",
+                    f"SELECT {ENTRY_COLUMNS} FROM mvsync.entries e"
+                    f" WHERE {column} = %s ORDER BY stored_at, name",
                     (owner,),
                 ).fetchall()
                 rows = connection.execute(
@@ -292,7 +292,7 @@ class PgStore(PgSession):
     def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
         """Add the new entries, then delete the journal rows this run read or wrote but for
         ``pending`` (intents in doubt, written again with their time), in one transaction."""
-        new = [(n, e) for n, e in ledger.applications.items() if n not in self._stored]
+        new = [(n, e) for n, e in ledger.applications.items() if to_save(n, e, self._stored)]
         refuse_unsealed(new, self.location)
         with self._guard:
             seqs = sorted(self._seqs)

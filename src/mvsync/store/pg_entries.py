@@ -24,6 +24,12 @@ def refuse_unsealed(entries: list[tuple[str, SecretEntry]], where: str) -> None:
             raise refuse_plain(name, where)
 
 
+def to_save(name: str, entry: SecretEntry, stored: set[str]) -> bool:
+    """Whether ``save`` hands ``entry`` to ``insert_entries``: a new one, or one the key
+    sink took (its delivered_at is set where the row's is NULL, SPEC 5.5)."""
+    return name not in stored or entry.delivered_at is not None
+
+
 class Inserted(NamedTuple):
     """What ``insert_entries`` did: the names of the new entries, and the names of the
     entries recorded "key not captured" whose key it filled in."""
@@ -47,12 +53,14 @@ def insert_entries(
     """
     env_id, account_id = owner
     rows = connection.execute(
-        "SELECT name, app_id, key_captured FROM mvsync.entries WHERE account_id = %s",
+        "SELECT name, app_id, key_captured, delivered_at IS NOT NULL FROM mvsync.entries"
+        " WHERE account_id = %s",
         (account_id,),
     ).fetchall()
-    names = {str(name) for name, _, _ in rows}
-    ids = {str(app_id) for _, app_id, _ in rows}
-    missing = {str(app_id): str(name) for name, app_id, captured in rows if not captured}
+    names = {str(name) for name, _, _, _ in rows}
+    ids = {str(app_id) for _, app_id, _, _ in rows}
+    missing = {str(app_id): str(name) for name, app_id, captured, _ in rows if not captured}
+    undelivered = {str(app_id) for _, app_id, captured, done in rows if captured and not done}
     values = []
     used = []
     filled = []
@@ -66,6 +74,13 @@ def insert_entries(
             )
             filled.append(missing.pop(entry.id))
             continue
+        if entry.id in undelivered and entry.delivered_at is not None:
+            connection.execute(
+                "UPDATE mvsync.entries SET delivered_at = %s WHERE account_id = %s"
+                " AND app_id = %s AND delivered_at IS NULL",
+                (entry.delivered_at, account_id, entry.id),
+            )
+            undelivered.discard(entry.id)
         if entry.id in ids:
             continue
         target = name
@@ -85,14 +100,16 @@ def insert_entries(
                 entry.sealed_api_key,
                 entry.created_at,
                 entry.key_captured,
+                entry.delivered_at,
             )
         )
     if values:
         with connection.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO mvsync.entries"
-                " (env_id, account_id, name, app_id, sealed_api_key, created_at, key_captured)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                " (env_id, account_id, name, app_id, sealed_api_key, created_at, key_captured,"
+                " delivered_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 values,
             )
     return Inserted(used, filled)

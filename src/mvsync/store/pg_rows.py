@@ -11,6 +11,12 @@ from mvsync.store.keys import SecretEntry, SecretsFile
 
 Row = tuple[object, ...]
 
+# The columns ``ledger_of`` reads from ``mvsync.entries e``; delivered_at through the row's
+# JSON, so that a database still at schema 1 (read by a SELECT-only role) reads NULL.
+ENTRY_COLUMNS = (
+    "name, app_id, sealed_api_key, created_at, key_captured, to_jsonb(e) ->> 'delivered_at'"
+)
+
 
 def stamp(value: object) -> str | None:
     """A timestamp column as RFC 3339 UTC text."""
@@ -24,15 +30,19 @@ def _text(value: object) -> str | None:
 
 
 def ledger_of(entries: Sequence[Row], environment: str, api_url: str, where: str) -> SecretsFile:
-    """``(name, app_id, sealed_api_key, created_at, key_captured)`` rows as a ledger."""
+    """``(name, app_id, sealed_api_key, created_at, key_captured, delivered_at)`` rows as
+    a ledger (``delivered_at`` as JSON text of a timestamptz, or NULL)."""
     ledger = SecretsFile(environment=environment, api_url=api_url)
     try:
-        for name, app_id, sealed, created_at, captured in entries:
+        for name, app_id, sealed, created_at, captured, delivered in entries:
             ledger.applications[str(name)] = SecretEntry(
                 id=str(app_id),
                 sealed_api_key=_text(sealed),
                 created_at=_text(created_at),
                 key_captured=bool(captured),
+                delivered_at=None
+                if delivered is None
+                else stamp(datetime.fromisoformat(str(delivered))),
             )
     except ValueError:
         raise StateError(f"{where}: an entry of mvsync.entries is malformed") from None

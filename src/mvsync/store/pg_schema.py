@@ -19,7 +19,7 @@ Connection = psycopg.Connection[tuple[object, ...]]
 
 SCHEMA = "mvsync"
 # The version this mvsync writes; MIGRATIONS[n - 1] brings a database from n - 1 to n.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The advisory lock key of the migration (two int4: "mv" and "schema").
 MIGRATION_LOCK = (0x6D76, 0x5C4E)
 # The first int4 of every environment's session lock; the second is the environment's id.
@@ -116,7 +116,19 @@ _V2 = (
     "CREATE INDEX journal_account ON mvsync.journal (account_id, seq)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+
+def _delivery_step() -> tuple[str, ...]:
+    """Version 3, key sinks (SPEC 5.5): each entry records when the sink took its key, and the
+    journal may say so (``delivered``) before the entry is folded."""
+    return (
+        "ALTER TABLE mvsync.entries ADD COLUMN delivered_at timestamptz",
+        "ALTER TABLE mvsync.journal DROP CONSTRAINT journal_event_check",
+        "ALTER TABLE mvsync.journal ADD CONSTRAINT journal_event_check CHECK"
+        " (event IN ('intent', 'created', 'not_captured', 'settled', 'delivered'))",
+    )
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _delivery_step())
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -1,0 +1,218 @@
+"""Handing stored keys to the key sink (SPEC 5.5): right after each create, and later.
+
+A key is handed on only once it is stored — its ``created`` record durable in the journal
+(fsynced, or committed) — so a sink that fails, hangs, is killed or kills mvsync loses
+nothing. Exit 0 of the sink is journalled as a ``delivered`` record, which the fold turns
+into the entry's ``delivered_at``. Delivery is at least once: killed between the sink's
+exit and that record, the key is handed on again.
+
+- ``hand_on``: one key, from ``create_once`` (the plaintext is still in memory);
+- ``after_apply``: at the end of an apply, under its lock: the plain keys of earlier runs
+  not delivered yet are handed on, and every key still undelivered is named;
+- ``deliver_stored``: ``mvsync keys deliver``, every undelivered entry (or those named);
+  a sealed key is opened with the identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from mvsync.apply.settings import UNKNOWN_ID_PREFIX, ApplyResult
+from mvsync.errors import MvsyncError, SecretsError
+from mvsync.escape import escape
+from mvsync.sealing import Identity, load_identities, unseal
+from mvsync.sink import SinkRunner
+from mvsync.store import journal, keys
+from mvsync.store.base import JournalSink, KeyStore
+from mvsync.store.journal import JournalRecord
+from mvsync.store.keys import SecretEntry, SecretsFile
+
+Note = Callable[[str], None]
+
+
+def _advice(environment: str) -> str:
+    return f"the key is stored: mvsync keys deliver --env {environment} hands it on"
+
+
+def hand_on(
+    sink: SinkRunner,
+    writer: JournalSink,
+    keep: Callable[[JournalRecord], None],
+    name: str,
+    app_id: str,
+    key: SecretStr,
+    note: Note,
+) -> bool:
+    """Run the sink for one stored key; journal ``delivered`` when it took it. ``keep``
+    records the record in memory first (the fold writes it even if the append fails)."""
+    if app_id.startswith(UNKNOWN_ID_PREFIX):
+        return False  # its id is not known: delivered once it is put in the entry
+    done = sink.deliver(name, app_id, key.get_secret_value())
+    if not done.ok:
+        note(
+            f'the key sink did not take the key of "{name}" ({app_id}): {done.problem}; '
+            f"{_advice(sink.environment)}"
+        )
+        return False
+    record = journal.delivered(name, app_id)
+    keep(record)
+    try:
+        writer.append(record)
+    except MvsyncError as error:
+        note(f'"{name}" ({app_id}) was delivered; recording it failed ({error})')
+    return True
+
+
+def _undelivered(stored: SecretsFile) -> list[tuple[str, SecretEntry]]:
+    return [
+        (name, entry)
+        for name, entry in stored.applications.items()
+        if entry.key_captured and entry.delivered_at is None
+    ]
+
+
+def after_apply(
+    store: KeyStore, stored: SecretsFile, result: ApplyResult, sink: SinkRunner | None, note: Note
+) -> ApplyResult:
+    """Under the apply's lock, once its records are folded into ``stored``: hand on the
+    plain keys of earlier runs the sink has not taken, then name every key not delivered."""
+    if sink is None:
+        return result
+    result.key_sink = sink.described
+    if result.store_problem or result.interrupted:
+        result.undelivered = [(n, e.id) for n, e in _undelivered(stored)]
+        return result
+    # This run's own keys were handed on once already: a failing sink is not run twice.
+    this_run = {app_id for _name, app_id in result.created}
+    earlier = [
+        (name, entry)
+        for name, entry in _undelivered(stored)
+        if entry.api_key is not None
+        and entry.id not in this_run
+        and not entry.id.startswith(UNKNOWN_ID_PREFIX)
+    ]
+    if earlier:
+        records: list[JournalRecord] = []
+        with store.journal() as writer:
+            for name, entry in earlier:
+                assert entry.api_key is not None
+                if hand_on(sink, writer, records.append, name, entry.id, entry.api_key, note):
+                    result.delivered_later.append((name, entry.id))
+        keys.add_records(stored, records)
+        try:
+            store.save(stored)
+        except MvsyncError as error:
+            note(f"{error}; the deliveries are in the journal of {store.location}")
+    result.undelivered = [(n, e.id) for n, e in _undelivered(stored)]
+    return result
+
+
+@dataclass
+class DeliverResult:
+    """What ``mvsync keys deliver`` did."""
+
+    environment: str
+    location: str
+    sink: str
+    delivered: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # name, id, why
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def deliver_stored(
+    store: KeyStore,
+    sink: SinkRunner,
+    names: Sequence[str],
+    identity: Path | None,
+    *,
+    lock_timeout: float,
+    note: Note,
+) -> DeliverResult:
+    """``mvsync keys deliver``: under the environment's lock, hand every stored key the
+    sink has not taken (or the ``names`` given) to it again. The keys a killed apply left
+    in the journal count: they are stored. The ``delivered`` records are journalled; the
+    next apply folds them (``keys list`` reads them already)."""
+    sink.check()
+    store.check()
+    result = DeliverResult(sink.environment, store.location, sink.described)
+    with store.lock(timeout=lock_timeout, command=f"mvsync keys deliver --env {sink.environment}"):
+        stored, leftover = store.read()
+        keys.add_records(stored, leftover)  # a copy of what the next fold holds
+        pending = _undelivered(stored)
+        if names:
+            pending = _chosen(stored, pending, names, sink.environment)
+        identities: list[Identity] | None = None
+        with store.journal() as writer:
+            for name, entry in pending:
+                try:
+                    if entry.api_key is None and identities is None:
+                        identities = _identities(identity, sink.environment, name)
+                    key = _plain(entry, identities)
+                except SecretsError as error:
+                    result.failed.append((name, entry.id, str(error)))
+                    continue
+                if entry.id.startswith(UNKNOWN_ID_PREFIX):
+                    why = "its id is not known: put its id in the entry first"
+                    result.failed.append((name, entry.id, why))
+                    continue
+                done = sink.deliver(name, entry.id, key.get_secret_value())
+                if not done.ok:
+                    result.failed.append((name, entry.id, f"the key sink {done.problem}"))
+                    continue
+                writer.append(journal.delivered(name, entry.id))
+                result.delivered.append((name, entry.id))
+    return result
+
+
+def _chosen(
+    stored: SecretsFile, pending: list[tuple[str, SecretEntry]], names: Sequence[str], env: str
+) -> list[tuple[str, SecretEntry]]:
+    import difflib
+
+    by_name = dict(pending)
+    chosen = []
+    for name in dict.fromkeys(names):
+        if name in by_name:
+            chosen.append((name, by_name[name]))
+            continue
+        entry = stored.applications.get(name)
+        if entry is None:
+            close = difflib.get_close_matches(name, list(stored.applications), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else ""
+            raise SecretsError(f"environment {env!r}: no key ledger entry named {name!r}{hint}")
+        if not entry.key_captured:
+            raise SecretsError(
+                f"environment {env!r}: {name!r} has no key to deliver (its key was never "
+                "captured): issue a new key in MiniVoice"
+            )
+        # Already delivered: handed on again, as asked (a sink is idempotent).
+        chosen.append((name, entry))
+    return chosen
+
+
+def _identities(identity: Path | None, env: str, name: str) -> list[Identity]:
+    if identity is None:
+        raise SecretsError(
+            f"environment {env!r}, entry {name!r}: the key is sealed; give the age identity"
+            " file that opens it with -i"
+        )
+    return list(load_identities(identity))
+
+
+def _plain(entry: SecretEntry, identities: list[Identity] | None) -> SecretStr:
+    if entry.api_key is not None:
+        return entry.api_key
+    assert entry.sealed_api_key is not None and identities is not None
+    return SecretStr(unseal(entry.sealed_api_key, identities))
+
+
+def describe_failure(name: str, app_id: str, why: str) -> str:
+    """One line naming a key not delivered and why (already masked), escaped."""
+    return f'"{escape(name)}" ({escape(app_id)}): {why}'
