@@ -52,11 +52,15 @@ def verify_key(
         with client_for(key) as client:
             apps = client.list_applications()
     except ApiError as error:
-        answer = f"HTTP {error.status}" if error.status is not None else "no answer"
+        if error.status not in (401, 403):
+            raise ForeignKeyError(
+                f"{what} could not be checked: {error}; nothing was recorded or delivered. "
+                "Run the command again once MiniVoice answers"
+            ) from None
         raise ForeignKeyError(
-            f"{what} is not accepted by MiniVoice ({answer}): it is not a key of "
-            "this account; nothing was recorded or delivered. Check that it is the key of "
-            "this application (the console shows keys it made)"
+            f"{what} is refused by MiniVoice (HTTP {error.status}): it is not a key of this "
+            "account; nothing was recorded or delivered. Check that it is this "
+            "application's key (the console shows the keys it made)"
         ) from None
     customers = {app.customer_id for app in apps}
     if customers != {customer_id} or app_id not in {app.id for app in apps}:

@@ -34,104 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError
 
 from mvsync.errors import SecretsError
-from mvsync.sealing import is_armored
 from mvsync.store.durable import fsync_dir, is_shared, read_regular, refuse_shared, write_atomic
 from mvsync.store.journal import JournalRecord
-from mvsync.store.yamlquote import entry_key as _key
-from mvsync.store.yamlquote import quote as _quote
+from mvsync.store.secrets_dump import dump
+from mvsync.store.secrets_model import ReplacedKey, SecretEntry, SecretsFile, header
 
-
-class SecretEntry(BaseModel):
-    """One application of the secrets file: its key, or the fact it was never captured."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    api_key: SecretStr | None = None
-    sealed_api_key: str | None = None
-    created_at: str | None = None
-    key_captured: bool = True
-    # When the key sink took this key (SPEC 5.5); None: not delivered (yet).
-    delivered_at: str | None = None
-
-    @model_validator(mode="after")
-    def _key_or_not_captured(self) -> SecretEntry:
-        held = (self.api_key is not None) + (self.sealed_api_key is not None)
-        if held > 1:
-            raise ValueError("has both 'api_key' and 'sealed_api_key'")
-        if self.key_captured and not held:
-            raise ValueError("has neither 'api_key', 'sealed_api_key' nor 'key_captured: false'")
-        if not self.key_captured and held:
-            raise ValueError("has a key and 'key_captured: false'")
-        if self.sealed_api_key is not None and not is_armored(self.sealed_api_key):
-            raise ValueError("'sealed_api_key' is not an age armored message")
-        return self
-
-    @property
-    def state(self) -> str:
-        """``plain``, ``sealed`` or ``not_captured`` (SPEC 5.3)."""
-        if self.sealed_api_key is not None:
-            return "sealed"
-        return "plain" if self.api_key is not None else "not_captured"
-
-
-class SecretsFile(BaseModel):
-    """The whole file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    environment: str
-    api_url: str
-    applications: dict[str, SecretEntry] = {}
-
-
-def header(environment: str, *, sealed_only: bool = False) -> str:
-    """The comment that opens every secrets file."""
-    if sealed_only:
-        return (
-            f"# mvsync keys for environment {_quote(environment)}, sealed with age: no plaintext"
-            " key here (mvsync keys show, or age -d); it may be committed.\n"
-        )
-    return (
-        f"# mvsync secrets for environment {_quote(environment)}: live MiniVoice API keys."
-        " Do not commit.\n"
-    )
-
-
-def dump(secrets: SecretsFile) -> bytes:
-    """The file's text. A small emitter of our own: ~50x faster than a YAML dumper,
-    and every scalar is double-quoted, so no value is ever re-typed on reading."""
-    lines = [
-        header(
-            secrets.environment,
-            sealed_only=bool(secrets.applications)
-            and all(entry.api_key is None for entry in secrets.applications.values()),
-        ),
-        f"environment: {_quote(secrets.environment)}\n",
-        f"api_url: {_quote(secrets.api_url)}\n",
-    ]
-    if not secrets.applications:
-        lines.append("applications: {}\n")
-    else:
-        lines.append("applications:\n")
-    for name, entry in secrets.applications.items():
-        lines.append(f"{_key(name)}    id: {_quote(entry.id)}\n")
-        if entry.api_key is not None:
-            lines.append(f"    api_key: {_quote(entry.api_key.get_secret_value())}\n")
-        if entry.sealed_api_key is not None:
-            # A literal block: the armor as age writes it (ASCII lines of base64).
-            armor = entry.sealed_api_key.strip().splitlines()
-            lines.append("    sealed_api_key: |\n" + "".join(f"      {x}\n" for x in armor))
-        if entry.created_at is not None:
-            lines.append(f"    created_at: {_quote(entry.created_at)}\n")
-        if not entry.key_captured:
-            lines.append("    key_captured: false\n")
-        if entry.delivered_at is not None:
-            lines.append(f"    delivered_at: {_quote(entry.delivered_at)}\n")
-    return "".join(lines).encode("ascii")
+__all__ = ["ReplacedKey", "SecretEntry", "SecretsFile", "dump", "header"]
 
 
 # The names a secrets file may contain besides application names (which are data).
@@ -146,6 +57,8 @@ _FIELD_NAMES = frozenset(
         "created_at",
         "key_captured",
         "delivered_at",
+        "history",
+        "replaced_at",
     }
 )
 
