@@ -24,7 +24,7 @@ from mvsync.errors import SecretsError
 from mvsync.store import journal, keys
 from mvsync.store.durable import ensure_private_dir, refuse_open_folder, write_atomic
 from mvsync.store.gitignore import ensure_ignored
-from mvsync.store.journal import JournalRecord, JournalWriter
+from mvsync.store.journal import KEY_EVENTS, JournalRecord, JournalWriter
 from mvsync.store.keys import SecretsFile
 from mvsync.store.lock import EnvironmentLock, lock_path, machine_lock_path
 
@@ -170,7 +170,7 @@ class FileStore:
         record that failed may have left a torn line): none is counted on."""
         if self._journal is None or (self._journal.intact and self.journal_path.exists()):
             return []
-        return [r for r in records if r.event == "created"]
+        return [r for r in records if r.event in KEY_EVENTS]
 
     def save(self, ledger: SecretsFile, pending: list[JournalRecord] | None = None) -> None:
         def attempt() -> None:

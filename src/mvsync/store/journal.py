@@ -7,6 +7,8 @@ apply appends, and fsyncs, one line per step of a create (SPEC guarantee 3)::
                                                                     as soon as the key arrives
     {"event": "not_captured", "name": N, "id": I}                  outcome unknown, app exists
     {"event": "delivered", "name": N, "id": I, "ts": T}            the key sink took its key
+    {"event": "added", "name": N, "id": I, "api_key": K, "created_at": C}
+                                                     mvsync keys add (sealed_api_key instead)
 
 A create counts as done when its ``created`` line is on disk: two fsynced
 appends per create, whatever the number of keys already stored. The journal is
@@ -20,6 +22,7 @@ guess about a file that holds keys.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +41,11 @@ JOURNAL_SUFFIX = ".journal"
 # intent: about to POST that name; created: its key; not_captured: created, key lost;
 # settled: that name's POST ended with no application (a definite refusal), or its
 # application was recorded under another name: the intent is no longer in doubt;
-# delivered: the key sink took the key of that id (SPEC 5.5), at ``ts``.
-EventKind = Literal["intent", "created", "not_captured", "settled", "delivered"]
+# delivered: the key sink took the key of that id (SPEC 5.5), at ``ts``; added: ``mvsync
+# keys add`` recorded a key from outside for that id (it fills, adds or replaces, SPEC 5.3).
+EventKind = Literal["intent", "created", "not_captured", "settled", "delivered", "added"]
+# The events whose record holds a key.
+KEY_EVENTS = frozenset({"created", "added"})
 
 
 def journal_path(secrets_path: Path) -> Path:
@@ -71,7 +77,7 @@ class JournalRecord:
             data["ts"] = self.ts
         if self.event not in ("intent", "settled"):
             data["id"] = self.app_id
-        if self.event == "created":
+        if self.event in KEY_EVENTS:
             if self.sealed_api_key is not None:
                 data["sealed_api_key"] = self.sealed_api_key
             else:
@@ -109,6 +115,15 @@ def created(
     )
 
 
+def added(
+    name: str, app_id: str, api_key: SecretStr | None, sealed_api_key: str | None
+) -> JournalRecord:
+    """The record of ``mvsync keys add``: a key from outside for ``app_id``, received now
+    (plain, or only its ciphertext)."""
+    record = created(name, app_id, api_key, utc_stamp(), sealed_api_key=sealed_api_key)
+    return dataclasses.replace(record, event="added")
+
+
 def settled(name: str) -> JournalRecord:
     """The record that closes an intent that created nothing (or something named otherwise)."""
     return JournalRecord(event="settled", name=name)
@@ -119,7 +134,7 @@ def in_doubt(records: list[JournalRecord]) -> list[JournalRecord]:
     unknown (killed mid-POST, or an answer that never came and a list that lacked it)."""
     last_intent: dict[str, JournalRecord] = {}
     for record in records:
-        if record.event == "delivered":
+        if record.event in ("delivered", "added"):
             continue  # says nothing of a create
         if record.event == "intent":
             last_intent[record.name] = record
@@ -169,27 +184,29 @@ def _parse_line(raw: bytes, where: str) -> JournalRecord:
             app_id=_text(data, "id", where),
             ts=_text(data, "ts", where),
         )
-    if event == "created":
+    if event in KEY_EVENTS:
+        kind: EventKind = "added" if event == "added" else "created"
         if "sealed_api_key" in data:
             sealed = _text(data, "sealed_api_key", where)
             if not is_armored(sealed):
                 raise SecretsError(f"{where}: 'sealed_api_key' is not an age armored message")
             return JournalRecord(
-                event="created",
+                event=kind,
                 name=name,
                 app_id=_text(data, "id", where),
                 created_at=_text(data, "created_at", where),
                 sealed_api_key=sealed,
             )
         return JournalRecord(
-            event="created",
+            event=kind,
             name=name,
             app_id=_text(data, "id", where),
             api_key=SecretStr(_text(data, "api_key", where)),
             created_at=_text(data, "created_at", where),
         )
     raise SecretsError(
-        f"{where}: unknown event (expected intent, created, not_captured, settled or delivered)"
+        f"{where}: unknown event (expected intent, created, not_captured, settled, delivered"
+        " or added)"
     )
 
 

@@ -222,7 +222,8 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
     no-op (a fold that ran before a crash); a key whose name holds another id, or
     whose id already holds another key (a reused id: a malformed answer), is kept
     under a new name rather than dropped. A ``not_captured`` record for an id
-    already stored is ignored.
+    already stored is ignored. An ``added`` record (``keys add``) is the one that may
+    replace a key: the replaced one stays in the entry's history.
     """
     result = FoldResult()
     applications = secrets.applications
@@ -231,12 +232,15 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
         if record.event == "delivered":
             _mark_delivered(applications, record)
             continue
-        if record.event not in ("created", "not_captured") or record.app_id is None:
+        if record.event == "added" and record.app_id is not None and record.app_id in by_id:
+            by_id[record.app_id] = _add_by_hand(applications, record, result)
+            continue
+        if record.event not in ("created", "not_captured", "added") or record.app_id is None:
             continue
         known = by_id.get(record.app_id)
         if known is not None and (record.event != "created" or _same_key(known, record)):
             continue  # folded before (a crash between the fold and the journal's removal)
-        if record.event == "created":
+        if record.event in ("created", "added"):
             entry = SecretEntry(
                 id=record.app_id,
                 api_key=record.api_key,
@@ -251,9 +255,39 @@ def add_records(secrets: SecretsFile, records: Iterable[JournalRecord]) -> FoldR
             result.renamed.append((name, record.app_id))
         applications[name] = entry
         by_id.setdefault(record.app_id, entry)
-        target = result.stored if record.event == "created" else result.not_captured
+        target = result.not_captured if record.event == "not_captured" else result.stored
         target.append((name, record.app_id))
     return result
+
+
+def _add_by_hand(
+    applications: dict[str, SecretEntry], record: JournalRecord, result: FoldResult
+) -> SecretEntry:
+    """Fold an ``added`` record (``mvsync keys add``) for an id the ledger has: it fills an
+    entry without a key, or replaces the key, keeping the replaced one's record (sealed,
+    else only its dates) in the entry's history. The same key again is a no-op."""
+    name, entry = next((n, e) for n, e in applications.items() if e.id == record.app_id)
+    if entry.key_captured and _same_key(entry, record):
+        return entry
+    history = entry.history
+    if entry.key_captured:
+        replaced_at = record.created_at or ""
+        old = ReplacedKey(
+            sealed_api_key=entry.sealed_api_key,
+            created_at=entry.created_at,
+            replaced_at=replaced_at,
+        )
+        history = (*history, old)
+    new = SecretEntry(
+        id=entry.id,
+        api_key=record.api_key,
+        sealed_api_key=record.sealed_api_key,
+        created_at=record.created_at,
+        history=history,
+    )
+    applications[name] = new
+    result.stored.append((name, entry.id))
+    return new
 
 
 def _mark_delivered(applications: dict[str, SecretEntry], record: JournalRecord) -> None:

@@ -34,7 +34,7 @@ from typing import TypeVar
 from mvsync.errors import LockError, StateError
 from mvsync.model import Account
 from mvsync.store import pg_accounts, pg_url
-from mvsync.store.journal import JournalRecord
+from mvsync.store.journal import KEY_EVENTS, JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 from mvsync.store.pg_entries import Inserted, insert_entries, refuse_plain, refuse_unsealed, to_save
 from mvsync.store.pg_lock import PgLock
@@ -236,7 +236,7 @@ class PgStore(PgSession):
     def append(self, record: JournalRecord) -> None:
         """Commit ``record``; see the module docstring for intents and key records."""
         env_id, account_id = self.env_id, self.account_id
-        if record.event == "created" and record.sealed_api_key is None:
+        if record.event in KEY_EVENTS and record.sealed_api_key is None:
             raise refuse_plain(record.name, self.location)
         if record.event == "intent":
             holder = self.lock_backend_pid
@@ -275,7 +275,7 @@ class PgStore(PgSession):
                     retry_for=self.retry_for,
                 )
             except StateError:
-                if record.event == "created":
+                if record.event in KEY_EVENTS:
                     with self._guard:
                         self._lost.append(record)
                 raise

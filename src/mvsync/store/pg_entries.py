@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from mvsync.errors import StateError
@@ -25,9 +26,14 @@ def refuse_unsealed(entries: list[tuple[str, SecretEntry]], where: str) -> None:
 
 
 def to_save(name: str, entry: SecretEntry, stored: set[str]) -> bool:
-    """Whether ``save`` hands ``entry`` to ``insert_entries``: a new one, or one the key
-    sink took (its delivered_at is set where the row's is NULL, SPEC 5.5)."""
-    return name not in stored or entry.delivered_at is not None
+    """Whether ``save`` hands ``entry`` to ``insert_entries``: a new one, one the key
+    sink took (its delivered_at is set where the row's is NULL, SPEC 5.5), or one whose
+    key ``keys add --replace`` replaced (its history is longer than the row's)."""
+    return name not in stored or entry.delivered_at is not None or bool(entry.history)
+
+
+def _history_json(entry: SecretEntry) -> str:
+    return json.dumps([old.model_dump() for old in entry.history])
 
 
 class Inserted(NamedTuple):
@@ -53,14 +59,15 @@ def insert_entries(
     """
     env_id, account_id = owner
     rows = connection.execute(
-        "SELECT name, app_id, key_captured, delivered_at IS NOT NULL FROM mvsync.entries"
-        " WHERE account_id = %s",
+        "SELECT name, app_id, key_captured, delivered_at IS NOT NULL,"
+        " jsonb_array_length(history) FROM mvsync.entries WHERE account_id = %s",
         (account_id,),
     ).fetchall()
-    names = {str(name) for name, _, _, _ in rows}
-    ids = {str(app_id) for _, app_id, _, _ in rows}
-    missing = {str(app_id): str(name) for name, app_id, captured, _ in rows if not captured}
-    undelivered = {str(app_id) for _, app_id, captured, done in rows if captured and not done}
+    names = {str(name) for name, *_ in rows}
+    ids = {str(app_id) for _, app_id, *_ in rows}
+    missing = {str(app_id): str(name) for name, app_id, captured, *_ in rows if not captured}
+    undelivered = {str(r[1]) for r in rows if r[2] and not r[3]}
+    replaced = {str(r[1]): int(str(r[4])) for r in rows}
     values = []
     used = []
     filled = []
@@ -73,6 +80,23 @@ def insert_entries(
                 (entry.sealed_api_key, entry.created_at, account_id, entry.id),
             )
             filled.append(missing.pop(entry.id))
+            continue
+        if entry.id in replaced and len(entry.history) > replaced[entry.id]:
+            # keys add --replace: the new sealed key, the longer history, not delivered.
+            connection.execute(
+                "UPDATE mvsync.entries SET sealed_api_key = %s, key_captured = true,"
+                " created_at = %s, history = %s::jsonb, delivered_at = %s"
+                " WHERE account_id = %s AND app_id = %s",
+                (
+                    entry.sealed_api_key,
+                    entry.created_at,
+                    _history_json(entry),
+                    entry.delivered_at,
+                    account_id,
+                    entry.id,
+                ),
+            )
+            undelivered.discard(entry.id)
             continue
         if entry.id in undelivered and entry.delivered_at is not None:
             connection.execute(
@@ -101,6 +125,7 @@ def insert_entries(
                 entry.created_at,
                 entry.key_captured,
                 entry.delivered_at,
+                _history_json(entry),
             )
         )
     if values:
@@ -108,8 +133,8 @@ def insert_entries(
             cursor.executemany(
                 "INSERT INTO mvsync.entries"
                 " (env_id, account_id, name, app_id, sealed_api_key, created_at, key_captured,"
-                " delivered_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " delivered_at, history)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
                 values,
             )
     return Inserted(used, filled)

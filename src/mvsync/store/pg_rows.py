@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mvsync.errors import StateError
 from mvsync.store.journal import JournalRecord
-from mvsync.store.keys import SecretEntry, SecretsFile
+from mvsync.store.keys import ReplacedKey, SecretEntry, SecretsFile
 
 Row = tuple[object, ...]
 
-# The columns ``ledger_of`` reads from ``mvsync.entries e``; delivered_at through the row's
-# JSON, so that a database still at schema 1 (read by a SELECT-only role) reads NULL.
+# The columns ``ledger_of`` reads from ``mvsync.entries e``; delivered_at and history through
+# the row's JSON, so that an older schema (read by a SELECT-only role) reads NULL.
 ENTRY_COLUMNS = (
-    "name, app_id, sealed_api_key, created_at, key_captured, to_jsonb(e) ->> 'delivered_at'"
+    "name, app_id, sealed_api_key, created_at, key_captured, to_jsonb(e) ->> 'delivered_at',"
+    " to_jsonb(e) ->> 'history'"
 )
 
 
@@ -30,11 +32,11 @@ def _text(value: object) -> str | None:
 
 
 def ledger_of(entries: Sequence[Row], environment: str, api_url: str, where: str) -> SecretsFile:
-    """``(name, app_id, sealed_api_key, created_at, key_captured, delivered_at)`` rows as
-    a ledger (``delivered_at`` as JSON text of a timestamptz, or NULL)."""
+    """``(name, app_id, sealed_api_key, created_at, key_captured, delivered_at, history)``
+    rows as a ledger (``delivered_at`` and ``history`` as JSON text, or NULL)."""
     ledger = SecretsFile(environment=environment, api_url=api_url)
     try:
-        for name, app_id, sealed, created_at, captured, delivered in entries:
+        for name, app_id, sealed, created_at, captured, delivered, history in entries:
             ledger.applications[str(name)] = SecretEntry(
                 id=str(app_id),
                 sealed_api_key=_text(sealed),
@@ -43,8 +45,11 @@ def ledger_of(entries: Sequence[Row], environment: str, api_url: str, where: str
                 delivered_at=None
                 if delivered is None
                 else stamp(datetime.fromisoformat(str(delivered))),
+                history=tuple(
+                    ReplacedKey.model_validate(old) for old in json.loads(str(history or "[]"))
+                ),
             )
-    except ValueError:
+    except (ValueError, TypeError):
         raise StateError(f"{where}: an entry of mvsync.entries is malformed") from None
     return ledger
 

@@ -118,13 +118,30 @@ _V2 = (
 
 
 def _delivery_step() -> tuple[str, ...]:
-    """Version 3, key sinks (SPEC 5.5): each entry records when the sink took its key, and the
-    journal may say so (``delivered``) before the entry is folded."""
+    """Version 3, key sinks and keys added by hand (SPEC 5.5, 5.3): each entry records when
+    the sink took its key and the keys ``keys add --replace`` replaced (``history``, a JSON
+    array of ``{"sealed_api_key", "created_at", "replaced_at"}``); the journal may say a
+    key was delivered (``delivered``) or added (``added``, which holds a sealed key)."""
     return (
         "ALTER TABLE mvsync.entries ADD COLUMN delivered_at timestamptz",
+        "ALTER TABLE mvsync.entries ADD COLUMN history jsonb NOT NULL DEFAULT '[]'::jsonb",
         "ALTER TABLE mvsync.journal DROP CONSTRAINT journal_event_check",
         "ALTER TABLE mvsync.journal ADD CONSTRAINT journal_event_check CHECK"
-        " (event IN ('intent', 'created', 'not_captured', 'settled', 'delivered'))",
+        " (event IN ('intent', 'created', 'not_captured', 'settled', 'delivered', 'added'))",
+        # Version 1's unnamed "a key exactly in created records", found by what it says.
+        """
+        DO $$
+        DECLARE old text;
+        BEGIN
+            SELECT conname INTO STRICT old FROM pg_constraint
+            WHERE conrelid = 'mvsync.journal'::regclass AND contype = 'c'
+              AND pg_get_constraintdef(oid)
+                  LIKE '%''created''::text) = (sealed_api_key IS NOT NULL)%';
+            EXECUTE format('ALTER TABLE mvsync.journal DROP CONSTRAINT %I', old);
+        END $$
+        """,
+        "ALTER TABLE mvsync.journal ADD CONSTRAINT journal_key_check CHECK"
+        " ((event IN ('created', 'added')) = (sealed_api_key IS NOT NULL))",
     )
 
 
