@@ -14,8 +14,6 @@ import select
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -233,16 +231,20 @@ def test_a_held_lock_fails_before_the_question(emulator: Emulator, tmp_path: Pat
     assert emulator.request_count("POST") == 0
 
 
-def test_a_key_sink_program_missing_from_path_is_refused_before_asking(tmp_path: Path) -> None:
-    from mvsync.cli.confirm import check_before_asking
-    from mvsync.errors import MvsyncError
-
-    found: Any = SimpleNamespace(name="prod", key_sink=("sh", "-c", "true"))
-    check_before_asking(found)  # found on PATH: nothing to say
-    missing: Any = SimpleNamespace(name="prod", key_sink=(str(tmp_path / "no-such-sink"), "x"))
-    with pytest.raises(MvsyncError, match=r"key_sink program .* is not found on PATH"):
-        check_before_asking(missing)
-    check_before_asking(SimpleNamespace(name="dev"))  # type: ignore[arg-type]  # no key_sink
+def test_a_key_sink_program_missing_from_path_is_refused_before_asking(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    write_manifest(tmp_path, emulator.url)
+    manifest = tmp_path / "mvsync.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "    api_key_env: MV_TEST_KEY\n",
+            "    api_key_env: MV_TEST_KEY\n    key_sink: [no-such-sink-program, x]\n",
+        )
+    )
+    shown = refused_without_asking(Terminal(tmp_path))
+    assert "'no-such-sink-program' is not found in PATH" in shown
+    assert emulator.request_count("POST") == 0
 
 
 def test_apply_help_says_how_the_question_works() -> None:

@@ -159,7 +159,7 @@ def apply(
         on_retry=reporter.retrying,
     )
     stop = threading.Event()
-    check_before_asking(desired)
+    check_before_asking(sink)
     confirm = make_confirm(yes=yes, terminal=sys.stdin.isatty())
 
     with (

@@ -16,17 +16,16 @@ send (read before ``confirm`` is called), and here the key sink's program on ``P
 
 from __future__ import annotations
 
-import shutil
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from mvsync.errors import AbortedError, MvsyncError
+from mvsync.errors import AbortedError
 from mvsync.escape import escape
 
 if TYPE_CHECKING:
     from mvsync.apply.settings import Confirm
-    from mvsync.model import DesiredEnvironment
     from mvsync.planner import EnvironmentPlan
+    from mvsync.sink import SinkRunner
 
 ANSWER = "yes"
 
@@ -78,20 +77,9 @@ def make_confirm(
     return confirm
 
 
-def check_before_asking(desired: DesiredEnvironment) -> None:
-    """Checks of the CLI's own before anything is listed or asked.
-
-    The key sink's program (``key_sink``, SPEC 5.5), where the manifest has one, must be
-    found on ``PATH``: a key handed to nothing is a key someone has to carry by hand.
-    ``key_sink`` is read by name so that this check holds whatever order the sink's
-    fields land in ``DesiredEnvironment``: a sequence whose first item is the program.
-    """
-    sink = getattr(desired, "key_sink", None)
-    if not sink:
-        return
-    program = str(sink[0])
-    if shutil.which(program) is None:
-        raise MvsyncError(
-            f"environment '{desired.name}': the key_sink program '{program}' is not found "
-            "on PATH: install it, or correct key_sink in the manifest; nothing was created"
-        )
+def check_before_asking(sink: SinkRunner | None) -> None:
+    """Checks of the CLI's own before anything is listed or asked: the key sink's program
+    (``key_sink``), where the environment has one, must be found and executable — a key
+    handed to nothing is a key someone has to carry by hand."""
+    if sink is not None:
+        sink.check()

@@ -12,6 +12,7 @@ from mvsync.cli import emulator as emulator_cmd
 from mvsync.cli import envs as envs_cmd
 from mvsync.cli import import_ as import_cmd
 from mvsync.cli import keys as keys_cmd
+from mvsync.cli import keys_add as keys_add_cmd
 from mvsync.cli import plan as plan_cmd
 from mvsync.cli import schema as schema_cmd
 from mvsync.cli import show as show_cmd
@@ -73,7 +74,7 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
     (apply_cmd.apply, "Create what is missing, once; store the keys."),
     (check_cmd.check, "Preflight the answer and webhook URLs."),
     (show_cmd.show, "Render saved plans as one document, offline."),
-    (keys_cmd.keys, "List an env's key ledger, or print one key."),
+    (keys_cmd.keys, "List an env's key ledger, print, add or deliver a key."),
     (state_cmd.state, "Shared state in PostgreSQL: state push."),
     (import_cmd.import_, "Print a manifest of what exists in an env."),
     (envs_cmd.envs, "List the manifest's environments."),
@@ -83,3 +84,4 @@ _SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
 for _command, _short in _SHORT_HELP:
     _command.short_help = _short
     cli.add_command(_command)
+keys_cmd.keys.add_command(keys_add_cmd.add)

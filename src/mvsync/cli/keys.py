@@ -28,7 +28,8 @@ def keys() -> None:
     \b
     mvsync keys list --env prod [--format json]
     mvsync keys show --env prod "Support IVR" -i key.txt | gh secret set SUPPORT_IVR_KEY
-    Neither reads the MiniVoice API nor needs its API key. See docs/keys.md.
+    printf '%s' "$KEY" | mvsync keys add --env prod "Support IVR"
+    list and show call no MiniVoice API and need no API key. See docs/keys.md.
     """
 
 
