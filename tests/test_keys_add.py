@@ -57,7 +57,8 @@ def with_sink(folder: Path, runs: Path) -> None:
     script = recording_sink(runs)
     text = manifest.read_text().replace(
         "    api_key_env: MV_TEST_KEY\n",
-        f'    api_key_env: MV_TEST_KEY\n    key_sink: ["{script}", "KEY_{{slug}}"]\n',
+        f'    api_key_env: MV_TEST_KEY\n    key_sink: ["{script}", "KEY_{{slug}}"]\n'
+        "    key_sink_env: [SINK_MODE]\n",
     )
     manifest.write_text(text)
 
@@ -204,3 +205,40 @@ def test_a_key_given_as_an_argument_is_not_taken(tmp_path: Path, emulator: Emula
     done = run(tmp_path, "keys", "add", "--env", "dev", "Console IVR", key)
     assert done.returncode != 0
     assert listed(tmp_path) == {}
+
+
+def test_the_plan_names_the_sink_and_counts_keys_not_delivered(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    write_manifest(tmp_path, emulator.url, count=2)
+    with_sink(tmp_path, tmp_path / "runs")
+    planned = run(tmp_path, "plan", "--format", "markdown")
+    assert "**Key sink**: new keys go to `" in planned.stdout
+    assert "record-sink KEY_{slug}" in planned.stdout
+    # A sink that fails: both keys stored, neither delivered; apply exits 1 naming them.
+    failing = subprocess.run(
+        command(tmp_path, "apply", "--env", "dev", "--yes"),
+        capture_output=True,
+        text=True,
+        env={**cli_env(), "SINK_MODE": "fail"},
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert failing.returncode == 1
+    assert "not delivered to the key sink" in failing.stdout
+    keys_issued = list(emulator.issued_keys(TEST_API_KEY).values())
+    assert_no_secrets(failing.stdout + failing.stderr, keys_issued)
+
+    document = json.loads(run(tmp_path, "plan", "--format", "json").stdout)
+    text = run(tmp_path, "plan").stdout
+    markdown = run(tmp_path, "plan", "--format", "markdown").stdout
+
+    env = document["environments"][0]
+    assert env["summary"]["key_undelivered"] == 2
+    assert sorted(u["name"] for u in env["undelivered"]) == ["App 0", "App 1"]
+    assert env["key_sink"].endswith("record-sink KEY_{slug}")
+    assert "2 key undelivered" in text and 'undelivered   "App 0"' in text
+    assert "mvsync keys deliver --env dev" in text
+    assert "**Key not delivered** (2)" in markdown and "| key undelivered |" in markdown
+    for shown in (text, markdown, json.dumps(document)):
+        assert_no_secrets(shown, keys_issued)

@@ -77,6 +77,8 @@ KEY_STATUSES: tuple[KeyStatus, ...] = ("held", "not_captured", "missing")
 # The actions whose application exists and is managed: the ones a key status is given to.
 KEYED_ACTIONS = frozenset({Action.UNCHANGED, Action.DRIFT})
 KEY_MISSING = "key_missing"
+# With a key sink (SPEC 5.5): the stored keys the sink has not taken.
+KEY_UNDELIVERED = "key_undelivered"
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ class EnvironmentPlan:
     warnings: tuple[str, ...] = ()
     # Whether a key ledger was read: then the summary also counts ``key_missing``.
     keys_known: bool = False
+    # The key sink as written (``with_delivery``), and the (name, id) of each stored key
+    # it has not taken: then the summary also counts ``key_undelivered``.
+    key_sink: str | None = None
+    undelivered: tuple[tuple[str, str], ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -159,6 +165,8 @@ class EnvironmentPlan:
             counts[_ACTION_TEXT[action]] += count
         if self.keys_known:
             counts[KEY_MISSING] = len(self.keys_not_held)
+        if self.key_sink is not None:
+            counts[KEY_UNDELIVERED] = len(self.undelivered)
         return counts
 
     @property
@@ -338,3 +346,11 @@ def with_key_status(plan: EnvironmentPlan, held: Mapping[str, bool]) -> Environm
 
     changes = tuple(dataclasses.replace(c, key=status(c)) for c in plan.changes)
     return dataclasses.replace(plan, changes=changes, keys_known=True)
+
+
+def with_delivery(
+    plan: EnvironmentPlan, key_sink: str, undelivered: Sequence[tuple[str, str]]
+) -> EnvironmentPlan:
+    """``plan`` with its key sink as written and the stored keys not delivered (pure):
+    information for the reviewer, not a change."""
+    return dataclasses.replace(plan, key_sink=key_sink, undelivered=tuple(undelivered))

@@ -117,6 +117,10 @@ class Ledger:
             held[entry.id] = held.get(entry.id, False) or entry.held
         return held
 
+    def undelivered(self) -> list[tuple[str, str]]:
+        """(name, id) of each entry holding a key the key sink has not taken (SPEC 5.5)."""
+        return [(e.name, e.id) for e in self.entries if e.held and e._entry.delivered_at is None]
+
     def entry(self, name: str) -> LedgerEntry:
         """The entry named ``name``; SecretsError (suggesting close names) when none is."""
         for entry in self.entries:

@@ -196,6 +196,8 @@ def _with_keys(
     No ledger yet: the plan as it is. A ledger that cannot be read (malformed, unsafe
     mode) does not stop the plan (apply will refuse it): the plan says so in a warning.
     """
+    if desired.key_sink is not None:  # where new keys go, and which are not delivered
+        env_plan = _with_delivery(env_plan, desired)
     if desired.state_url is None and not desired.secrets_path.parent.is_dir():
         # No secrets folder, so neither a secrets file nor a journal: no ledger yet, and
         # the modules that read one (the store, age) are not imported for nothing.
@@ -220,7 +222,20 @@ def _with_keys(
         return env_plan
     held = ledger.held_by_id()
     held.update(dict.fromkeys(local, True))  # the key exists: pushing it needs no new one
+    if desired.key_sink is not None:
+        env_plan = _with_delivery(env_plan, desired, ledger.undelivered())
     return with_key_status(env_plan, held)
+
+
+def _with_delivery(
+    env_plan: EnvironmentPlan,
+    desired: DesiredEnvironment,
+    undelivered: list[tuple[str, str]] | None = None,
+) -> EnvironmentPlan:
+    from mvsync.planner import with_delivery
+
+    assert desired.key_sink is not None
+    return with_delivery(env_plan, desired.key_sink.as_written(), undelivered or [])
 
 
 APPLY_VARIABLES = "MVSYNC_APPLY_VARIABLES"

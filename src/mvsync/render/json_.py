@@ -16,6 +16,9 @@ def plan_json(plan: Plan) -> dict[str, object]:
         document: dict[str, Any] = {"name": env.name, "summary": env.summary}
         if env.warnings:
             document["warnings"] = list(env.warnings)
+        if env.key_sink is not None:
+            document["key_sink"] = env.key_sink
+            document["undelivered"] = [{"name": n, "id": i} for n, i in env.undelivered]
         document["changes"] = [change.to_json() for change in env.changes]
         environments.append(document)
     return {"format_version": 1, "environments": environments}

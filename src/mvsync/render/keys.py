@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from mvsync.escape import escape
-from mvsync.planner import KEY_MISSING, Change, EnvironmentPlan
+from mvsync.planner import KEY_MISSING, KEY_UNDELIVERED, Change, EnvironmentPlan
 
 KEY_ADVICE = (
     "the key ledger holds no key for these (created outside mvsync, entry lost, or key "
@@ -24,9 +24,55 @@ _STATE = {"missing": "missing", "not_captured": "not captured"}
 
 
 def key_missing_text(summary: Mapping[str, int]) -> str:
-    """``, N key missing`` for a summary line; nothing where no ledger was read, nor
-    where every key is held (``0 key missing`` on every line says nothing)."""
-    return f", {summary[KEY_MISSING]} key missing" if summary.get(KEY_MISSING) else ""
+    """``, N key missing`` (and ``, N key undelivered``) for a summary line; nothing where
+    no ledger was read, nor where every key is held (``0 key missing`` says nothing)."""
+    text = f", {summary[KEY_MISSING]} key missing" if summary.get(KEY_MISSING) else ""
+    if summary.get(KEY_UNDELIVERED):
+        text += f", {summary[KEY_UNDELIVERED]} key undelivered"
+    return text
+
+
+def undelivered_advice(environment: str) -> str:
+    return (
+        "stored, not yet handed to the key sink; mvsync keys deliver --env "
+        f"{escape(environment)} hands them on"
+    )
+
+
+def _undelivered_line(name: str, app_id: str) -> str:
+    return f'undelivered   "{escape(name)}" ({escape(app_id)})'
+
+
+def sink_lines(env: EnvironmentPlan) -> list[str]:
+    """The text plan's lines on the key sink: where new keys go (a reviewer sees a changed
+    ``key_sink``), and each stored key it has not taken."""
+    if env.key_sink is None:
+        return []
+    lines = [f"key sink: new keys go to {escape(env.key_sink)}"]
+    if env.undelivered:
+        lines.append(f"key not delivered: {undelivered_advice(env.name)}")
+        lines.extend(f"    {_undelivered_line(n, i)}" for n, i in env.undelivered)
+    return lines
+
+
+def sink_markdown(env: EnvironmentPlan) -> str:
+    """The Markdown plan's part on the key sink (bounded like ``key_markdown``)."""
+    if env.key_sink is None or not (env.undelivered or env.creates):
+        return ""
+    program = escape(env.key_sink)
+    ticks = max((len(run) for run in re.findall(r"`+", program)), default=0)
+    quote = "`" * (ticks + 1)
+    text = f"**Key sink**: new keys go to {quote} {program} {quote}\n"
+    if env.undelivered:
+        listed = [_undelivered_line(n, i) for n, i in env.undelivered[:MARKDOWN_KEYS_LISTED]]
+        ticks = max((len(run) for line in listed for run in re.findall(r"`+", line)), default=0)
+        fence = "`" * max(3, ticks + 1)
+        text += f"\n**Key not delivered** ({len(env.undelivered)}):\n\n"
+        text += f"{fence}\n" + "".join(f"{line}\n" for line in listed) + f"{fence}\n"
+        if len(env.undelivered) > len(listed):
+            more = len(env.undelivered) - len(listed)
+            text += f"\n… and {more} more (the text plan lists them all)\n"
+    return text
 
 
 def _line(change: Change) -> str:

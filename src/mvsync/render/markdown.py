@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import TextIO
 
 from mvsync.planner import Action, EnvironmentPlan, Plan
-from mvsync.render.keys import KEY_ADVICE, key_markdown
+from mvsync.render.keys import KEY_ADVICE, key_markdown, sink_markdown
 from mvsync.render.markdown_parts import (
     Entry,
     ambiguous_entry,
@@ -71,6 +71,11 @@ _RESOLVE = {
         "MiniVoice; until then apply will not touch the name."
     ),
     "key_missing": f"**Key not held**: {KEY_ADVICE}.",
+    "key_undelivered": (
+        "**Key not delivered**: the key is stored but the key sink has not taken it; "
+        "`mvsync keys deliver --env ENV` hands it on (the sink runs again: it must be "
+        "idempotent)."
+    ),
 }
 
 # More creates than this in one environment are folded in a <details> block.
@@ -146,9 +151,10 @@ _COLUMNS = (
     ("unmanaged", "unmanaged"),
     ("unchanged", "unchanged"),
     ("key_missing", "key missing"),
+    ("key_undelivered", "key undelivered"),
 )
 # Counts shown in bold when not zero: what a reviewer must look at.
-_BLOCKING_COLUMNS = frozenset({"create", "drift", "ambiguous", "key_missing"})
+_BLOCKING_COLUMNS = frozenset({"create", "drift", "ambiguous", "key_missing", "key_undelivered"})
 
 
 def _table(plan: Plan) -> str:
@@ -280,6 +286,9 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[Entry]]) -> str
     keys = key_markdown(env)
     if keys:
         parts.append(keys)
+    sink = sink_markdown(env)
+    if sink:
+        parts.append(sink)
     if summary["unchanged"]:
         parts.append(f"{summary['unchanged']} unchanged (counted, not listed).\n")
     if not parts:
@@ -288,7 +297,7 @@ def _env_section(env: EnvironmentPlan, chosen: Mapping[str, list[Entry]]) -> str
 
 
 def _has_something_to_say(env: EnvironmentPlan) -> bool:
-    return bool(env.has_changes or env.summary["unmanaged"] or env.keys_not_held)
+    return bool(env.has_changes or env.summary["unmanaged"] or env.keys_not_held or env.undelivered)
 
 
 def _resolve(plan: Plan) -> str:

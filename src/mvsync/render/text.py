@@ -13,7 +13,7 @@ from typing import TextIO
 
 from mvsync.escape import escape
 from mvsync.planner import RESOLVE_DRIFT, Action, Change, EnvironmentPlan, Plan
-from mvsync.render.keys import key_lines, key_missing_text
+from mvsync.render.keys import key_lines, key_missing_text, sink_lines
 
 MARKERS: dict[Action, str] = {
     Action.CREATE: "+",
@@ -135,6 +135,8 @@ def render_text(plan: Plan, file: TextIO, color: bool = False) -> None:
             for line in details:
                 file.write(f"  {line}\n")
         for line in key_lines(env):
+            file.write(f"  {line}\n")
+        for line in sink_lines(env):
             file.write(f"  {line}\n")
         for warning in env.warnings:
             file.write(f"  {paint('warning: ' + text_of(warning), _WARNING_COLOR)}\n")
