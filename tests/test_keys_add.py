@@ -242,3 +242,21 @@ def test_the_plan_names_the_sink_and_counts_keys_not_delivered(
     assert "**Key not delivered** (2)" in markdown and "| key undelivered |" in markdown
     for shown in (text, markdown, json.dumps(document)):
         assert_no_secrets(shown, keys_issued)
+
+
+def test_a_saved_plan_is_stale_once_the_key_sink_changes(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    write_manifest(tmp_path, emulator.url, count=1)
+    with_sink(tmp_path, tmp_path / "runs")
+    saved = tmp_path / "plan.json"
+    assert run(tmp_path, "plan", "-o", str(saved)).returncode in (0, 2)
+    manifest = tmp_path / "mvsync.yaml"
+    manifest.write_text(manifest.read_text().replace('"KEY_{slug}"', '"OTHER_{slug}"'))
+
+    done = run(tmp_path, "apply", "--env", "dev", "--yes", "--plan", str(saved))
+
+    assert done.returncode == 1
+    assert "manifest" in done.stderr and "plan" in done.stderr, done.stderr
+    assert emulator.request_count("POST") == 0
+    assert recorded(tmp_path / "runs") == {}

@@ -213,14 +213,21 @@ def manifest_fingerprint(desired: DesiredEnvironment) -> str:
     """sha256 of the resolved environment: api_url and each app's compared fields.
 
     The order of applications in the manifest does not matter; the webhook secret and
-    its reference never enter it.
+    its reference never enter it. With a key sink, its arguments and variables enter it
+    too: a plan reviewed for one sink is stale for another.
     """
     apps = [[app.name, app.answer_url, app.webhook_url or None] for app in desired.apps]
     if len({app.name for app in desired.apps}) == len(apps):
         apps.sort(key=_FIRST)  # unique names (a resolved environment): the name is the order
     else:
         apps.sort(key=lambda row: (row[0], row[1], row[2] or ""))
-    return hashlib.sha256(_canonical({"api_url": desired.api_url, "apps": apps})).hexdigest()
+    data: dict[str, Any] = {"api_url": desired.api_url, "apps": apps}
+    if desired.key_sink is not None:
+        data["key_sink"] = [
+            [list(arg) for arg in desired.key_sink.args],
+            desired.key_sink.env_names,
+        ]
+    return hashlib.sha256(_canonical(data)).hexdigest()
 
 
 def remote_fingerprint(remote: Sequence[RemoteApp]) -> str:
