@@ -181,6 +181,30 @@ def test_into_keeps_a_state_url_template_as_a_template(emulator: Emulator, tmp_p
     assert mvsync(tmp_path, "validate", "-f", "out.yaml").returncode == 0
 
 
+def test_into_keeps_the_key_sink_and_checks(emulator: Emulator, tmp_path: Path) -> None:
+    base = tmp_path / "mvsync.yaml"
+    base.write_text(
+        "version: 1\n"
+        "environments:\n"
+        "  prod:\n"
+        f"    api_url: {emulator.url}\n"
+        "    api_key_env: MV_KEY\n"
+        '    key_sink: [gh, secret, set, "MINIVOICE_KEY_{slug}", --env, prod]\n'
+        "    key_sink_env: [GH_TOKEN]\n"
+        "    checks: {answer_timeout_ms: 2000}\n"
+        "applications: []\n"
+    )
+    create(emulator, ("Support IVR", "https://example.com/a", None))
+    done = mvsync(tmp_path, "import", "--env", "prod", "--into", str(base))
+    assert done.returncode == 0, done.stderr
+    prod = yaml.safe_load(done.stdout)["environments"]["prod"]
+    assert prod["key_sink"] == ["gh", "secret", "set", "MINIVOICE_KEY_{slug}", "--env", "prod"]
+    assert prod["key_sink_env"] == ["GH_TOKEN"]
+    assert prod["checks"] == {"answer_timeout_ms": 2000}
+    (tmp_path / "out.yaml").write_text(done.stdout)
+    assert mvsync(tmp_path, "validate", "-f", "out.yaml").returncode == 0
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
