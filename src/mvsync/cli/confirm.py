@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from mvsync.errors import AbortedError, MvsyncError
 from mvsync.escape import escape
+from mvsync.model import KeySink
 
 if TYPE_CHECKING:
     from mvsync.apply.settings import Confirm
@@ -87,7 +88,9 @@ def check_before_asking(desired: DesiredEnvironment) -> None:
     fields land in ``DesiredEnvironment``: a sequence whose first item is the program.
     """
     sink = getattr(desired, "key_sink", None)
-    if not sink:
+    if not sink or isinstance(sink, KeySink):
+        # A resolved ``KeySink``: ``cli.options.key_sink_of`` found its program already
+        # (on PATH, or relative to the manifest's folder), before this is called.
         return
     program = str(sink[0])
     if shutil.which(program) is None:
