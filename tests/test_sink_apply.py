@@ -21,6 +21,7 @@ import pytest
 
 from helpers import TEST_API_KEY, assert_no_secrets
 from mvsync.emulator import Emulator
+from mvsync.store.keys import read_secrets
 from sinks import (
     IDENTITY_CANARY,
     STATE_URL_CANARY,
@@ -28,7 +29,7 @@ from sinks import (
     recording_sink,
     sink_manifest,
 )
-from test_cli_apply import cli_env, stored
+from test_cli_apply import cli_env, secrets_path, stored
 
 
 def mvsync_env(**variables: str) -> dict[str, str]:
@@ -147,7 +148,14 @@ def test_a_failing_sink_leaves_each_key_stored_and_keys_deliver_hands_it_on(
     assert all(e["delivered"] is True and e["delivered_at"] for e in entries.values())
     again = mvsync(tmp_path, "keys", "deliver", "--env", "dev", SINK_MODE="ok")
     assert again.returncode == 0 and "nothing to deliver" in again.stdout
-    for done in (failed, fixed, again):
+    # The next apply folds the deliveries into the secrets file: none is handed on again
+    # (the sink would refuse it now).
+    folded = apply(tmp_path, SINK_MODE="fail")
+    assert folded.returncode == 0, folded.stdout + folded.stderr
+    ledger = read_secrets(secrets_path(tmp_path))
+    assert ledger is not None
+    assert all(entry.delivered_at for entry in ledger.applications.values())
+    for done in (failed, fixed, again, folded):
         assert_no_secrets(done.stdout + done.stderr, extra=issued.values())
 
 

@@ -90,7 +90,8 @@ def reconcile(
     ``local_ids``: applications whose key the local secrets file holds (a run that lost
     the database kept it there): recorded "not captured" in the database, for ``state
     push`` to fill in, but never reported as a key to issue anew."""
-    records = [r for r in leftover if r.event in ("created", "not_captured")]
+    # ``delivered`` too (a killed apply's, or ``keys deliver``'s), after its ``created``.
+    records = [r for r in leftover if r.event in ("created", "not_captured", "delivered")]
     doubtful = wait(doubt.unlisted(journal.in_doubt(leftover)))
     records.extend(doubt.records)
     for intent in doubtful:
