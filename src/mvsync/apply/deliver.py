@@ -11,6 +11,11 @@ exit and that record, the key is handed on again.
   not delivered yet are handed on, and every key still undelivered is named;
 - ``deliver_stored``: ``mvsync keys deliver``, every undelivered entry (or those named);
   a sealed key is opened with the identity.
+
+A key read back from a secrets file (not this run's own create) is vouched for first
+(``vouch_for``: one list call with it as the bearer, ``apply/verify.py``): the file may
+be committed, and a pull request must not have its own key shipped to the sink. A
+database ledger is written by mvsync alone and is not checked.
 """
 
 from __future__ import annotations
