@@ -51,3 +51,43 @@ def recording_sink(folder: Path) -> Path:
 def recorded(folder: Path) -> dict[str, dict[str, object]]:
     """Every run recorded in ``folder``, by slug."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+# --- mvsync as a real process, with a key sink ------------------------------------------
+
+API_KEY_VARIABLE = "MV_TEST_KEY"
+# Held in mvsync's environment by the tests: none of them may reach a sink.
+STATE_URL_CANARY = "postgresql://mvsync:pw_STATE_CANARY_51c0@127.0.0.1:9/db"
+IDENTITY_CANARY = "AGE-SECRET-KEY-1CANARYCANARYCANARYCANARYCANARYCANARYCANARYCANARYCANA"
+
+
+def sink_manifest(
+    folder: Path,
+    url: str,
+    script: Path,
+    *,
+    count: int = 2,
+    args: str = '"MINIVOICE_KEY_{slug}", --env, "{environment}", "{id}"',
+    recipients: list[str] | None = None,
+    state_url: bool = False,
+) -> Path:
+    """A manifest whose environment ``dev`` hands each key to ``script`` (``SINK_MODE``
+    and ``GH_TOKEN`` listed in ``key_sink_env``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    apps = "".join(
+        f"  - name: App {n}\n    answer_url: https://example.com/{n}/answer\n" for n in range(count)
+    )
+    top = f"recipients: [{', '.join(recipients)}]\n" if recipients else ""
+    state = "    state_url: ${MVSYNC_STATE_URL}\n" if state_url else ""
+    manifest = folder / "mvsync.yaml"
+    manifest.write_text(
+        f"version: 1\n{top}environments:\n"
+        f"  dev:\n    api_url: {url}\n    api_key_env: {API_KEY_VARIABLE}\n{state}"
+        f"    key_sink: [{json.dumps(str(script))}, {args}]\n"
+        "    key_sink_env: [SINK_MODE, GH_TOKEN]\n"
+        "defaults:\n"
+        "  webhook_url: https://example.com/hooks\n"
+        "  webhook_secret: ${MV_WEBHOOK_SECRET}\n"
+        f"applications:\n{apps}"
+    )
+    return manifest

@@ -239,7 +239,7 @@ def test_a_key_sink_program_missing_from_path_is_refused_before_asking(
     manifest.write_text(
         manifest.read_text().replace(
             "    api_key_env: MV_TEST_KEY\n",
-            "    api_key_env: MV_TEST_KEY\n    key_sink: [no-such-sink-program, \"x-{slug}\"]\n",
+            '    api_key_env: MV_TEST_KEY\n    key_sink: [no-such-sink-program, "x-{slug}"]\n',
         )
     )
     shown = refused_without_asking(Terminal(tmp_path))

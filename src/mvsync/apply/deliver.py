@@ -11,27 +11,38 @@ exit and that record, the key is handed on again.
   not delivered yet are handed on, and every key still undelivered is named;
 - ``deliver_stored``: ``mvsync keys deliver``, every undelivered entry (or those named);
   a sealed key is opened with the identity.
+
+A key read back from a secrets file (not this run's own create) is vouched for first
+(``vouch_for``: one list call with it as the bearer, ``apply/verify.py``): the file may
+be committed, and a pull request must not have its own key shipped to the sink. A
+database ledger is written by mvsync alone and is not checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import SecretStr
 
-from mvsync.apply.settings import UNKNOWN_ID_PREFIX, ApplyResult
+from mvsync.apply.settings import UNKNOWN_ID_PREFIX, ApplyResult, ApplySettings
+from mvsync.apply.verify import ClientFor, ForeignKeyError, verify_key
 from mvsync.errors import MvsyncError, SecretsError
 from mvsync.escape import escape
-from mvsync.sealing import Identity, load_identities, unseal
+from mvsync.model import Account
+from mvsync.sealing import Identity, unseal
 from mvsync.sink import SinkRunner
 from mvsync.store import journal, keys
 from mvsync.store.base import JournalSink, KeyStore
+from mvsync.store.files import FileStore
 from mvsync.store.journal import JournalRecord
 from mvsync.store.keys import SecretEntry, SecretsFile
 
 Note = Callable[[str], None]
+# Loads the age identities that open sealed keys (``cli/identity.py``: -i, stdin, variables).
+IdentitySource = Callable[[], Sequence[Identity]]
+# Raises (``ForeignKeyError``) unless MiniVoice vouches for a key: (name, id, key).
+KeyCheck = Callable[[str, str, str], None]
 
 
 def _advice(environment: str) -> str:
@@ -76,10 +87,17 @@ def _undelivered(stored: SecretsFile) -> list[tuple[str, SecretEntry]]:
 
 
 def after_apply(
-    store: KeyStore, stored: SecretsFile, result: ApplyResult, sink: SinkRunner | None, note: Note
+    store: KeyStore,
+    stored: SecretsFile,
+    result: ApplyResult,
+    settings: ApplySettings,
+    customer_id: str | None,
+    note: Note,
 ) -> ApplyResult:
     """Under the apply's lock, once its records are folded into ``stored``: hand on the
-    plain keys of earlier runs the sink has not taken, then name every key not delivered."""
+    plain keys of earlier runs the sink has not taken, then name every key not delivered.
+    A key a secrets file holds is vouched for first (``customer_id``: the account's)."""
+    sink = settings.sink
     if sink is None:
         return result
     result.key_sink = sink.described
@@ -96,10 +114,15 @@ def after_apply(
         and not entry.id.startswith(UNKNOWN_ID_PREFIX)
     ]
     if earlier:
+        vouch = vouch_for(store, settings.client_for, lambda: customer_id)
         records: list[JournalRecord] = []
         with store.journal() as writer:
             for name, entry in earlier:
                 assert entry.api_key is not None
+                problem = _refused(vouch, name, entry.id, entry.api_key)
+                if problem is not None:
+                    note(f"{describe_failure(name, entry.id, problem)}; it was not delivered")
+                    continue
                 if hand_on(sink, writer, records.append, name, entry.id, entry.api_key, note):
                     result.delivered_later.append((name, entry.id))
         keys.add_records(stored, records)
@@ -109,6 +132,40 @@ def after_apply(
             note(f"{error}; the deliveries are in the journal of {store.location}")
     result.undelivered = [(n, e.id) for n, e in _undelivered(stored)]
     return result
+
+
+def vouch_for(
+    store: KeyStore, client_for: ClientFor | None, customer_id: Callable[[], str | None]
+) -> KeyCheck | None:
+    """How a stored key is vouched for before the sink gets it: ``None`` for a database
+    ledger (only mvsync writes it); for a secrets file, which anyone who may change the
+    repository may have edited, one list call with the key (``verify_key``). The
+    account's ``customer_id`` is asked once, when the first key needs it."""
+    if not isinstance(store, FileStore):
+        return None
+    known: list[str | None] = []
+
+    def check(name: str, app_id: str, key: str) -> None:
+        if client_for is None:
+            raise ForeignKeyError(
+                f'the key of "{escape(name)}" ({escape(app_id)}) cannot be checked here'
+            )
+        if not known:
+            known.append(customer_id())
+        verify_key(client_for, key, known[0], name, app_id)
+
+    return check
+
+
+def _refused(vouch: KeyCheck | None, name: str, app_id: str, key: SecretStr) -> str | None:
+    """Why ``key`` may not be handed on (None: it may); never the key."""
+    if vouch is None:
+        return None
+    try:
+        vouch(name, app_id, key.get_secret_value())
+    except MvsyncError as error:  # ForeignKeyError, or a key no request can carry
+        return str(error)
+    return None
 
 
 @dataclass
@@ -130,37 +187,46 @@ def deliver_stored(
     store: KeyStore,
     sink: SinkRunner,
     names: Sequence[str],
-    identity: Path | None,
+    identity: IdentitySource | None,
     *,
+    account: Account,
+    client_for: ClientFor,
+    customer_id: Callable[[], str | None],
     lock_timeout: float,
-    note: Note,
+    ways: str = "-i",
 ) -> DeliverResult:
     """``mvsync keys deliver``: under the environment's lock, hand every stored key the
     sink has not taken (or the ``names`` given) to it again. The keys a killed apply left
-    in the journal count: they are stored. The ``delivered`` records are journalled; the
-    next apply folds them (``keys list`` reads them already)."""
+    in the journal count: they are stored. A key from a secrets file is vouched for first
+    (``vouch_for``); a sealed one is opened with ``identity`` (loaded once, at the first
+    sealed key; ``ways`` says how to give one). The ``delivered`` records are journalled;
+    the next apply folds them (``keys list`` reads them already)."""
     sink.check()
     store.check()
+    store.identify(account)
     result = DeliverResult(sink.environment, store.location, sink.described)
+    vouch = vouch_for(store, client_for, customer_id)
     with store.lock(timeout=lock_timeout, command=f"mvsync keys deliver --env {sink.environment}"):
         stored, leftover = store.read()
         keys.add_records(stored, leftover)  # a copy of what the next fold holds
         pending = _undelivered(stored)
         if names:
             pending = _chosen(stored, pending, names, sink.environment)
-        identities: list[Identity] | None = None
+        opener = _Opener(identity, sink.environment, ways)
         with store.journal() as writer:
             for name, entry in pending:
-                try:
-                    if entry.api_key is None and identities is None:
-                        identities = _identities(identity, sink.environment, name)
-                    key = _plain(entry, identities)
-                except SecretsError as error:
-                    result.failed.append((name, entry.id, str(error)))
-                    continue
                 if entry.id.startswith(UNKNOWN_ID_PREFIX):
                     why = "its id is not known: put its id in the entry first"
                     result.failed.append((name, entry.id, why))
+                    continue
+                try:
+                    key = opener.plain(name, entry)
+                except SecretsError as error:
+                    result.failed.append((name, entry.id, str(error)))
+                    continue
+                problem = _refused(vouch, name, entry.id, key)
+                if problem is not None:
+                    result.failed.append((name, entry.id, problem))
                     continue
                 done = sink.deliver(name, entry.id, key.get_secret_value())
                 if not done.ok:
@@ -197,20 +263,36 @@ def _chosen(
     return chosen
 
 
-def _identities(identity: Path | None, env: str, name: str) -> list[Identity]:
-    if identity is None:
-        raise SecretsError(
-            f"environment {env!r}, entry {name!r}: the key is sealed; give the age identity"
-            " file that opens it with -i"
-        )
-    return list(load_identities(identity))
+class _Opener:
+    """The plain key of an entry: as stored, or unsealed with the identity, which is
+    loaded once, at the first sealed key (stdin is read once; a bad one fails each)."""
 
+    def __init__(self, identity: IdentitySource | None, environment: str, ways: str) -> None:
+        self.identity = identity
+        self.environment = environment
+        self.ways = ways
+        self._loaded: list[Identity] | SecretsError | None = None
 
-def _plain(entry: SecretEntry, identities: list[Identity] | None) -> SecretStr:
-    if entry.api_key is not None:
-        return entry.api_key
-    assert entry.sealed_api_key is not None and identities is not None
-    return SecretStr(unseal(entry.sealed_api_key, identities))
+    def plain(self, name: str, entry: SecretEntry) -> SecretStr:
+        if entry.api_key is not None:
+            return entry.api_key
+        assert entry.sealed_api_key is not None
+        where = f"environment {self.environment!r}, entry {name!r}"
+        if self.identity is None:
+            raise SecretsError(
+                f"{where}: the key is sealed; give the age identity that opens it: {self.ways}"
+            )
+        if self._loaded is None:
+            try:
+                self._loaded = list(self.identity())
+            except SecretsError as error:
+                self._loaded = error
+        if isinstance(self._loaded, SecretsError):
+            raise self._loaded
+        try:
+            return SecretStr(unseal(entry.sealed_api_key, self._loaded))
+        except SecretsError as error:
+            raise SecretsError(f"{where}: {error}") from None
 
 
 def describe_failure(name: str, app_id: str, why: str) -> str:

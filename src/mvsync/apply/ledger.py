@@ -93,13 +93,23 @@ class LedgerEntry:
     def held(self) -> bool:
         return self.state != "not_captured"
 
-    def to_json(self) -> dict[str, str | None]:
-        return {
+    @property
+    def delivered_at(self) -> str | None:
+        """When the key sink took its key (SPEC 5.5); None: not (yet) delivered."""
+        return self._entry.delivered_at
+
+    def to_json(self, *, delivery: bool = False) -> dict[str, str | bool | None]:
+        """The entry for ``keys list --format json``; with ``delivery`` (an environment
+        with a key sink) also ``delivered`` and ``delivered_at``."""
+        document: dict[str, str | bool | None] = {
             "name": self.name,
             "id": self.id,
             "created_at": self.created_at,
             "state": self.state,
         }
+        if delivery:
+            document.update(delivered=self.delivered_at is not None, delivered_at=self.delivered_at)
+        return document
 
 
 @dataclass(frozen=True)

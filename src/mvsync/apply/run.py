@@ -154,7 +154,10 @@ class _Run:
                 remote = self._reconcile(stored, leftover, remote)
             result = self._apply_locked(stored, remote)
             # The key sink (SPEC 5.5): earlier runs' keys handed on, the undelivered named.
-            return after_apply(self.store, stored, result, self.settings.sink, self.reporter.note)
+            customer = self._account.customer_id
+            return after_apply(
+                self.store, stored, result, self.settings, customer, self.reporter.note
+            )
 
     def _note_local_file(self, stored: keys.SecretsFile) -> frozenset[str]:
         """With ``state_url``: what the local secrets file still holds; its ids."""

@@ -9,11 +9,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mvsync.errors import MvsyncError
 from mvsync.planner import Change, EnvironmentPlan
 from mvsync.sink import SinkRunner
+
+if TYPE_CHECKING:
+    from mvsync.api.client import MiniVoiceClient
 
 NOT_CAPTURED_ADVICE = "created, key not captured — issue a new key in MiniVoice"
 # The id stored with a key whose create answer held no usable id (and the list none either).
@@ -41,6 +44,9 @@ class ApplySettings:
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     # The environment's key sink (SPEC 5.5): each new key is handed to it once stored.
     sink: SinkRunner | None = field(default=None, compare=False)
+    # A client with another bearer, to vouch for a key a secrets file holds before the
+    # sink gets it (``apply/verify.py``); None: such a key is not handed on.
+    client_for: Callable[[str], MiniVoiceClient] | None = field(default=None, compare=False)
 
     @property
     def doubt_window(self) -> float:

@@ -148,6 +148,8 @@ def apply(
         else None,
         store_retry=env_seconds("MVSYNC_STORE_RETRY", 5.0),
         sink=sink,
+        # A key a secrets file holds is vouched for by MiniVoice before the sink gets it.
+        client_for=lambda key: MiniVoiceClient(desired.api_url, key, timeout=timeout, retry=retry),
     )
     timeout = env_seconds("MVSYNC_HTTP_TIMEOUT", 10.0, positive=True)
 

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 import click
 
 from mvsync.cli.identity import identity_option
+from mvsync.cli.keys_deliver import deliver
 from mvsync.cli.options import env_option, manifest_option, manifest_path
 from mvsync.cli.pipe import write_result
 
 if TYPE_CHECKING:
-    from mvsync.apply.ledger import Ledger
+    from mvsync.apply.ledger import Ledger, LedgerEntry
+    from mvsync.manifest import Manifest
 
 
 @click.group()
@@ -29,17 +31,25 @@ def keys() -> None:
     mvsync keys list --env prod [--format json]
     mvsync keys show --env prod "Support IVR" -i key.txt | gh secret set SUPPORT_IVR_KEY
     printf '%s' "$KEY" | mvsync keys add --env prod "Support IVR"
+    mvsync keys deliver --env prod [NAME]... [-i key.txt]   (hands keys to the key_sink)
     list and show call no MiniVoice API and need no API key. See docs/keys.md.
     """
 
 
-def _ledger_of(ctx: click.Context, env: str) -> tuple[str, Ledger | None]:
+keys.add_command(deliver)
+
+
+def _ledger_of(
+    ctx: click.Context, env: str, manifest: Manifest | None = None
+) -> tuple[str, Ledger | None]:
     """Where ENV's ledger is, and the ledger (``None`` when there is none yet)."""
     from mvsync.apply.ledger import local_only, push_advice, read_ledger
     from mvsync.manifest import load_manifest, resolve_ledger_place
     from mvsync.render import text_of
 
-    place = resolve_ledger_place(load_manifest(manifest_path(ctx)), env, os.environ.get)
+    if manifest is None:
+        manifest = load_manifest(manifest_path(ctx))
+    place = resolve_ledger_place(manifest, env, os.environ.get)
     ledger = read_ledger(place)
     local = local_only(place, ledger)
     if local:  # the database's ledger is not all there is: say where the rest is
@@ -66,15 +76,20 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
     """
     import json
 
+    from mvsync.manifest import load_manifest
     from mvsync.render import id_of, name_of, text_of
 
-    where, found = _ledger_of(ctx, env)
+    manifest = load_manifest(manifest_path(ctx))
+    where, found = _ledger_of(ctx, env, manifest)
     entries = found.entries if found is not None else ()
+    # With a key_sink: whether and when each key was delivered.
+    config = manifest.environments.get(env)
+    delivery = config is not None and bool(config.key_sink)
     if output_format == "json":
         document = {
             "format_version": 1,
             "environment": env,
-            "keys": [entry.to_json() for entry in entries],
+            "keys": [entry.to_json(delivery=delivery) for entry in entries],
         }
         write_result(json.dumps(document, ensure_ascii=True) + "\n")
         return 0
@@ -89,7 +104,7 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
             name_of(e.name),
             id_of(e.id),
             text_of(e.created_at or "-"),
-            e.state.replace("_", "-"),
+            e.state.replace("_", "-") + (_delivery_text(e) if delivery else ""),
         )
         for e in entries
     ]
@@ -100,6 +115,12 @@ def list_(ctx: click.Context, env: str, output_format: str) -> int:
         lines.append("  ".join([*cells, row[3]]) + "\n")
     write_result("".join(lines))
     return 0
+
+
+def _delivery_text(entry: LedgerEntry) -> str:
+    if not entry.held:
+        return ""
+    return f"  delivered {entry.delivered_at}" if entry.delivered_at else "  not-delivered"
 
 
 @keys.command("show")
