@@ -144,7 +144,7 @@ def test_a_forged_key_in_the_secrets_file_is_refused_and_never_reaches_the_sink(
     done = deliver(tmp_path, SINK_MODE="ok")
     assert done.returncode == 1, done.stdout + done.stderr
     assert f'x "App 1" ({app_1}): not delivered' in done.stdout
-    assert "not accepted by MiniVoice (HTTP 401)" in done.stdout
+    assert "refused by MiniVoice (HTTP 401)" in done.stdout
     assert '+ delivered "App 0"' in done.stdout  # the genuine one is delivered
     handed = {run["stdin"] for run in recorded(runs).values()}
     assert FORGED not in handed and len(handed) == 1
@@ -153,7 +153,7 @@ def test_a_forged_key_in_the_secrets_file_is_refused_and_never_reaches_the_sink(
     again = mvsync(tmp_path, "apply", "--env", "dev", "--yes", SINK_MODE="ok")
     assert again.returncode == 1
     assert FORGED not in {run["stdin"] for run in recorded(runs).values()}
-    assert "not accepted by MiniVoice" in again.stdout + again.stderr
+    assert "refused by MiniVoice (HTTP 401)" in again.stdout + again.stderr
     issued = emulator.issued_keys(TEST_API_KEY).values()
     for run in (done, again):
         assert_no_secrets(run.stdout + run.stderr, extra=[*issued, FORGED])
@@ -178,7 +178,7 @@ def test_a_forged_key_sealed_to_the_recipients_is_refused_too(
     path.write_text(text.replace(old_block, new_block))
     done = deliver(tmp_path, "App 0", SINK_MODE="ok", MVSYNC_AGE_IDENTITY=str(identity))
     assert done.returncode == 1
-    assert "not accepted by MiniVoice" in done.stdout
+    assert "refused by MiniVoice (HTTP 401)" in done.stdout
     assert recorded(tmp_path / "runs") == {}
     assert_no_secrets(done.stdout + done.stderr, extra=[FORGED, str(identity)])
 
