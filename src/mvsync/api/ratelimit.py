@@ -34,8 +34,10 @@ many costs more than running a few percent under the limit for the whole apply.
   nothing; a different one paces anew). An answer saying nothing remains empties the
   bucket when paced (the next request waits its turn), else pauses until the reset.
 - A rate learned before (``start_from``: the last run's, kept with the state) is paced
-  from the first request, growing as after a refusal while paced; ``learned`` says what
-  this run would leave for the next.
+  from the first request and not grown: it is ``CEILING_SHARE`` of the last rate the API
+  refused while paced (``learned``: what this run leaves for the next; the rate paced
+  when never refused while paced), and that rate stays the ceiling, so a run that
+  starts from it meets no 429 it met before. A refusal still cuts as above.
 
 Waiting goes through the caller's ``sleep`` (``RetryPolicy.sleep``), so a test that
 records its waits records these too; a pause a call has already waited out (its own
@@ -202,21 +204,26 @@ class AccountLimiter:
 
     def start_from(self, learned: Learned) -> None:
         """Pace from a rate learned before (an earlier run's), until this run learns its
-        own: an announced one as if announced again, one paced after refusals growing
-        slowly (``GROWTH``), as after a refusal while paced."""
+        own: an announced one as if announced again, one learned from refusals flat, the
+        rate it was learned below (``learned.rate / CEILING_SHARE``) its ceiling."""
         if learned.announced:
             self.announced(Announced(rate=learned.rate, remaining=None, reset_after=None))
             return
         with self._lock:
             if self._rate is None and learned.rate > 0:
-                self._pace_from(self._clock(), learned.rate, slope=GROWTH * learned.rate)
+                self._pace_from(self._clock(), learned.rate, slope=0.0)
+                self._ceiling = learned.rate / CEILING_SHARE
 
     def learned(self) -> Learned | None:
-        """The rate this account was paced at (the announced one, when announced), or
-        ``None`` when it was never paced: what the next run may start from."""
+        """What the next run may start from: the announced rate, when announced; else
+        ``CEILING_SHARE`` of the last rate refused while paced (not the rate paced now,
+        which a cut may just have lowered well under it), or the rate paced when never
+        refused while paced; ``None`` when never paced."""
         with self._lock:
             if self._announced is not None:
                 return Learned(self._announced, announced=True)
+            if self._ceiling is not None:
+                return Learned(self._ceiling * CEILING_SHARE, announced=False)
             if self._rate is not None and self.refusals:
                 return Learned(self._rate, announced=False)
             return None
