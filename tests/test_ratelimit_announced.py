@@ -188,3 +188,16 @@ def test_limiter_for_is_shared_by_url_and_key() -> None:
     first = limiter_for("http://127.0.0.1:1/", "k1")
     assert limiter_for("http://127.0.0.1:1", "k1") is first
     assert limiter_for("http://127.0.0.1:1", "k2") is not first
+
+
+def test_the_rate_left_is_the_one_accepted_when_lower_than_the_rate_refused() -> None:
+    # Paced at 50/s but only 40 answers a second came back over the 2 s before the
+    # refusal: the API's limit is nearer 40 than 50, and the next run starts under it.
+    clock = Clock()
+    limiter = AccountLimiter(clock=clock)
+    limiter.start_from(Learned(50.0, announced=False))
+    for _ in range(80):
+        clock.now += 1 / 40.0
+        limiter.succeeded()
+    limiter.refused(sent_at=clock.now - 0.001, retry_after=1.0)
+    assert limiter.learned() == Learned(pytest.approx(40.0 * CEILING_SHARE), announced=False)
