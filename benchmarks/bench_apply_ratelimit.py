@@ -168,6 +168,7 @@ def one_round(args: argparse.Namespace) -> dict[str, Round]:
         pace = Path(scratch) / ".mvsync" / "bench.secrets.yaml.pace"
         if not pace.exists():
             raise SystemExit("the first apply kept no rate beside its secrets file")
+        print(f"  kept after the first apply: {pace.read_text().strip()}", flush=True)
         time.sleep(0.5)  # both buckets full again, as for a run started a moment later
         results["remembered"] = measured_apply(url, Path(scratch), args, "Second")
     with (

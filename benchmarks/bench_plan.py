@@ -149,6 +149,7 @@ from mvsync.cli import plan as plan_cmd
 from mvsync.api.listing import list_environments
 from mvsync.manifest import environment_names, read_api_key, resolve_environment
 from mvsync.manifest.load import read_manifest, validate_manifest
+from mvsync.model import Account
 from mvsync.planner import Plan, build_plan
 from mvsync.render import RENDERERS
 mark("import")
@@ -168,9 +169,10 @@ def steps():
     mark("list")
     the_plan = Plan(tuple(
         plan_cmd._with_keys(
-            plan_cmd._with_warnings(build_plan(d, r, fingerprints=False), lookup), d
+            plan_cmd._with_warnings(build_plan(d, r, fingerprints=False), lookup), d,
+            Account.of(k, r),
         )
-        for d, r in zip(desired_envs, remote_lists, strict=True)
+        for d, r, k in zip(desired_envs, remote_lists, api_keys, strict=True)
     ))
     mark("build_plan")
     RENDERERS["json"](the_plan, sys.stdout)

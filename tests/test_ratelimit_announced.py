@@ -14,7 +14,7 @@ import pytest
 from mvsync.api.announced import Announced
 from mvsync.api.ratelimit import (
     ANNOUNCED_SHARE,
-    GROWTH,
+    CEILING_SHARE,
     AccountLimiter,
     Learned,
     forget_all,
@@ -120,19 +120,36 @@ def test_nothing_remaining_without_a_rate_pauses_until_the_reset() -> None:
     assert limiter.learned() is None  # a pause is not a rate
 
 
-def test_a_remembered_rate_paces_from_the_first_request_and_grows_slowly() -> None:
+def test_a_remembered_rate_paces_from_the_first_request_and_does_not_grow() -> None:
     clock = Clock()
     limiter = AccountLimiter(clock=clock)
     limiter.start_from(Learned(40.0, announced=False))
     sent = departures(limiter, clock, 3)
     assert sent[1] - sent[0] == pytest.approx(1 / 40.0, rel=1e-3)
-    start = clock.now
     for _ in range(200):
         clock.now += 1 / 40.0
         limiter.succeeded()
-    grown = 40.0 * (1 + GROWTH * (clock.now - 100.0))
-    assert rate_of(limiter) == pytest.approx(grown, rel=0.02)
-    assert clock.now > start
+    assert rate_of(limiter) == pytest.approx(40.0)  # 5 s of successes: still 40/s
+    assert limiter.learned() == Learned(pytest.approx(40.0), announced=False)
+
+
+def test_a_run_refused_while_paced_leaves_a_share_of_the_rate_refused() -> None:
+    # Not the rate paced after the cut (0.9 of what was accepted): CEILING_SHARE of the
+    # rate the API refused, which is what the next run starts from.
+    clock = Clock()
+    limiter = AccountLimiter(clock=clock)
+    limiter.start_from(Learned(50.0, announced=False))
+    for _ in range(30):
+        clock.now += 1 / 50.0
+        limiter.succeeded()
+    limiter.refused(sent_at=clock.now - 0.001, retry_after=1.0)
+    assert rate_of(limiter) < 50.0 * CEILING_SHARE
+    assert limiter.learned() == Learned(pytest.approx(50.0 * CEILING_SHARE), announced=False)
+    fresh = AccountLimiter(clock=clock)
+    learned = limiter.learned()
+    assert learned is not None
+    fresh.start_from(learned)
+    assert rate_of(fresh) == pytest.approx(50.0 * CEILING_SHARE)
 
 
 def test_a_remembered_rate_does_not_replace_one_this_run_learned() -> None:
@@ -171,3 +188,16 @@ def test_limiter_for_is_shared_by_url_and_key() -> None:
     first = limiter_for("http://127.0.0.1:1/", "k1")
     assert limiter_for("http://127.0.0.1:1", "k1") is first
     assert limiter_for("http://127.0.0.1:1", "k2") is not first
+
+
+def test_the_rate_left_is_the_one_accepted_when_lower_than_the_rate_refused() -> None:
+    # Paced at 50/s but only 40 answers a second came back over the 2 s before the
+    # refusal: the API's limit is nearer 40 than 50, and the next run starts under it.
+    clock = Clock()
+    limiter = AccountLimiter(clock=clock)
+    limiter.start_from(Learned(50.0, announced=False))
+    for _ in range(80):
+        clock.now += 1 / 40.0
+        limiter.succeeded()
+    limiter.refused(sent_at=clock.now - 0.001, retry_after=1.0)
+    assert limiter.learned() == Learned(pytest.approx(40.0 * CEILING_SHARE), announced=False)

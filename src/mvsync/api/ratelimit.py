@@ -34,8 +34,13 @@ many costs more than running a few percent under the limit for the whole apply.
   nothing; a different one paces anew). An answer saying nothing remains empties the
   bucket when paced (the next request waits its turn), else pauses until the reset.
 - A rate learned before (``start_from``: the last run's, kept with the state) is paced
-  from the first request, growing as after a refusal while paced; ``learned`` says what
-  this run would leave for the next.
+  from the first request and not grown: it is ``CEILING_SHARE`` of the last rate the API
+  refused while paced (``learned``: what this run leaves for the next; the rate paced
+  when never refused while paced), and that rate stays the ceiling, so a run that
+  starts from it meets no 429 it met before. A refusal still cuts as above. The rate
+  refused is the one the API accepted from the end of the last pause to that refusal
+  (at least ``SUSTAINED`` seconds of it), when lower than the rate paced then: growth
+  overshoots the limit while the API's burst lasts, so the rate paced overstates it.
 
 Waiting goes through the caller's ``sleep`` (``RetryPolicy.sleep``), so a test that
 records its waits records these too; a pause a call has already waited out (its own
@@ -77,6 +82,9 @@ RECENT = 25
 WINDOW = 2.0
 IDLE = 0.1
 SHORTEST = 0.05
+# The rate the API accepted over a stretch paced between two refusals at least this long
+# is the one a next run may start from (a shorter one is mostly the API's burst).
+SUSTAINED = 1.0
 # The bucket holds this many seconds' worth of requests, at least one.
 BUCKET_SECONDS = 0.05
 # An announced rate is paced at this share of it: answers reach the API with the jitter
@@ -120,6 +128,8 @@ class AccountLimiter:
         # When each of the last successes since the last pause was answered.
         self._successes: deque[float] = deque(maxlen=RECENT)
         self._ceiling: float | None = None  # the last rate refused while paced
+        self._refused_rate: float | None = None  # the rate accepted until then, when known
+        self._paced_successes = 0  # since the rate last grew from a cut (or a start)
         self._measure_from = -math.inf  # successes before this (the last pause's end) are not
         self._waiting = 0
         self.refusals = 0
@@ -176,6 +186,7 @@ class AccountLimiter:
             self._successes.append(now)
             if self._rate is None or now <= self._growth_from:
                 return
+            self._paced_successes += 1
             grown = self._start + self._slope * (now - self._growth_from)
             measured = self._accepted(now)
             if measured is not None:
@@ -202,21 +213,29 @@ class AccountLimiter:
 
     def start_from(self, learned: Learned) -> None:
         """Pace from a rate learned before (an earlier run's), until this run learns its
-        own: an announced one as if announced again, one paced after refusals growing
-        slowly (``GROWTH``), as after a refusal while paced."""
+        own: an announced one as if announced again, one learned from refusals flat, the
+        rate it was learned below (``learned.rate / CEILING_SHARE``) its ceiling."""
         if learned.announced:
             self.announced(Announced(rate=learned.rate, remaining=None, reset_after=None))
             return
         with self._lock:
             if self._rate is None and learned.rate > 0:
-                self._pace_from(self._clock(), learned.rate, slope=GROWTH * learned.rate)
+                self._pace_from(self._clock(), learned.rate, slope=0.0)
+                self._ceiling = learned.rate / CEILING_SHARE
 
     def learned(self) -> Learned | None:
-        """The rate this account was paced at (the announced one, when announced), or
-        ``None`` when it was never paced: what the next run may start from."""
+        """What the next run may start from: the announced rate, when announced; else
+        ``CEILING_SHARE`` of the last rate refused while paced (not the rate paced now,
+        which a cut may just have lowered well under it), or the rate paced when never
+        refused while paced; ``None`` when never paced."""
         with self._lock:
             if self._announced is not None:
                 return Learned(self._announced, announced=True)
+            if self._ceiling is not None:
+                refused = self._ceiling
+                if self._refused_rate is not None:
+                    refused = min(refused, self._refused_rate)
+                return Learned(refused * CEILING_SHARE, announced=False)
             if self._rate is not None and self.refusals:
                 return Learned(self._rate, announced=False)
             return None
@@ -251,6 +270,9 @@ class AccountLimiter:
                 # Refused while paced: the rate paced was a little too much (the API's
                 # burst ran out). A gentler cut, and the growth never reaches it again.
                 self._ceiling = self._rate
+                span = now - self._growth_from
+                if span >= SUSTAINED and self._paced_successes:
+                    self._refused_rate = self._paced_successes / span
             rate = base * (BETA_PACED if paced else BETA)
             held = self._held(now)
             if held is not None:
@@ -261,6 +283,7 @@ class AccountLimiter:
             self._start = self._rate or rate
             self._slope = (GROWTH if paced else GROWTH_FIRST) * self._start
             self._growth_from = resume
+            self._paced_successes = 0
             self._tokens = 1.0
             self._updated = resume
             # What the API accepts after the pause is counted afresh.
@@ -299,6 +322,7 @@ class AccountLimiter:
         self._start = self._rate or rate
         self._slope = slope
         self._growth_from = now
+        self._paced_successes = 0
         self._updated = max(self._updated, now)
 
     def _set_rate(self, rate: float) -> None:
