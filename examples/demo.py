@@ -9,14 +9,17 @@ What it does, as a user would at a terminal:
    variables the manifest reads (``MVSYNC_DEV_API_URL``, ``MINIVOICE_API_KEY_DEV``,
    ``MV_WEBHOOK_SECRET``);
 3. generates a throwaway age identity (``demo-identity.txt``, with pyrage: no ``age``
-   CLI needed) and adds its recipient to the copied manifest, so every key is sealed;
+   CLI needed) and adds its recipient to the copied manifest, so every key is sealed,
+   and gives ``dev`` a ``key_sink``: ``examples/sinks/to-file.py``, which writes each new
+   key to ``delivered/<slug>.key`` (0600), standing in for ``gh secret set`` or Vault;
 4. creates two applications "by hand", as someone would in the MiniVoice console: one
    the manifest names with another answer_url (a drift), one under another name with
    the answer_url of a manifest entry (an unmanaged application, a likely rename);
 5. runs ``mvsync plan --env dev -o plan-dev.json`` (creates, the drift, the unmanaged
    application and the rename hint), ``mvsync show plan-dev.json --format markdown``
    (the pull-request comment, written to ``pr-comment.md``), ``mvsync apply --env dev
-   --yes --allow-drift`` (keys sealed and stored; the drift reported, not fatal),
+   --yes --allow-drift`` (keys sealed, stored, then handed to the sink; the drift
+   reported, not fatal; the demo checks a file arrived per key, never showing one),
    ``mvsync plan --env dev --detailed-exitcode`` (exit 2: only the drift the API cannot
    fix is left; its key, made by hand, is "missing" from the ledger), ``mvsync keys list
    --env dev`` (every entry sealed) and one ``mvsync keys show ... -i demo-identity.txt
@@ -55,8 +58,12 @@ from pathlib import Path
 from pyrage import x25519
 from ruamel.yaml import YAML
 
+from mvsync.model import slug
+
 EXAMPLES = Path(__file__).resolve().parent
 MANIFEST = EXAMPLES / "minivoice.yaml"
+TO_FILE_SINK = EXAMPLES / "sinks" / "to-file.py"
+DELIVERED = "delivered"
 ENV = "dev"
 STARTUP_DEADLINE = 20.0
 STOP_DEADLINE = 10.0
@@ -268,6 +275,38 @@ def seal_to(manifest: Path, recipient: str) -> None:
     manifest.write_text(text[: version.end()] + line + text[version.end() :], encoding="utf-8")
 
 
+def add_key_sink(manifest: Path) -> None:
+    """Give the copied manifest's ``dev`` environment a key sink writing to ``delivered/``."""
+    text = manifest.read_text(encoding="utf-8")
+    env = re.search(rf"^  {ENV}:\n", text, re.MULTILINE)
+    expect(env is not None, f"{manifest} has no '  {ENV}:' environment")
+    assert env is not None
+    sink = [sys.executable, str(TO_FILE_SINK), f"{DELIVERED}/{{slug}}.key"]
+    lines = (
+        "    # the demo's key sink: each new key, on stdin, to a 0600 file (in real life\n"
+        "    # gh secret set, vault kv put, pass insert: see docs/keys.md)\n"
+        f"    key_sink: {json.dumps(sink)}\n"
+    )
+    manifest.write_text(text[: env.end()] + lines + text[env.end() :], encoding="utf-8")
+
+
+def check_delivered(workdir: Path, names: Sequence[str]) -> dict[str, Path]:
+    """Each created application's key arrived in ``delivered/<slug>.key`` (0600); only
+    the file names and lengths are shown."""
+    folder = workdir / DELIVERED
+    files = {name: folder / f"{slug(name)}.key" for name in names}
+    say()
+    say(f"$ ls -l {DELIVERED}/   # what the key sink received")
+    for name, path in files.items():
+        expect(path.is_file(), f"the key sink wrote no {path} for {name!r}")
+        mode = stat.S_IMODE(path.stat().st_mode)
+        expect(mode == 0o600, f"{path} has mode {mode:04o}, expected 0600")
+        size = len(path.read_bytes())
+        expect(size > 0, f"{path} is empty")
+        say(f"  {DELIVERED}/{path.name}  mode 0600, {size} characters: the key of {name!r}")
+    return files
+
+
 def show_one_key(workdir: Path, env: dict[str, str], name: str) -> Path:
     """``mvsync keys show`` of one key into a 0600 file; only its length is shown."""
     target = workdir / "key.txt"
@@ -290,7 +329,7 @@ def show_one_key(workdir: Path, env: dict[str, str], name: str) -> Path:
     key = target.read_text()
     expect(key.endswith("\n") and "\n" not in key[:-1], "keys show wrote more than one line")
     say(f"  the key of {name!r} ({len(key) - 1} characters) is in {target} (mode 0600);")
-    say("  in CI: mvsync keys show ... | gh secret set NAME")
+    say("  (a key_sink hands each key on when it is created: gh secret set, vault, pass)")
     return target
 
 
@@ -333,8 +372,10 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
     shutil.copyfile(manifest, workdir / "mvsync.yaml")
     recipient = make_identity(workdir)
     seal_to(workdir / "mvsync.yaml", recipient)
+    add_key_sink(workdir / "mvsync.yaml")
     say(f"a throwaway age identity is in {workdir / IDENTITY}; its recipient {recipient}")
-    say("was added to the copied manifest: apply seals every key to it")
+    say("was added to the copied manifest: apply seals every key to it, and hands each")
+    say(f"new key to the key sink {TO_FILE_SINK.name}, which writes it to {DELIVERED}/<slug>.key")
     api_key = f"demo_{secrets.token_hex(16)}"
     receiver_secret = f"whsec_{base64.b64encode(secrets.token_bytes(24)).decode()}"
 
@@ -358,8 +399,12 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
 
         comment = write_comment(workdir, env)
 
-        status, _ = mvsync(["apply", "--env", ENV, "--yes", "--allow-drift"], workdir, env)
+        status, output = mvsync(["apply", "--env", ENV, "--yes", "--allow-drift"], workdir, env)
         expect(status == 0, f"apply --allow-drift exited {status}, expected 0")
+        created = re.findall(r'^\+ created "((?:[^"\\]|\\.)*)" \(', output, re.MULTILINE)
+        expect(len(created) == creates, f"apply reports {len(created)} creates, not {creates}")
+        expect(f"{creates} keys delivered to" in output, "apply does not say the sink took them")
+        delivered = check_delivered(workdir, created)
 
         status, output = mvsync(["plan", "--env", ENV, "--detailed-exitcode"], workdir, env)
         expect(not CREATE_LINE.search(output), "the second plan still shows creates")
@@ -378,7 +423,13 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
         first = re.match(r'^"((?:[^"\\]|\\.)*)"', rows[0])
         expect(first is not None, "keys list does not start with a quoted name")
         assert first is not None
-        show_one_key(workdir, env, first.group(1))
+        shown = show_one_key(workdir, env, first.group(1))
+        sink_file = delivered.get(first.group(1))
+        expect(sink_file is not None, f"{first.group(1)!r} was not delivered")
+        assert sink_file is not None
+        same = sink_file.read_text() == shown.read_text().removesuffix("\n")
+        expect(same, f"{sink_file} does not hold the key keys show gives")
+        say(f"  {DELIVERED}/{sink_file.name} holds that same key: the sink got it exactly")
 
         check_receivers(workdir, url, env)
 
@@ -405,10 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"demo FAILED: {failure}")
         return 1
     say()
-    say(f"Done. The new applications' API keys are in {secrets_file}")
-    say(f"(mode 0600), sealed to {IDENTITY}: the file holds no plaintext key, so CI may")
-    say("keep it as an artifact or commit it. Keep that folder: it is also the journal")
-    say("that lets the next apply report a create whose key was not captured.")
+    say("Done. Each new application's API key was handed to the key sink, which put it")
+    say(f"in {secrets_file.parent.parent / DELIVERED}/ (in real life: a GitHub secret, Vault,")
+    say(f"pass; docs/keys.md). The record is {secrets_file} (mode 0600),")
+    say(f"sealed to {IDENTITY}: it holds no plaintext key, so CI may keep it as an")
+    say("artifact or commit it. Keep that folder: it is also the journal that lets the")
+    say("next apply report a create whose key was not captured, or deliver a key again.")
     say(f"The pull-request comment (Markdown, as GitHub would show it) is in {comment}.")
     say("The drift is left on purpose: the API cannot update an application, so change the")
     say("manifest to match or fix it in the MiniVoice console.")

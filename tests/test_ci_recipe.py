@@ -56,9 +56,13 @@ environments:
   staging:
     api_url: ${{MVSYNC_TEST_API_URL}}
     api_key_env: MINIVOICE_API_KEY_STAGING
+    key_sink: [gh, secret, set, "MINIVOICE_KEY_{{slug}}", --env, staging]
+    key_sink_env: [GH_TOKEN]
   prod:
     api_url: ${{MVSYNC_TEST_API_URL}}
     api_key_env: MINIVOICE_API_KEY_PROD
+    key_sink: [gh, secret, set, "MINIVOICE_KEY_{{slug}}", --env, prod]
+    key_sink_env: [GH_TOKEN]
 defaults:
   webhook_url: https://crm.example.com/minivoice/webhooks
   webhook_secret: ${{MV_WEBHOOK_SECRET}}
@@ -75,6 +79,16 @@ import json, os, sys
 args = sys.argv[1:]
 if not os.environ.get("GH_TOKEN"):
     sys.exit("gh: GH_TOKEN is not set")
+if args[:2] == ["secret", "set"]:  # gh secret set NAME --env ENV: the value on stdin
+    assert args[3] == "--env" and len(args) == 5, args
+    # A key sink's environment is its own (no FAKE_GH_STATE): the state beside fake-bin/.
+    state_file = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gh-state.json")
+    state = json.load(open(state_file))
+    secrets = state.setdefault("environment_secrets", {}).setdefault(args[4], {})
+    secrets[args[2]] = {"value": sys.stdin.read(), "token": os.environ["GH_TOKEN"]}
+    json.dump(state, open(state_file, "w"))
+    sys.exit(0)
+state_file = os.environ["FAKE_GH_STATE"]
 assert args[0] == "api", args
 args = args[1:]
 method, path, has_input = "GET", None, False
@@ -88,7 +102,6 @@ while args:
         pass
     else:
         path = arg
-state_file = os.environ["FAKE_GH_STATE"]
 state = json.load(open(state_file)) if os.path.exists(state_file) else {"comments": [], "calls": []}
 state.setdefault("issues", [])
 state.setdefault("calls", [])
@@ -245,6 +258,8 @@ def github_values(env_name: str) -> dict[str, str]:
         "secrets.MINIVOICE_API_KEY_PROD": PROD_KEY,
         "secrets.MV_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "github.token": "ghs_fake_token",
+        # The token with "Secrets: write" the apply step gives the key sink as GH_TOKEN.
+        "secrets.MVSYNC_SECRETS_TOKEN": "github_pat_fake_secrets_write",
         "github.repository": "acme/voice",
         "github.event.pull_request.number": "42",
         "github.event.pull_request.head.sha": HEAD_SHA,
@@ -496,6 +511,30 @@ def test_apply_job_creates_then_a_later_run_restores_the_secrets_and_creates_not
     assert issued
     assert_no_secrets(archive.read_bytes().decode("latin-1"), extra=issued)
     assert b"-----BEGIN AGE ENCRYPTED FILE-----" in archive.read_bytes()
+
+
+def test_apply_job_hands_each_new_key_to_a_github_environment_secret(
+    checkout: Path, accounts: Emulator
+) -> None:
+    results = merge_and_apply(checkout)
+    assert results["apply"].status == 0, results["apply"].output
+    keys = accounts.issued_keys(STAGING_KEY)
+    by_name = {app["name"]: keys[app["id"]] for app in accounts.applications(STAGING_KEY)}
+    # gh secret set got each key on stdin, with the apply step's token, not GITHUB_TOKEN.
+    assert gh_state(checkout)["environment_secrets"] == {
+        "staging": {
+            "MINIVOICE_KEY_SUPPORT_IVR": {
+                "value": by_name["Support IVR"],
+                "token": "github_pat_fake_secrets_write",
+            },
+            "MINIVOICE_KEY_RECEPTIONIST": {
+                "value": by_name["Receptionist"],
+                "token": "github_pat_fake_secrets_write",
+            },
+        }
+    }
+    assert "Key sink: 2 keys delivered to gh secret set" in results["apply"].output
+    assert_no_secrets(results["apply"].output, extra=by_name.values())
 
 
 def test_apply_job_refuses_to_save_a_folder_that_holds_a_plain_key(checkout: Path) -> None:

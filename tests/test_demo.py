@@ -44,7 +44,7 @@ def test_demo_plans_applies_and_replans_clean_then_names_the_secrets_file(
     assert re.fullmatch(
         r'mvsync keys show --env dev ".+" -i demo-identity.txt > key.txt', commands[6]
     )
-    assert f"API keys are in {secrets_file}\n(mode 0600" in done.stdout
+    assert f"The record is {secrets_file} (mode 0600)" in done.stdout
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
 
@@ -123,3 +123,25 @@ def test_demo_shows_one_passing_and_one_failing_check(tmp_path: Path) -> None:
     assert "passed  Reception IVR (ready)  webhook_url" in section
     assert "answered text/html, not JSON" in section
     assert "check: 2 passed, 2 failed, 0 not configured" in section
+
+
+def test_demo_delivers_each_new_key_to_its_key_sink_without_showing_it(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / ".mvsync-demo"
+    secrets = YAML(typ="safe").load((folder / ".mvsync/dev.secrets.yaml").read_text())
+    identities = load_identities(folder / "demo-identity.txt")
+    issued = {
+        name: unseal(entry["sealed_api_key"], identities)
+        for name, entry in secrets["applications"].items()
+    }
+    # examples/sinks/to-file.py got each key on stdin and wrote it exactly, 0600.
+    delivered = {path.name: path for path in (folder / "delivered").iterdir()}
+    assert sorted(delivered) == ["APPOINTMENT_REMINDERS.key", "SUPPORT_IVR_DEV.key"]
+    assert delivered["SUPPORT_IVR_DEV.key"].read_text() == issued["Support IVR (dev)"]
+    assert delivered["APPOINTMENT_REMINDERS.key"].read_text() == issued["Appointment reminders"]
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in delivered.values())
+    assert all(entry.get("delivered_at") for entry in secrets["applications"].values())
+    assert "Key sink: 2 keys delivered to " in done.stdout
+    assert "delivered/SUPPORT_IVR_DEV.key  mode 0600" in done.stdout
+    assert_no_secrets(done.stdout + done.stderr, extra=issued.values())
