@@ -83,10 +83,17 @@ if args[:2] == ["secret", "set"]:  # gh secret set NAME --env ENV: the value on 
     assert args[3] == "--env" and len(args) == 5, args
     # A key sink's environment is its own (no FAKE_GH_STATE): the state beside fake-bin/.
     state_file = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gh-state.json")
-    state = json.load(open(state_file))
-    secrets = state.setdefault("environment_secrets", {}).setdefault(args[4], {})
-    secrets[args[2]] = {"value": sys.stdin.read(), "token": os.environ["GH_TOKEN"]}
-    json.dump(state, open(state_file, "w"))
+    import fcntl  # apply may run two sinks at once: one read-modify-write at a time
+
+    value = sys.stdin.read()
+    with open(state_file + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = json.load(open(state_file))
+        secrets = state.setdefault("environment_secrets", {}).setdefault(args[4], {})
+        secrets[args[2]] = {"value": value, "token": os.environ["GH_TOKEN"]}
+        with open(state_file + ".tmp", "w") as out:
+            json.dump(state, out)
+        os.replace(state_file + ".tmp", state_file)
     sys.exit(0)
 state_file = os.environ["FAKE_GH_STATE"]
 assert args[0] == "api", args
