@@ -240,8 +240,12 @@ def test_the_plan_names_the_sink_and_counts_keys_not_delivered(
     assert "2 key undelivered" in text and 'undelivered   "App 0"' in text
     assert "mvsync keys deliver --env dev" in text
     assert "**Key not delivered** (2)" in markdown and "| key undelivered |" in markdown
-    for shown in (text, markdown, json.dumps(document)):
-        assert_no_secrets(shown, keys_issued)
+    saved = tmp_path / "plan-dev.json"
+    assert run(tmp_path, "plan", "-o", str(saved)).returncode == 0
+    shown = run(tmp_path, "show", str(saved), "--format", "markdown").stdout
+    assert "**Key sink**: new keys go to `" in shown and "**Key not delivered** (2)" in shown
+    for seen in (text, markdown, json.dumps(document), saved.read_text(), shown):
+        assert_no_secrets(seen, keys_issued)
 
 
 def test_a_saved_plan_is_stale_once_the_key_sink_changes(

@@ -28,14 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mvsync.errors import PlanFileError
 from mvsync.files import MIB, UnreadableFileError, UnwritableFileError, read_bounded, write_atomic
-from mvsync.model import DesiredApp
 from mvsync.planner import (
     KEY_MISSING,
+    KEY_UNDELIVERED,
     SUMMARY_KEYS,
     Action,
-    Change,
     EnvironmentPlan,
-    FieldDrift,
     KeyStatus,
     Plan,
 )
@@ -63,6 +61,13 @@ class SavedChange(BaseModel):
     key: KeyStatus | None = None
 
 
+class SavedUndelivered(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    id: str
+
+
 class SavedEnvironment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,6 +77,9 @@ class SavedEnvironment(BaseModel):
     remote_fingerprint: str = Field(pattern=_SHA256)
     summary: dict[str, int]
     warnings: list[str] = Field(default_factory=list)
+    # With a key sink: the sink as written, and the stored keys it has not taken.
+    key_sink: str | None = None
+    undelivered: list[SavedUndelivered] = Field(default_factory=list)
     changes: list[SavedChange]
 
 
@@ -117,6 +125,14 @@ def plan_document(
                 "remote_fingerprint": env.remote_fingerprint,
                 "summary": env.summary,
                 **({"warnings": list(env.warnings)} if env.warnings else {}),
+                **(
+                    {
+                        "key_sink": env.key_sink,
+                        "undelivered": [{"name": n, "id": i} for n, i in env.undelivered],
+                    }
+                    if env.key_sink is not None
+                    else {}
+                ),
                 "changes": [change.to_json() for change in env.changes],
             }
             for env in plan.environments
@@ -231,7 +247,10 @@ def read_plan(path: Path) -> SavedPlan:
             counts[KEY_MISSING] = sum(
                 1 for c in env.changes if c.key in ("missing", "not_captured")
             )
-        # Counts beyond the five changes and key_missing are not checked (a newer mvsync's).
+        if env.key_sink is not None:
+            counts[KEY_UNDELIVERED] = len(env.undelivered)
+        # Counts beyond the five changes, key_missing and key_undelivered are not checked
+        # (a newer mvsync's).
         if {key: env.summary.get(key) for key in counts} != counts:
             raise PlanFileError(
                 f"{path}: malformed saved plan: the summary of environment '{env.name}' "
@@ -324,64 +343,3 @@ def _fields_apart(was: SavedChange, now: SavedChange) -> list[str]:
     if was.rename_of != now.rename_of:
         keys.append("likely rename")
     return list(dict.fromkeys(keys)) or ["details"]
-
-
-# A saved create says only whether a webhook secret is set, never which variable
-# holds it: the rebuilt plan carries this stand-in reference, never expanded.
-SAVED_SECRET_REF = "${saved plan: webhook_secret set}"
-
-
-def _change_of(saved: SavedChange) -> Change:
-    desired = None
-    if saved.desired is not None:
-        answer_url = saved.desired.get("answer_url")
-        webhook_url = saved.desired.get("webhook_url")
-        desired = DesiredApp(
-            name=saved.name,
-            answer_url=answer_url if isinstance(answer_url, str) else "",
-            webhook_url=webhook_url if isinstance(webhook_url, str) else None,
-            webhook_secret_ref=SAVED_SECRET_REF
-            if saved.desired.get("webhook_secret_set")
-            else None,
-        )
-    drift = tuple(
-        FieldDrift(field, values.get("remote"), values.get("desired"))
-        for field, values in (saved.fields or {}).items()
-    )
-    return Change(
-        saved.action,
-        saved.name,
-        id=saved.id,
-        ids=tuple(saved.ids),
-        desired=desired,
-        drift=drift,
-        rename_of=tuple(saved.rename_of),
-        key=saved.key,
-    )
-
-
-def plan_of(saved_plans: list[SavedPlan]) -> Plan:
-    """The saved plans as one ``Plan``, in the order given, for the renderers
-    (``mvsync show``): no network, no variable. The same environment twice (two plans
-    of prod, say) is refused, as one document could not say which one is true."""
-    environments: list[EnvironmentPlan] = []
-    seen: set[str] = set()
-    for saved in saved_plans:
-        for env in saved.environments:
-            if env.name in seen:
-                raise PlanFileError(
-                    f"environment '{env.name}' is in more than one saved plan: show each once"
-                )
-            seen.add(env.name)
-            environments.append(
-                EnvironmentPlan(
-                    name=env.name,
-                    api_url=env.api_url,
-                    changes=tuple(_change_of(c) for c in env.changes),
-                    manifest_fingerprint=env.manifest_fingerprint,
-                    remote_fingerprint=env.remote_fingerprint,
-                    warnings=tuple(env.warnings),
-                    keys_known=KEY_MISSING in env.summary,
-                )
-            )
-    return Plan(tuple(environments))

@@ -42,7 +42,8 @@ def show(plan_files: tuple[str, ...], output_format: str, on_merge: bool) -> int
     the plans were made.
     """
     from mvsync.errors import PlanFileError
-    from mvsync.planfile import plan_of, read_plan
+    from mvsync.planfile import read_plan
+    from mvsync.planfile_show import plan_of
     from mvsync.render import RENDERERS, render_markdown
     from mvsync.render.markdown import Provenance
 
