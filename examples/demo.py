@@ -420,9 +420,7 @@ def run_demo(workdir: Path, manifest: Path = MANIFEST) -> tuple[Path, Path]:
         rows = output.splitlines()
         expect(len(rows) == creates, f"keys list shows {len(rows)} entries for {creates} creates")
         expect(all(" sealed " in row for row in rows), "an entry of keys list is not sealed")
-        expect(
-            all(" delivered " in row for row in rows), "an entry of keys list is not delivered"
-        )
+        expect(all(" delivered " in row for row in rows), "an entry of keys list is not delivered")
         first = re.match(r'^"((?:[^"\\]|\\.)*)"', rows[0])
         expect(first is not None, "keys list does not start with a quoted name")
         assert first is not None
