@@ -40,6 +40,7 @@ from mvsync.cli.options import (
     env_option,
     env_seconds,
     key_sink_of,
+    lock_timeout_option,
     manifest_option,
     manifest_path,
 )
@@ -85,13 +86,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Creates in flight at once.",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for another apply's lock.",
-)
+@lock_timeout_option
 @click.pass_context
 def apply(
     ctx: click.Context,

@@ -16,6 +16,7 @@ from mvsync.cli.options import (
     env_option,
     env_seconds,
     key_sink_of,
+    lock_timeout_option,
     manifest_option,
     manifest_path,
 )
@@ -62,13 +63,7 @@ def read_key_from_stdin() -> str:
     is_flag=True,
     help="Replace the key the entry holds (the replaced one is kept, sealed, in its history).",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for an apply's lock.",
-)
+@lock_timeout_option
 @click.argument("name")
 @click.pass_context
 def add(

@@ -20,6 +20,7 @@ from mvsync.cli.options import (
     env_option,
     env_seconds,
     key_sink_of,
+    lock_timeout_option,
     manifest_option,
     manifest_path,
 )
@@ -30,13 +31,7 @@ from mvsync.cli.pipe import write_result
 @manifest_option
 @env_option("The environment whose keys to deliver.")
 @identity_option
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for an apply's lock.",
-)
+@lock_timeout_option
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.pass_context
 def deliver(

@@ -130,6 +130,18 @@ class _EnvOption(click.Option):
             ) from None
 
 
+def lock_timeout_option(func: F) -> F:
+    """``--lock-timeout S``: how long a command that takes the environment's lock (apply,
+    ``state push``, ``keys add``, ``keys deliver``) waits for another holder (default 0)."""
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        help="Seconds to wait for the environment's lock if another run holds it.",
+    )(func)
+
+
 def env_option(help_text: str, *, multiple: bool = False) -> Callable[[F], F]:
     """``--env NAME``: the environment a command works on (required unless ``multiple``)."""
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from mvsync.cli.options import env_option, manifest_option, manifest_path
+from mvsync.cli.options import env_option, lock_timeout_option, manifest_option, manifest_path
 
 
 @click.group()
@@ -17,13 +17,7 @@ def state() -> None:
 @state.command()
 @manifest_option
 @env_option("The environment to push.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Seconds to wait for an apply's lock.",
-)
+@lock_timeout_option
 @click.pass_context
 def push(ctx: click.Context, env: str, lock_timeout: float) -> int:
     """Copy ENV's local secrets file into its state_url database.
