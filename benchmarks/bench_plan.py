@@ -39,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import byte_compile_mvsync
 from mvsync.emulator import Emulator
 from mvsync.emulator.state import (
     RECORD_VERSION,
@@ -348,6 +349,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    byte_compile_mvsync()
     results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="mvsync-bench-") as folder:
         for size in args.sizes:

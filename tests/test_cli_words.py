@@ -52,7 +52,10 @@ def test_no_short_help_is_cut_mid_sentence() -> None:
 def every_command(group: click.Group, path: str = "") -> list[tuple[str, click.Command]]:
     """Each command under ``group`` with its full name, the commands of its groups too."""
     found: list[tuple[str, click.Command]] = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the group imports its commands when asked
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         full = f"{path} {name}".strip()
         found.append((full, command))
         if isinstance(command, click.Group):
@@ -73,7 +76,9 @@ def test_every_option_of_every_command_has_help() -> None:
 
 
 def test_y_is_short_for_yes() -> None:
-    [yes] = [p for p in cli.commands["apply"].params if p.name == "yes"]
+    apply = cli.get_command(click.Context(cli), "apply")
+    assert apply is not None
+    [yes] = [p for p in apply.params if p.name == "yes"]
     assert "-y" in yes.opts
     assert "-y, --yes" in help_text("apply")
 
@@ -154,3 +159,32 @@ def test_the_emulator_without_api_key_generates_one_and_says_how_to_use_it() -> 
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("plna", "plan"), ("aply", "apply")])
+def test_a_misspelt_command_gets_a_did_you_mean(
+    typed: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The group imports a command's module only when it runs: a name that is no command
+    # still gets click's suggestion from every command's name.
+    with pytest.raises(SystemExit) as exit_:
+        main([typed])
+    assert exit_.value.code == 1
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in capsys.readouterr().err
+
+
+def test_plan_imports_no_other_command() -> None:
+    # A fresh interpreter: the command modules that `mvsync plan --help` loads.
+    script = (
+        "import sys\nfrom mvsync.cli import main\ntry:\n    main(['plan', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('MODULES', *sorted(m for m in sys.modules if m.startswith('mvsync.cli.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    [line] = [x for x in out.splitlines() if x.startswith("MODULES ")]
+    loaded = set(line.split()[1:])
+    assert "mvsync.cli.plan" in loaded
+    others = ("apply", "check", "emulator", "import_", "keys", "show", "state", "validate")
+    assert loaded & {f"mvsync.cli.{name}" for name in others} == set()

@@ -8,6 +8,7 @@ alone on the line imports not even click (``main`` below).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             pass  # the boundary below says so, as for every command
         else:
             sys.exit(0)
+    # No pydantic plugin sees what mvsync validates: the bodies it checks hold API keys and
+    # webhook secrets, and a plugin installed beside it (a tracer, a logger) would be
+    # handed each one. It also spares every command pydantic's scan of the installed
+    # packages' entry points. Set before the first model is built, for this process.
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
     from mvsync.cli.boundary import main as run
 
     run(argv)

@@ -2,30 +2,57 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from mvsync.cli import apply as apply_cmd
-from mvsync.cli import check as check_cmd
-from mvsync.cli import emulator as emulator_cmd
-from mvsync.cli import envs as envs_cmd
-from mvsync.cli import import_ as import_cmd
-from mvsync.cli import keys as keys_cmd
-from mvsync.cli import keys_add as keys_add_cmd
-from mvsync.cli import plan as plan_cmd
-from mvsync.cli import schema as schema_cmd
-from mvsync.cli import show as show_cmd
-from mvsync.cli import state as state_cmd
-from mvsync.cli import validate as validate_cmd
 from mvsync.cli.options import Settings, manifest_option
 
+# Each command: its name, the module and function that define it (imported only when that
+# command runs, or when help lists them all), and its line in `mvsync --help`, short
+# enough that click never cuts it mid-sentence (it trims a docstring's first sentence
+# to ~45 characters on an 80-column terminal). Listed in the order of the work.
+_COMMANDS: tuple[tuple[str, str, str, str], ...] = (
+    ("validate", "validate", "validate", "Check the manifest (offline, no variables)."),
+    ("plan", "plan", "plan", "Show what differs from the live applications."),
+    ("apply", "apply", "apply", "Create what is missing, once; store the keys."),
+    ("check", "check", "check", "Preflight the answer and webhook URLs."),
+    ("show", "show", "show", "Render saved plans as one document, offline."),
+    ("keys", "keys", "keys", "List an env's key ledger, print, add or deliver a key."),
+    ("state", "state", "state", "Shared state in PostgreSQL: state push."),
+    ("import", "import_", "import_", "Print a manifest of what exists in an env."),
+    ("envs", "envs", "envs", "List the manifest's environments."),
+    ("schema", "schema", "schema", "Print the manifest's JSON Schema."),
+    ("emulator", "emulator", "emulator", "Run a local MiniVoice API (no account)."),
+)
 
-class _WorkflowOrder(click.Group):
-    """Lists the commands in the order of the work, not alphabetically."""
+
+class _LazyWorkflowGroup(click.Group):
+    """Lists the commands in the order of the work, and imports a command's module only
+    when it is asked for: ``mvsync plan`` does not import apply, keys or the emulator."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return [name for name, *_ in _COMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            for name, module, function, short_help in _COMMANDS:
+                if name == cmd_name:
+                    loaded = importlib.import_module(f"mvsync.cli.{module}")
+                    command: click.Command = getattr(loaded, function)
+                    command.short_help = short_help
+                    self.add_command(command, name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.list_commands(ctx):
+            # Not a command: load them all, so that click's "Did you mean" sees every name.
+            for name in self.list_commands(ctx):
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -37,7 +64,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(cls=_WorkflowOrder, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyWorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -64,24 +91,3 @@ def cli(ctx: click.Context, debug: bool) -> None:
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="debug: %(name)s: %(message)s"
         )
-
-
-# One line each in `mvsync --help`, short enough that click never cuts it mid-sentence
-# (it trims a docstring's first sentence to ~45 characters on an 80-column terminal).
-_SHORT_HELP: tuple[tuple[click.Command, str], ...] = (
-    (validate_cmd.validate, "Check the manifest (offline, no variables)."),
-    (plan_cmd.plan, "Show what differs from the live applications."),
-    (apply_cmd.apply, "Create what is missing, once; store the keys."),
-    (check_cmd.check, "Preflight the answer and webhook URLs."),
-    (show_cmd.show, "Render saved plans as one document, offline."),
-    (keys_cmd.keys, "List an env's key ledger, print, add or deliver a key."),
-    (state_cmd.state, "Shared state in PostgreSQL: state push."),
-    (import_cmd.import_, "Print a manifest of what exists in an env."),
-    (envs_cmd.envs, "List the manifest's environments."),
-    (schema_cmd.schema, "Print the manifest's JSON Schema."),
-    (emulator_cmd.emulator, "Run a local MiniVoice API (no account)."),
-)
-for _command, _short in _SHORT_HELP:
-    _command.short_help = _short
-    cli.add_command(_command)
-keys_cmd.keys.add_command(keys_add_cmd.add)

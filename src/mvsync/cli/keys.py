@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mvsync.cli.identity import identity_option
+from mvsync.cli.keys_add import add
 from mvsync.cli.keys_deliver import deliver
 from mvsync.cli.options import env_option, manifest_option, manifest_path
 from mvsync.cli.pipe import write_result
@@ -36,6 +37,7 @@ def keys() -> None:
     """
 
 
+keys.add_command(add)
 keys.add_command(deliver)
 
 

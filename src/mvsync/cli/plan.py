@@ -160,7 +160,10 @@ def plan(
         )
 
         planned_at = datetime.now(UTC)
-        commit = current_commit(path)
+        # Named only where it is shown: a saved plan, the Markdown, the step summary.
+        # Reading git's HEAD starts a process, which a text or JSON plan need not wait for.
+        shown = out_file is not None or output_format == "markdown" or summary is not None
+        commit = current_commit(path) if shown else None
         if out_file is not None:
             from mvsync.planfile import write_plan  # its pydantic models only when saving
 

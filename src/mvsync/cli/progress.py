@@ -12,12 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from mvsync.api.ratelimit import LimiterStatus
-from mvsync.apply.settings import NOT_CAPTURED_ADVICE
 from mvsync.planner import EnvironmentPlan, Plan
 from mvsync.render import id_of, name_of, render_text, text_of, use_color
+
+if TYPE_CHECKING:  # plan imports this module for print_retry: not the applier's modules
+    from mvsync.api.ratelimit import LimiterStatus
 
 
 def print_retry(text: str, err: TextIO | None = None) -> None:
@@ -54,6 +55,8 @@ class CliReporter:
         self.out.flush()
 
     def not_captured(self, name: str, app_id: str) -> None:
+        from mvsync.apply.settings import NOT_CAPTURED_ADVICE  # apply's: not plan's import
+
         self._line(f"! {name_of(name)} ({id_of(app_id)}): {NOT_CAPTURED_ADVICE}")
         self._tick()
 

@@ -7,7 +7,6 @@ text composed again (``mvsync.yamlpos.locate_all``) to give each its line:column
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -125,6 +124,8 @@ def _unknown_key(loc: DataPath) -> str:
         message += " (a name in defaults would give every application the same name)"
     shown = ", ".join(expected) + (", or x-... for anchors" if not loc[:-1] else "")
     message += f" (expected one of: {shown})"
+    import difflib  # only for a misspelt key: not on every load
+
     close = difflib.get_close_matches(key, expected, n=1)
     if close:
         message += f"; did you mean {close[0]!r}?"
