@@ -32,7 +32,7 @@ from mvsync.manifest import resolve as resolve
 from mvsync.manifest.fields import is_absolute_http_url
 from mvsync.model import DesiredApp, DesiredEnvironment, RemoteApp
 from mvsync.planner import Plan, build_plan
-from mvsync.render import plan_json, render_json
+from mvsync.render import json_, plan_json, render_json
 
 
 def _old_is_identifier(value: object) -> bool:
@@ -174,6 +174,33 @@ def test_render_json_is_the_per_change_rendering(environments: int) -> None:
     _old_render_json(plan, old)
     assert new.getvalue() == old.getvalue()
     assert json.loads(new.getvalue()) == json.loads(old.getvalue())
+
+
+@pytest.mark.parametrize("creates", [1999, 2000, 2001, 4001])
+def test_render_json_in_chunks_is_the_per_change_rendering(
+    creates: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changes are encoded a chunk at a time: the text is the same at every boundary
+    (a chunk of 7 here, so that the boundaries fall among every kind of change)."""
+    monkeypatch.setattr(json_, "_CHANGES_PER_WRITE", 7 if creates != 4001 else 2000)
+    tricky = TRICKY_NAMES * (1 + creates // len(TRICKY_NAMES))
+    wanted = tuple(
+        DesiredApp(f"{name} {index}", f"https://example.com/{index}", "https://h/\x7f")
+        for index, name in enumerate(tricky[:creates])
+    )
+    remote = [_remote(i, app.name, "https://example.com/old") for i, app in enumerate(wanted[:9])]
+    desired = DesiredEnvironment(
+        name="env",
+        api_url="https://a.example",
+        api_key_env="K",
+        secrets_path=Path("s.yaml"),
+        apps=wanted,
+    )
+    plan = Plan((build_plan(desired, remote), build_plan(replace(desired, name="b"), [])))
+    new, old = io.StringIO(), io.StringIO()
+    render_json(plan, new)
+    _old_render_json(plan, old)
+    assert new.getvalue() == old.getvalue()
 
 
 def _slow_url_check(value: str) -> bool:

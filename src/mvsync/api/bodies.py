@@ -4,11 +4,13 @@ field (ids that a terminal or a file could misread, lone surrogates, a reused id
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pydantic
 
-from mvsync.api.responses import MAX_ID_CHARS, Call, _validation_summary, malformed
+from mvsync.api.exchange import Reply
+from mvsync.api.responses import MAX_ID_CHARS, Call, _validation_summary, json_body, malformed
 from mvsync.model import CreatedApp, RemoteApp
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -60,6 +62,52 @@ def _status(call: Call) -> int:
     return call.status or 200
 
 
+class _Listing(pydantic.BaseModel):
+    """The list's body as ``parse_list`` accepts it: "count" a JSON integer, not a bool."""
+
+    data: list[RemoteApp]
+    count: pydantic.StrictInt
+
+
+_LISTING = pydantic.TypeAdapter(_Listing)
+# The longest integer pydantic-core's JSON parser reads (Python's own default limit).
+_JSON_INT_DIGITS = 4300
+
+
+def read_list(call: Call, reply: Reply) -> list[RemoteApp]:
+    """The list answer's applications, read straight from its bytes into models when the
+    whole body is clean: no tree of Python dicts of the whole body (the memory of a large
+    list), one pass in pydantic-core. Anything else, hostile or merely unusual (a BOM,
+    UTF-16, a lone surrogate, nesting pydantic-core refuses), is read again as before
+    (``json_body``, then ``parse_list``), which decides and words the error."""
+    if not reply.too_large:
+        apps = _straight_from_bytes(reply.content)
+        if apps is not None:
+            return apps
+    return parse_list(json_body(call, reply), call)
+
+
+def _straight_from_bytes(content: bytes) -> list[RemoteApp] | None:
+    """The applications when ``parse_list(json.loads(content))`` would return them, the
+    same ones; ``None`` when it might refuse them (or might not)."""
+    limit = sys.get_int_max_str_digits()
+    if 0 < limit < _JSON_INT_DIGITS:
+        return None  # json.loads would refuse integers that pydantic-core reads
+    try:
+        listing = _LISTING.validate_json(content)
+    except pydantic.ValidationError:
+        return None
+    apps = listing.data
+    if listing.count != len(apps):
+        return None
+    # No surrogate check: pydantic-core refuses a lone surrogate escape, and the text it
+    # makes is UTF-8 through and through.
+    columns = {name: [getattr(app, name) for app in apps] for name in _IDENTIFIERS}
+    if not _identifiers_clean(columns) or len(set(columns["id"])) != len(apps):
+        return None
+    return apps
+
+
 def parse_list(payload: Any, call: Call) -> list[RemoteApp]:
     status = _status(call)
     if not isinstance(payload, dict):
@@ -105,6 +153,13 @@ def _all_clean(data: list[Any]) -> bool:
     # (anything else makes a join raise TypeError: then one by one). All are identifiers
     # when their concatenation is printable with no space and every length is in range.
     columns = {name: [item.get(name) for item in data] for name in _TEXT_FIELDS}
+    if not _identifiers_clean(columns):
+        return False
+    texts = "".join("".join(filter(None, column)) for column in columns.values())
+    return texts.isascii() or not _SURROGATE.search(texts)
+
+
+def _identifiers_clean(columns: dict[str, list[Any]]) -> bool:
     for name in _IDENTIFIERS:
         values = columns[name]
         joined = "".join(values)
@@ -115,8 +170,7 @@ def _all_clean(data: list[Any]) -> bool:
             and " " not in joined
         ):
             return False
-    texts = "".join("".join(filter(None, column)) for column in columns.values())
-    return texts.isascii() or not _SURROGATE.search(texts)
+    return True
 
 
 def _checked_one_by_one(data: list[Any], call: Call, status: int) -> list[RemoteApp]:

@@ -39,7 +39,7 @@ import tenacity
 
 from mvsync import __version__
 from mvsync.api.announced import announced_limit
-from mvsync.api.bodies import parse_created, parse_list
+from mvsync.api.bodies import parse_created, read_list
 from mvsync.api.exchange import Exchange
 from mvsync.api.ratelimit import (
     AccountLimiter,
@@ -200,12 +200,12 @@ class MiniVoiceClient:
         ``deadline`` shortens this one call's retry deadline (never lengthens it): a
         caller with its own, shorter deadline is not held past it by the retries.
         """
-        call = self._new_call("GET", None, self._secrets)
+        call = replace(self._new_call("GET", None, self._secrets), read=read_list)
         policy = self._retry
         if deadline is not None and 0 < deadline < policy.deadline:
             policy = replace(policy, deadline=deadline)
-        payload = self._run(call, policy)
-        return parse_list(payload, call)
+        listed: list[RemoteApp] = self._run(call, policy)
+        return listed
 
     def create_application(self, request: CreateRequest) -> CreatedApp:
         """``POST /v1/applications``: the one answer that carries the new key."""

@@ -12,6 +12,7 @@ import email.utils
 import json
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -106,6 +107,9 @@ class Call:
     attempt_seconds: float = 0.0  # time spent inside attempts; waits are tenacity's idle_for
     status: int = 0  # the status of the 2xx answer whose body is parsed, for its messages
     honored_until: float = 0.0  # the end of the account's pause this call waited out
+    # How a 2xx body is read: parsed as JSON (``json_body``) unless the call names its own
+    # reader (the list reads its bytes straight into models: ``mvsync.api.bodies``).
+    read: Callable[[Call, Reply], Any] | None = None
 
 
 def transport_failure(call: Call, exc: httpx.HTTPError, number: int) -> NoReturn:
@@ -185,7 +189,7 @@ def answer(call: Call, reply: Reply) -> Any:
     what = f"{call.method} {call.shown_url}"
     if 200 <= status < 300:
         call.status = status
-        return _json_body(call, reply)
+        return (call.read or json_body)(call, reply)
     if 300 <= status < 400:
         location = reply.headers.get("Location")
         target = ""
@@ -260,7 +264,7 @@ def _error_body(call: Call, reply: Reply) -> tuple[str | None, str | None]:
     )
 
 
-def _json_body(call: Call, reply: Reply) -> Any:
+def json_body(call: Call, reply: Reply) -> Any:
     # The body itself is never shown: a create answer carries the new key.
     if reply.too_large:
         raise malformed(call, reply.status, f"the body is larger than {reply.cap:,} bytes")

@@ -130,6 +130,9 @@ def plan(
     if unknown:
         raise unknown_environment(unknown[0], list(known))
     desired_envs = [resolve_environment(manifest, name, lookup) for name in chosen]
+    # The manifest's models are not needed past here: freed before the list, whose
+    # models would otherwise come on top of theirs (the peak of a large plan).
+    del manifest
     api_keys: list[str] = []
     missing: list[str] = []
     for desired in desired_envs:  # every missing key at once, before any request
@@ -158,6 +161,7 @@ def plan(
                 for d, r, k in zip(desired_envs, remote_lists, api_keys, strict=True)
             )
         )
+        del remote_lists  # the plan holds none of them: freed before it is rendered
 
         planned_at = datetime.now(UTC)
         # Named only where it is shown: a saved plan, the Markdown, the step summary.

@@ -33,8 +33,8 @@ def render_json(plan: Plan, file: TextIO) -> None:
     """One JSON document, one change per line: readable, diffable, and written by the
     C encoder (``indent=`` would fall back to the pure-Python one, ~10x slower).
 
-    Each environment's changes are encoded in one call, as a list, and then put one per
-    line: between two changes the encoder writes ``}, {"action": `` and nowhere else (in
+    Each environment's changes are encoded a few thousand at a time, as a list, and then
+    put one per line: between two changes the encoder writes ``}, {"action": `` and nowhere else (in
     a string every ``"`` is escaped, and no object inside a change has an ``action`` key).
     """
     json_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per dumps()
@@ -49,18 +49,20 @@ def render_json(plan: Plan, file: TextIO) -> None:
     document = plan_json(plan)
     environments = document.pop("environments")
     assert isinstance(environments, list)
-    parts = [encode(document)[:-1], ', "environments": [']
+    file.write(encode(document)[:-1] + ', "environments": [')
     for index, env in enumerate(environments):
         changes = env.pop("changes")
-        parts.append(("," if index else "") + f"\n  {encode(env)[:-1]}, " + '"changes": [')
-        if changes:
-            listed = encode(changes)[1:-1].replace(_BETWEEN, _BETWEEN_LINES)
-            parts.append(f"\n    {listed}\n  ]}}")
-        else:
-            parts.append("]}")
-    parts.append("\n]}\n" if environments else "]}\n")
-    file.write("".join(parts))
+        file.write(("," if index else "") + f"\n  {encode(env)[:-1]}, " + '"changes": [')
+        # The text of a large plan is never held whole (nor twice, once with the line
+        # breaks put in): chunks are written one after the other, joined as changes are.
+        for start in range(0, len(changes), _CHANGES_PER_WRITE):
+            chunk = changes[start : start + _CHANGES_PER_WRITE]
+            listed = encode(chunk)[1:-1].replace(_BETWEEN, _BETWEEN_LINES)
+            file.write(("," if start else "") + f"\n    {listed}")
+        file.write("\n  ]}" if changes else "]}")
+    file.write("\n]}\n" if environments else "]}\n")
 
 
 _BETWEEN = '}, {"action": '
 _BETWEEN_LINES = '},\n    {"action": '
+_CHANGES_PER_WRITE = 2000
