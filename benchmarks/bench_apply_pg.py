@@ -29,6 +29,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 import pgserver  # noqa: E402  (tests/pgserver.py)
 from bench_apply import APPLY_KEY, control, start_emulator  # noqa: E402
+from installed import byte_compile_mvsync  # noqa: E402
 
 
 def write_manifest(folder: Path, url: str, creates: int, recipient: str, state: bool) -> Path:
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="best of N (fresh emulator each)")
     args = parser.parse_args()
+    byte_compile_mvsync()
     reason = pgserver.why_unavailable()
     bindir = pgserver.find_bindir()
     if reason is not None or bindir is None:

@@ -46,6 +46,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ratelimit_floor import FLOOR_KEY, control, floor, start_emulator
+from installed import byte_compile_mvsync
 from mvsync.emulator.state import app_id_ns
 
 APPLY_KEY = "mvbench_apply_key"
@@ -203,6 +204,7 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=98.0, help="the floor's creates/s")
     parser.add_argument("--rounds", type=int, default=3, help="fresh emulators each")
     args = parser.parse_args()
+    byte_compile_mvsync()
     print(
         f"{args.creates} creates, {args.latency * 1000:g} ms latency, concurrency "
         f"{args.concurrency}, emulator --rate-limit {args.rate_limit}, floor paced at "

@@ -20,6 +20,7 @@ from pathlib import Path
 from pyrage import x25519
 
 from bench_apply import control, start_emulator, time_apply, time_floor, write_manifest
+from installed import byte_compile_mvsync
 
 
 def with_recipients(manifest: Path, count: int) -> Path:
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    byte_compile_mvsync()
     rounds = [one_round(args.creates, args.latency, args.concurrency) for _ in range(args.rounds)]
     plain = statistics.median(r[0] for r in rounds)
     sealed = statistics.median(r[1] for r in rounds)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 
+from installed import byte_compile_mvsync
 from mvsync.check import AppCheck, run_checks
 
 SECRET = "whsec_" + base64.b64encode(b"mvsync-bench-check-secret").decode()
@@ -155,6 +156,7 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, default=20)
     options = parser.parse_args()
+    byte_compile_mvsync()
     process, url = start_receiver()
     try:
         pairs = urls(url, options.apps, options.latency_ms)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from installed import byte_compile_mvsync
 from mvsync.emulator import Emulator
 
 KEY = "bench-key"
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=50)
     args = parser.parse_args()
+    byte_compile_mvsync()
 
     starts, answered, stops = start_stop_times(args.rounds)
     print(
