@@ -124,6 +124,23 @@ def stored_keys(folder: Path, identity: Path | None = None) -> dict[str, str]:
 # --- 1. the secrets folder removed while apply runs ------------------------------------
 
 
+def remove_while_written(folder: Path) -> None:
+    """``rm -rf folder`` while apply writes in it. A file apply creates between rmtree's
+    listing and its rmdir makes that rmdir fail (ENOTEMPTY), and one apply renames away
+    makes rmtree miss it (ENOENT): then remove again, until one removal completes."""
+    for _ in range(50):
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            if not folder.exists():
+                return
+        except OSError as error:
+            assert error.errno == errno.ENOTEMPTY, error
+        else:
+            return
+    raise AssertionError(f"{folder} kept filling while it was removed 50 times")
+
+
 @pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
 def test_secrets_folder_removed_mid_apply_loses_no_key(
     make_emulator: Callable[..., Emulator], tmp_path: Path, sealed: bool
@@ -142,7 +159,7 @@ def test_secrets_folder_removed_mid_apply_loses_no_key(
         write_manifest(work, slow.url)
     process = launch(work, "apply", "--env", "dev", "--yes", "--concurrency", "1")
     wait_for(has_intent(work), "the first intent in the journal", process)
-    shutil.rmtree(work / ".mvsync")  # while the first POST is in flight
+    remove_while_written(work / ".mvsync")  # while the first POST is in flight
     first = finish(process)
 
     issued = slow.issued_keys(TEST_API_KEY)
