@@ -9,22 +9,22 @@ import click
 
 from mvsync.cli.options import Settings, manifest_option
 
-# Each command: its name, the module and function that define it (imported only when that
-# command runs, or when help lists them all), and its line in `mvsync --help`, short
-# enough that click never cuts it mid-sentence (it trims a docstring's first sentence
-# to ~45 characters on an 80-column terminal). Listed in the order of the work.
-_COMMANDS: tuple[tuple[str, str, str, str], ...] = (
-    ("validate", "validate", "validate", "Check the manifest (offline, no variables)."),
-    ("plan", "plan", "plan", "Show what differs from the live applications."),
-    ("apply", "apply", "apply", "Create what is missing, once; store the keys."),
-    ("check", "check", "check", "Preflight the answer and webhook URLs."),
-    ("show", "show", "show", "Render saved plans as one document, offline."),
-    ("keys", "keys", "keys", "List an env's key ledger, print, add or deliver a key."),
-    ("state", "state", "state", "Shared state in PostgreSQL: state push."),
-    ("import", "import_", "import_", "Print a manifest of what exists in an env."),
-    ("envs", "envs", "envs", "List the manifest's environments."),
-    ("schema", "schema", "schema", "Print the manifest's JSON Schema."),
-    ("emulator", "emulator", "emulator", "Run a local MiniVoice API (no account)."),
+# Each command: its name, the module of mvsync.cli that defines it in a function of the
+# same name (imported only when that command runs, or when help lists them all), and its
+# line in `mvsync --help`, short enough that click never cuts it mid-sentence (it trims a
+# docstring's first sentence to ~45 characters on an 80-column terminal). In work order.
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("validate", "validate", "Check the manifest (offline, no variables)."),
+    ("plan", "plan", "Show what differs from the live applications."),
+    ("apply", "apply", "Create what is missing, once; store the keys."),
+    ("check", "check", "Preflight the answer and webhook URLs."),
+    ("show", "show", "Render saved plans as one document, offline."),
+    ("keys", "keys", "List an env's key ledger, print, add or deliver a key."),
+    ("state", "state", "Shared state in PostgreSQL: state push."),
+    ("import", "import_", "Print a manifest of what exists in an env."),
+    ("envs", "envs", "List the manifest's environments."),
+    ("schema", "schema", "Print the manifest's JSON Schema."),
+    ("emulator", "emulator", "Run a local MiniVoice API (no account)."),
 )
 
 
@@ -37,10 +37,10 @@ class _LazyWorkflowGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
-            for name, module, function, short_help in _COMMANDS:
+            for name, module, short_help in _COMMANDS:
                 if name == cmd_name:
                     loaded = importlib.import_module(f"mvsync.cli.{module}")
-                    command: click.Command = getattr(loaded, function)
+                    command: click.Command = getattr(loaded, module)
                     command.short_help = short_help
                     self.add_command(command, name)
         return self.commands.get(cmd_name)
