@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # handed each one. It also spares every command pydantic's scan of the installed
     # packages' entry points. Set before the first model is built, for this process.
     os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    # httpx imports its own command line client whenever click is importable: pygments,
+    # and rich when installed (~25 ms, more with rich). mvsync never runs it; marked
+    # absent, httpx falls back to its stub, as when those packages are not installed.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from mvsync.cli.boundary import main as run
 
     run(argv)
